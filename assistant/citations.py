@@ -1,0 +1,164 @@
+"""Citation checking, shared by both answerers: parse `[n]` markers, drop citations
+to sources that were not provided, check each cited claim against the cited
+paper's sentences, renumber in order of first appearance, and attach the quote
+each citation rests on. Unsupported citations are removed from the text and
+reported, so every marker a user sees points at a sentence that supports it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.index import split_sentences
+from assistant.models import Citation, Paper
+
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+_MARKUP = re.compile(r"[*_`#>]+|^\s*[-•]\s*", re.MULTILINE)
+
+
+@dataclass
+class Source:
+    """A paper as numbered for the answerer (1-based)."""
+
+    n: int
+    paper: Paper
+    sentences: list[str]
+
+
+@dataclass
+class Verified:
+    text: str
+    citations: list[Citation]
+    removed: list[str] = field(default_factory=list)  # human-readable reasons
+    supported_claims: int = 0
+    cited_claims: int = 0
+
+    @property
+    def groundedness(self) -> float:
+        """Share of cited answer sentences whose citations all hold."""
+        return self.supported_claims / self.cited_claims if self.cited_claims else 0.0
+
+
+Embed = Callable[[list[str]], np.ndarray]
+
+
+def claim_text(sentence: str) -> str:
+    return " ".join(_MARKUP.sub(" ", MARKER.sub(" ", sentence)).split())
+
+
+def best_support(claim: str, sentences: list[str], sentence_vectors: np.ndarray | None,
+                 claim_vector: np.ndarray | None) -> tuple[int, float]:
+    """Index of the paper sentence that best supports the claim, and how well.
+    A claim that quotes a sentence verbatim is supported fully without a model."""
+    low = claim.casefold()
+    for i, s in enumerate(sentences):
+        if s and s.casefold().rstrip(".") in low:
+            return i, 1.0
+    if claim_vector is None or sentence_vectors is None or not len(sentences):
+        return -1, 0.0
+    sims = sentence_vectors @ claim_vector
+    i = int(np.argmax(sims))
+    return i, float(sims[i])
+
+
+def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
+           sentence_vectors: dict[int, np.ndarray] | None = None) -> Verified:
+    """`sentence_vectors` (source n -> stored sentence embeddings) spares re-embedding
+    the abstracts; the claims are embedded only when none quotes its source verbatim."""
+    by_n = {s.n: s for s in sources}
+    removed: list[str] = []
+    pieces = _split_keep_layout(text)
+    claims = [(i, claim_text(p)) for i, p in enumerate(pieces) if MARKER.search(p)]
+    need_model = [c for _, c in claims if c and not _quotes_a_source(c, sources)]
+    claim_vecs = dict(zip(need_model, embed(need_model))) if need_model else {}
+    sent_vecs = dict(sentence_vectors or {})
+    if need_model:
+        for src in sources:
+            if src.n not in sent_vecs:
+                sent_vecs[src.n] = embed(src.sentences)
+
+    order: dict[int, int] = {}  # original n -> new n
+    quotes: dict[int, tuple[int, float]] = {}
+    supported = cited = 0
+    out_pieces: list[str] = []
+    for i, piece in enumerate(pieces):
+        claim = claim_text(piece)
+        all_ok = True
+        had = False
+
+        def rewrite(match: re.Match[str]) -> str:
+            nonlocal all_ok, had
+            kept: list[str] = []
+            for raw in re.split(r"[,;]", match.group(1)):
+                n = int(raw)
+                had = True
+                if n not in by_n:
+                    removed.append(f"[{n}] removed: there is no source {n} (only {len(sources)} were provided)")
+                    all_ok = False
+                    continue
+                idx, sim = best_support(claim, by_n[n].sentences, sent_vecs.get(n), claim_vecs.get(claim))
+                if sim < threshold:
+                    removed.append(
+                        f"[{n}] removed: {by_n[n].paper.title!r} does not support {claim[:80]!r} (similarity {sim:.2f})"
+                    )
+                    all_ok = False
+                    continue
+                new = order.setdefault(n, len(order) + 1)
+                if n not in quotes or sim > quotes[n][1]:
+                    quotes[n] = (idx, sim)
+                kept.append(str(new))
+            return f"[{', '.join(kept)}]" if kept else ""
+
+        new_piece = MARKER.sub(rewrite, piece)
+        if had:
+            cited += 1
+            supported += int(all_ok)
+        out_pieces.append(re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", new_piece)))
+    citations = []
+    for n, new in sorted(order.items(), key=lambda kv: kv[1]):
+        src = by_n[n]
+        idx, sim = quotes[n]
+        citations.append(
+            Citation(
+                n=new,
+                paper_id=src.paper.paper_id,
+                title=src.paper.title,
+                quote=src.sentences[idx] if idx >= 0 else "",
+                url=src.paper.url,
+                sentence_index=idx,
+                support=round(sim, 4),
+                supported=True,
+                date=src.paper.date,
+            )
+        )
+    return Verified("".join(out_pieces).strip(), citations, removed, supported, cited)
+
+
+def _quotes_a_source(claim: str, sources: list[Source]) -> bool:
+    low = claim.casefold()
+    return any(s and s.casefold().rstrip(".") in low for src in sources for s in src.sentences)
+
+
+def _split_keep_layout(text: str) -> list[str]:
+    """Sentences with the whitespace between them kept, so rejoining restores the layout.
+    A marker after the full stop (`... result. [2]`) stays with its sentence."""
+    out: list[str] = []
+    for line in re.split(r"(\n+)", text):
+        if not line or line.startswith("\n"):
+            out.append(line)
+            continue
+        parts = re.split(r"(?<=[.!?])(?:\s*(\[[\d,; ]+\]))?(\s+)(?=\S)(?!\[\d)", line)
+        # re.split with groups yields: text, marker|None, space, text, ...
+        buf = parts[0]
+        for j in range(1, len(parts), 3):
+            marker, space, nxt = parts[j], parts[j + 1], parts[j + 2]
+            if marker:
+                buf += " " + marker
+            out.append(buf)
+            out.append(space)
+            buf = nxt
+        out.append(buf)
+    return out

@@ -1,0 +1,476 @@
+"""The index: embedded units in Chroma, a BM25 keyword index and a manifest,
+kept in sync with the corpus incrementally and safely.
+
+Units. Every paper gives one paper unit (title + abstract, which MiniLM reads
+only up to 256 tokens) and one unit per abstract sentence, so every sentence is
+embedded and answers can quote the sentence that supports them.
+
+Crash safety. A paper's sentence units are written before its paper unit, and
+the paper unit carries the content hash, so "paper unit present with the right
+hash" means "paper complete". A sync killed mid-way leaves complete papers
+answerable; the next sync deletes the orphaned sentences of incomplete papers
+and redoes them. Local files (paper snapshot, keyword index, manifest) are
+replaced atomically by rename, so readers see the old or the new, never half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.config import Settings
+from assistant.corpus import Corpus, load_corpus
+from assistant.embed import model_dim, model_fingerprint
+from assistant.models import Paper
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+SNAPSHOT = "papers.json"
+KEYWORD_DIR = "keyword"
+WRITE_BATCH_PAPERS = 16
+
+# Sentence boundaries. llama-index's punkt splitter cuts after "e.g." and misses
+# joins glued by the scrape ("time axis.Given"), both common in this corpus;
+# this rule handles both and keeps each sentence an exact substring of the abstract.
+_ABBREV = r"(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bvs)(?<!\bFig)(?<!\bEq)(?<!\bresp)(?<!\bcf)(?<!\bapprox)(?<!\bNo)"
+_SENT_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9$\\])")
+_GLUED = re.compile(r"(?<=[a-z]{3}[.!?])(?=[A-Z][a-z]{2,}\b)")
+
+
+def split_sentences(text: str) -> list[str]:
+    out: list[str] = []
+    for part in _SENT_END.split(text):
+        pieces = [part] if "://" in part or "github." in part else _GLUED.split(part)
+        out.extend(p.strip() for p in pieces if p.strip())
+    return out
+
+
+@dataclass
+class Unit:
+    id: str
+    paper_id: str
+    kind: str  # "paper" or "sentence"
+    index: int  # sentence index within the abstract; -1 for the paper unit
+    text: str  # what is shown and quoted
+    embed_text: str  # what is embedded
+
+    def metadata(self, paper: Paper, content_hash: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "paper_id": self.paper_id,
+            "kind": self.kind,
+            "index": self.index,
+            "title": paper.title,
+            "date": paper.published or paper.date or "",
+            "urls": " ".join(paper.urls),
+            "files": ",".join(sorted({o.file for o in paper.occurrences})),
+        }
+        if self.kind == "paper":
+            meta["content_hash"] = content_hash
+        return meta
+
+
+def units_for(paper: Paper) -> list[Unit]:
+    sentences = split_sentences(paper.abstract)
+    units = [
+        Unit(f"{paper.paper_id}#s{i}", paper.paper_id, "sentence", i, s, s) for i, s in enumerate(sentences)
+    ]
+    whole = f"{paper.title}. {paper.abstract}"
+    units.append(Unit(f"{paper.paper_id}#p", paper.paper_id, "paper", -1, whole, whole))
+    return units
+
+
+class IndexProblem(RuntimeError):
+    """Raised with a message that tells the user what to run."""
+
+
+class IndexMissing(IndexProblem):
+    pass
+
+
+class IndexBusy(IndexProblem):
+    pass
+
+
+# ---------------------------------------------------------------- Chroma
+
+
+def chroma_client(settings: Settings) -> Any:
+    """Embedded on disk by default; a Chroma server when ASSISTANT_CHROMA_URL is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(settings.chroma_url if "://" in settings.chroma_url else f"http://{settings.chroma_url}")
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:  # chromadb raises plain ValueError/ConnectError variants
+            raise IndexProblem(f"Chroma server at {settings.chroma_url} is not reachable: {exc}") from exc
+    path = settings.index_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class Store:
+    """The two Chroma collections (papers, sentences), created without an embedding
+    function: Chroma's default one downloads a model, and we always pass vectors."""
+
+    def __init__(self, settings: Settings, create: bool = True) -> None:
+        self.settings = settings
+        self.client = chroma_client(settings)
+        self.model = model_fingerprint(settings.embed_model_path)
+        self.names = (f"{settings.collection_prefix}-papers", f"{settings.collection_prefix}-sentences")
+        self.rebuilt_reason: str | None = None
+        if create:
+            self.papers, self.sentences = (self._collection(n) for n in self.names)
+        else:
+            try:
+                self.papers, self.sentences = (
+                    self.client.get_collection(n, embedding_function=None) for n in self.names
+                )
+            except Exception as exc:
+                raise IndexMissing(
+                    f"The vector store has no collections {self.names}. Run `assistant index` first."
+                ) from exc
+
+    def _collection(self, name: str) -> Any:
+        meta = {"embed_model": self.model, "schema": SCHEMA_VERSION}
+        col = self.client.get_or_create_collection(
+            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=meta
+        )
+        found = {k: (col.metadata or {}).get(k) for k in meta}
+        if found != meta:
+            # Vectors from another model (or layout) must never be mixed with ours.
+            self.rebuilt_reason = f"collection {name} was built with {found}, expected {meta}"
+            log.warning("rebuilding: %s", self.rebuilt_reason)
+            self.client.delete_collection(name)
+            col = self.client.create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=meta
+            )
+        return col
+
+    def _all(self, col: Any, include: list[str]) -> dict[str, list[Any]]:
+        """Paged `get`, so a large collection is never fetched in one response."""
+        out: dict[str, list[Any]] = {"ids": [], "metadatas": []}
+        offset, page = 0, 5000
+        while True:
+            got = col.get(include=include, limit=page, offset=offset)
+            out["ids"].extend(got["ids"])
+            out["metadatas"].extend(got.get("metadatas") or [])
+            if len(got["ids"]) < page:
+                return out
+            offset += page
+
+    def complete_papers(self) -> dict[str, dict[str, Any]]:
+        got = self._all(self.papers, ["metadatas"])
+        return {m["paper_id"]: m for m in got["metadatas"]}
+
+    def sentence_paper_ids(self) -> set[str]:
+        got = self._all(self.sentences, ["metadatas"])
+        return {m["paper_id"] for m in got["metadatas"]}
+
+    def delete_papers(self, paper_ids: list[str]) -> None:
+        for start in range(0, len(paper_ids), 200):
+            chunk = paper_ids[start : start + 200]
+            where = {"paper_id": {"$in": chunk}}
+            self.papers.delete(where=where)  # paper unit first: the paper stops counting as complete
+            self.sentences.delete(where=where)
+
+    def write(self, batch: list[tuple[Paper, str, list[Unit]]], vectors: Any) -> None:
+        """Writes a batch of papers: all sentence units first, then the paper units
+        that mark each paper complete (see the module docstring)."""
+        rows: dict[str, list[tuple[Unit, Any, dict[str, Any]]]] = {"sentence": [], "paper": []}
+        offset = 0
+        for paper, content_hash, units in batch:
+            for unit, vector in zip(units, vectors[offset : offset + len(units)]):
+                rows[unit.kind].append((unit, vector, unit.metadata(paper, content_hash)))
+            offset += len(units)
+        for kind, col in (("sentence", self.sentences), ("paper", self.papers)):
+            if rows[kind]:
+                col.upsert(
+                    ids=[u.id for u, _, _ in rows[kind]],
+                    embeddings=[v for _, v, _ in rows[kind]],
+                    documents=[u.text for u, _, _ in rows[kind]],
+                    metadatas=[m for _, _, m in rows[kind]],
+                )
+
+    def counts(self) -> tuple[int, int]:
+        return self.papers.count(), self.sentences.count()
+
+
+# ---------------------------------------------------------------- local files
+
+
+def _atomic_write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    path = index_dir / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a damaged manifest means "rebuild the local files", never a crash
+
+
+def read_snapshot(index_dir: Path) -> list[Paper]:
+    data = json.loads((index_dir / SNAPSHOT).read_text(encoding="utf-8"))
+    return [Paper.model_validate(p) for p in data["papers"]]
+
+
+def build_keyword_index(papers: list[Paper], target: Path) -> int:
+    """BM25 (llama-index's BM25Retriever over bm25s) over the same units as Chroma.
+    Built in a temporary folder and swapped in by rename."""
+    from llama_index.core.schema import TextNode
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    nodes = []
+    for paper in papers:
+        for unit in units_for(paper):
+            text = f"{paper.title}. {paper.title}. {paper.abstract}" if unit.kind == "paper" else unit.text
+            meta = {"paper_id": unit.paper_id, "kind": unit.kind, "index": unit.index}
+            nodes.append(
+                TextNode(
+                    id_=unit.id,
+                    text=text,
+                    metadata=meta,
+                    excluded_embed_metadata_keys=list(meta),
+                    excluded_llm_metadata_keys=list(meta),
+                )
+            )
+    retriever = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(len(nodes), 100), verbose=False)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    retriever.persist(str(tmp))
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return len(nodes)
+
+
+@contextlib.contextmanager
+def index_lock(index_dir: Path, wait: float = 600.0, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """One writer at a time: a second `assistant index` waits (up to `wait` s), then refuses."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / ".lock"
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told and on_wait:
+                    fh.seek(0)
+                    on_wait(f"another `assistant index` (pid {fh.read().strip() or '?'}) is running; waiting for it")
+                    told = True
+                if time.monotonic() > deadline:
+                    raise IndexBusy(f"the index at {index_dir} stayed locked for {wait:.0f} s; try again later") from None
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- sync
+
+
+@dataclass
+class SyncReport:
+    papers: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # orphaned sentences of interrupted papers
+    kept_from_bad_files: list[str] = field(default_factory=list)
+    units_embedded: int = 0
+    keyword_rebuilt: bool = False
+    rebuilt_reason: str | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    store_seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted or self.repaired or self.keyword_rebuilt)
+
+
+ProgressFactory = Callable[[int, str], Any]
+
+
+def sync(settings: Settings, progress: ProgressFactory | None = None, rebuild: bool = False,
+         on_wait: Callable[[str], None] | None = None) -> SyncReport:
+    """Brings Chroma, the keyword index and the manifest in line with the corpus,
+    embedding only papers whose content hash changed."""
+    start = time.perf_counter()
+    with index_lock(settings.index_dir, on_wait=on_wait):
+        report = _sync_locked(settings, progress, rebuild)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _open_store(settings: Settings, rebuild: bool) -> Store:
+    if rebuild:
+        _drop_store(settings)
+    try:
+        return Store(settings)
+    except IndexProblem:
+        raise
+    except Exception as exc:
+        if settings.chroma_url:
+            raise IndexProblem(f"Chroma server at {settings.chroma_url} failed: {exc}") from exc
+        # The embedded store cannot be opened: keep the damaged copy aside and rebuild from the corpus.
+        damaged = settings.index_dir / f"chroma.damaged-{int(time.time())}"
+        log.warning("embedded Chroma at %s cannot be opened (%s); moved to %s and rebuilding", settings.index_dir / "chroma", exc, damaged)
+        os.replace(settings.index_dir / "chroma", damaged)
+        store = Store(settings)
+        store.rebuilt_reason = f"damaged store moved to {damaged.name}: {exc}"
+        return store
+
+
+def _drop_store(settings: Settings) -> None:
+    if settings.chroma_url:
+        client = chroma_client(settings)
+        for name in (f"{settings.collection_prefix}-papers", f"{settings.collection_prefix}-sentences"):
+            with contextlib.suppress(Exception):
+                client.delete_collection(name)
+    else:
+        shutil.rmtree(settings.index_dir / "chroma", ignore_errors=True)
+
+
+def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: bool) -> SyncReport:
+    report = SyncReport()
+    corpus = load_corpus(settings.corpus_dir)
+    report.errors = list(corpus.errors)
+    report.warnings = corpus.warnings
+    store = _open_store(settings, rebuild)
+    report.rebuilt_reason = store.rebuilt_reason
+
+    desired = {p.paper_id: p for p in corpus.papers}
+    hashes = {pid: p.content_hash() for pid, p in desired.items()}
+    complete = store.complete_papers()
+    bad_files = {Path(e.split(":", 1)[0]).name for e in corpus.errors}
+    old_snapshot = _old_snapshot(settings.index_dir)
+
+    # Papers whose every source file failed to parse this time are kept, not deleted:
+    # a damaged file must never silently drop indexed papers.
+    kept = {
+        pid
+        for pid, meta in complete.items()
+        if pid not in desired and bad_files and set(meta.get("files", "").split(",")) <= bad_files
+    }
+    report.kept_from_bad_files = sorted(kept)
+    report.deleted = sorted(pid for pid in complete if pid not in desired and pid not in kept)
+    report.updated = sorted(pid for pid, meta in complete.items() if pid in desired and meta.get("content_hash") != hashes[pid])
+    report.added = sorted(pid for pid in desired if pid not in complete)
+    orphans = store.sentence_paper_ids() - set(complete)
+    report.repaired = sorted(orphans)
+
+    t0 = time.perf_counter()
+    store.delete_papers(report.deleted + report.updated + sorted(orphans))
+    report.store_seconds += time.perf_counter() - t0
+
+    todo = [desired[pid] for pid in report.updated + report.added]
+    if todo:
+        _embed_and_write(settings, store, todo, hashes, report, progress)
+
+    papers = list(desired.values()) + [old_snapshot[pid] for pid in sorted(kept) if pid in old_snapshot]
+    papers.sort(key=lambda p: (p.occurrences[0].file, p.occurrences[0].line))
+    fingerprint = _fingerprint(papers)
+    manifest = read_manifest(settings.index_dir)
+    keyword_ok = (settings.index_dir / KEYWORD_DIR).is_dir() and (settings.index_dir / SNAPSHOT).exists()
+    if not keyword_ok or manifest is None or manifest.get("corpus_fingerprint") != fingerprint or report.changed:
+        _atomic_write_json(settings.index_dir / SNAPSHOT, {"papers": [p.model_dump() for p in papers]})
+        report.keyword_rebuilt = True
+        build_keyword_index(papers, settings.index_dir / KEYWORD_DIR)
+    n_papers, n_sentences = store.counts()
+    report.papers = n_papers
+    _atomic_write_json(
+        settings.index_dir / MANIFEST,
+        {
+            "schema": SCHEMA_VERSION,
+            "embed_model": store.model,
+            "dim": model_dim(settings.embed_model_path),
+            "corpus_fingerprint": fingerprint,
+            "papers": n_papers,
+            "sentences": n_sentences,
+            "store": settings.chroma_url or str(settings.index_dir / "chroma"),
+            "collections": list(store.names),
+            "skipped_files": corpus.errors,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+    return report
+
+
+def _fingerprint(papers: list[Paper]) -> str:
+    return Corpus(papers=papers, files=[], errors=[]).fingerprint()
+
+
+def _old_snapshot(index_dir: Path) -> dict[str, Paper]:
+    try:
+        return {p.paper_id: p for p in read_snapshot(index_dir)}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _embed_and_write(settings: Settings, store: Store, todo: list[Paper], hashes: dict[str, str],
+                     report: SyncReport, progress: ProgressFactory | None) -> None:
+    from assistant.embed import get_embedder
+
+    embedder = get_embedder(settings.embed_model_path, settings.embed_max_tokens, settings.embed_batch_size)
+    if embedder.name != store.model:
+        raise IndexProblem(f"embedding model changed while indexing ({embedder.name} != {store.model})")
+    bar = progress(len(todo), "Embedding papers") if progress else None
+    for start in range(0, len(todo), WRITE_BATCH_PAPERS):
+        batch = todo[start : start + WRITE_BATCH_PAPERS]
+        units = [units_for(p) for p in batch]
+        t0 = time.perf_counter()
+        vectors = embedder.encode([u.embed_text for us in units for u in us])
+        report.embed_seconds += time.perf_counter() - t0
+        report.units_embedded += len(vectors)
+        t0 = time.perf_counter()
+        store.write([(p, hashes[p.paper_id], us) for p, us in zip(batch, units)], vectors)
+        report.store_seconds += time.perf_counter() - t0
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()

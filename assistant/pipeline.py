@@ -1,0 +1,284 @@
+"""The facade every front end calls (CLI, Gradio UI, HTTP API, evaluation runner),
+so there is exactly one path from a question to an answer."""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rapidfuzz import fuzz, process
+
+from assistant.answer import NO_ANSWER, Evidence, LLMAnswerer, OfflineAnswerer, short_name
+from assistant.citations import Source, verify
+from assistant.config import Settings
+from assistant.corpus import normalize_title
+from assistant.llm import LLMClient, LLMError
+from assistant.models import Answer, Hit, Paper
+from assistant.retrieve import Filters, Index, Ranking, RetrieverName, open_index, paper_names
+
+
+class QuestionError(ValueError):
+    """Input the assistant will not process; the message says why and what to do."""
+
+
+class UnknownPaper(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass
+class Event:
+    """One step of a streamed answer: text tokens, a notice, or the final answer."""
+
+    kind: Literal["token", "notice", "reset", "answer"]
+    text: str = ""
+    answer: Answer | None = None
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: Answer
+
+
+@dataclass
+class Lookup:
+    status: Literal["found", "ambiguous", "not_found"]
+    query: str
+    paper: Paper | None = None
+    candidates: list[Hit] = field(default_factory=list)
+    message: str = ""
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_FOLLOW_UP = re.compile(
+    r"^(and|also|what about|how about|then|so|but)\b|\b(it|its|it's|they|them|their|this|that|these|those|the paper|the method|the model)\b",
+    re.IGNORECASE,
+)
+
+
+class Assistant:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._llm: LLMClient | None = None
+
+    @property
+    def index(self) -> Index:
+        return open_index(self.settings)
+
+    def reload(self) -> None:
+        open_index(self.settings, reload=True)
+
+    # ------------------------------------------------------------ input
+
+    def clean_question(self, question: str | None) -> str:
+        """Strips control characters; refuses empty and over-long questions with a reason."""
+        if question is None:
+            raise QuestionError("The question is empty. Ask about a topic, method or paper.")
+        text = unicodedata.normalize("NFC", _CONTROL.sub(" ", str(question)))
+        text = " ".join(text.split())
+        if not text:
+            raise QuestionError("The question is empty. Ask about a topic, method or paper.")
+        if len(text) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"The question is {len(text)} characters long; the limit is {self.settings.max_question_chars}. "
+                "Shorten it to the part you want answered."
+            )
+        return text
+
+    def contextualize(self, question: str, history: Sequence[Turn]) -> str:
+        """A follow-up ("and how fast is it?") is searched together with the previous
+        question, so "it" resolves to what the conversation is about."""
+        if not history:
+            return question
+        if self.index.named_papers(question) or not _FOLLOW_UP.search(question) or len(question.split()) > 16:
+            return question
+        previous = history[-1]
+        cited = " ".join(short_name(c.title) for c in previous.answer.citations[:2])
+        return f"{previous.question} {cited} {question}".strip()
+
+    # ------------------------------------------------------------ answering
+
+    def evidence(self, ranking: Ranking, query: str, top_k: int) -> Evidence:
+        index = self.index
+        vector = ranking.query_vector if ranking.query_vector is not None else index.embed_query(query)
+        sources = [
+            Source(n=i, paper=index.papers[h.paper_id], sentences=index.sentences[h.paper_id])
+            for i, h in enumerate(ranking.hits[:top_k], 1)
+        ]
+        vectors = index.sentence_vectors([s.paper.paper_id for s in sources])
+        sims = {s.n: (vectors[s.paper.paper_id] @ vector).tolist() for s in sources}
+        named = {s.n for s in sources if s.paper.paper_id in ranking.named}
+        return Evidence(sources=sources, similarities=sims, named=named, vectors={s.n: vectors[s.paper.paper_id] for s in sources})
+
+    def _llm_client(self) -> LLMClient:
+        if self._llm is None:
+            self._llm = LLMClient(self.settings)
+        return self._llm
+
+    def llm_status(self) -> tuple[bool, str]:
+        if not (self.settings.llm_base_url or self.settings.llm_api_key):
+            return False, "no LLM endpoint configured (set ASSISTANT_LLM_BASE_URL or OPENAI_API_KEY)"
+        return self._llm_client().health()
+
+    def stream(self, question: str, history: Sequence[Turn] = (), mode: str | None = None,
+               retriever: RetrieverName | None = None, top_k: int | None = None,
+               filters: Filters | None = None, qid: str | None = None) -> Iterator[Event]:
+        """Yields tokens as the answer is drafted, notices (fallbacks, stale index), and
+        finally the verified `Answer`. Raises QuestionError before any work on bad input."""
+        t0 = time.perf_counter()
+        text = self.clean_question(question)
+        s = self.settings
+        mode = mode or s.answer_mode()
+        top_k = top_k or s.top_k
+        index = self.index
+        notices: list[str] = []
+        query = self.contextualize(text, history)
+        ranking = index.search(query, k=max(s.retrieve_k, 10), retriever=retriever or s.retriever, filters=filters)
+        evidence = self.evidence(ranking, query, top_k)
+        t_retrieved = time.perf_counter()
+
+        def finish(answer_text: str, abstained: bool, verified_mode: str, citations=(), removed=()) -> Answer:
+            end = time.perf_counter()
+            return Answer(
+                id=qid,
+                question=text,
+                answer=answer_text,
+                abstained=abstained,
+                citations=list(citations),
+                retrieved=ranking.hits,
+                mode=verified_mode,
+                timings_ms={
+                    "retrieve": (t_retrieved - t0) * 1000,
+                    "answer": (end - t_retrieved) * 1000,
+                    "total": (end - t0) * 1000,
+                },
+                notices=notices,
+                suggestions=ranking.hits[:3] if abstained else [],
+                removed_citations=list(removed),
+            )
+
+        if not evidence.named and evidence.relevance < s.abstain_threshold:
+            answer = finish(abstain_text(ranking.hits[:3]), True, mode)
+            yield Event("token", answer.answer)
+            yield Event("answer", answer=answer)
+            return
+
+        draft = ""
+        used_mode = mode
+        if mode == "llm":
+            try:
+                for token in LLMAnswerer(self._llm_client(), s.prompts_dir).draft(text, evidence):
+                    draft += token
+                    yield Event("token", token)
+                if NO_ANSWER in draft:
+                    answer = finish(abstain_text(ranking.hits[:3]), True, "llm")
+                    yield Event("reset")
+                    yield Event("token", answer.answer)
+                    yield Event("answer", answer=answer)
+                    return
+            except LLMError as exc:
+                partial = " (the partial answer above was discarded)" if draft else ""
+                notices.append(f"{exc}; showing the offline answer instead{partial}.")
+                yield Event("notice", notices[-1])
+                draft, used_mode = "", "offline"
+        verified = verify(draft, evidence.sources, index.embedder.encode, s.support_threshold, evidence.vectors) if draft else None
+        if used_mode == "llm" and (verified is None or not verified.citations):
+            notices.append("The LLM's answer carried no citation the sources support; showing the offline answer instead.")
+            yield Event("notice", notices[-1])
+            used_mode, verified = "offline", None
+        if verified is None:
+            draft = "".join(OfflineAnswerer(max_papers=top_k).draft(text, evidence))
+            verified = verify(draft, evidence.sources, index.embedder.encode, s.support_threshold, evidence.vectors) if draft else None
+            if used_mode != mode or mode == "offline":
+                yield Event("reset")
+                if verified is not None:
+                    yield Event("token", verified.text)
+        if verified is None or not verified.citations:
+            answer = finish(abstain_text(ranking.hits[:3]), True, used_mode)
+            yield Event("reset")
+            yield Event("token", answer.answer)
+            yield Event("answer", answer=answer)
+            return
+        if used_mode == "llm":
+            yield Event("reset")
+            yield Event("token", verified.text)
+        yield Event("answer", answer=finish(verified.text, False, used_mode, verified.citations, verified.removed))
+
+    def ask(self, question: str, history: Sequence[Turn] = (), **options: object) -> Answer:
+        for event in self.stream(question, history, **options):  # type: ignore[arg-type]
+            if event.kind == "answer" and event.answer is not None:
+                return event.answer
+        raise RuntimeError("the pipeline ended without an answer")  # unreachable by construction
+
+    # ------------------------------------------------------------ papers
+
+    def paper(self, paper_id: str) -> Paper:
+        paper = self.index.papers.get(paper_id)
+        if paper is None:
+            raise UnknownPaper(f"No paper with id {paper_id!r}. Find ids with `assistant paper QUERY`.")
+        return paper
+
+    def related(self, paper_id: str, k: int = 5) -> list[Hit]:
+        self.paper(paper_id)
+        return self.index.related(paper_id, k)
+
+    def search(self, query: str, k: int = 10, retriever: RetrieverName | None = None) -> list[Hit]:
+        text = self.clean_question(query)
+        return self.index.search(text, k=k, retriever=retriever or self.settings.retriever).hits
+
+    def lookup(self, query: str) -> Lookup:
+        """A paper by id, exact or fuzzy title, name or acronym (typos included), or
+        description; ambiguous queries list candidates, unknown ones the nearest titles."""
+        q = self.clean_question(query)
+        index = self.index
+        if q in index.papers:
+            return Lookup("found", q, index.papers[q])
+        norm = normalize_title(q)
+        titles = {normalize_title(p.title): pid for pid, p in index.papers.items()}
+        if norm in titles:
+            return Lookup("found", q, index.papers[titles[norm]])
+        named = index.named_papers(q)
+        if len(named) == 1:
+            return Lookup("found", q, index.papers[named[0]])
+        if len(named) > 1:
+            return Lookup("ambiguous", q, None, [self._hit(pid) for pid in named], f"{len(named)} papers match {q!r}.")
+        fuzzy = self._fuzzy(q, norm, titles)
+        if fuzzy:
+            return Lookup("found", q, index.papers[fuzzy])
+        ranking = index.search(q, k=5)
+        hits = ranking.hits
+        if not hits:
+            return Lookup("not_found", q, message=f"No paper matches {q!r}.")
+        if hits[0].dense >= 0.6 and (len(hits) < 2 or hits[0].dense - hits[1].dense >= 0.08):
+            return Lookup("found", q, index.papers[hits[0].paper_id], hits[1:])
+        if hits[0].dense >= self.settings.abstain_threshold:
+            return Lookup("ambiguous", q, None, hits, f"Several papers could match {q!r}:")
+        return Lookup("not_found", q, None, hits[:3], f"No paper matches {q!r}. The nearest titles are:")
+
+    def _fuzzy(self, q: str, norm: str, titles: dict[str, str]) -> str | None:
+        """Typos in a title ("Atention as an RNN") or in a name ("FlashRN")."""
+        best = process.extract(norm, list(titles), scorer=fuzz.ratio, limit=2)
+        if best and best[0][1] >= 88 and (len(best) < 2 or best[0][1] - best[1][1] >= 3):
+            return titles[best[0][0]]
+        if len(q.split()) <= 2 and len(q) >= 4:
+            names = [(n.casefold(), pid) for pid, p in self.index.papers.items() for n in paper_names(p)]
+            scored = sorted(((fuzz.ratio(q.casefold(), n), pid) for n, pid in names), reverse=True)
+            if scored and scored[0][0] >= 80 and (len(scored) < 2 or scored[0][0] - scored[1][0] >= 5 or scored[0][1] == scored[1][1]):
+                return scored[0][1]
+        return None
+
+    def _hit(self, paper_id: str) -> Hit:
+        return Hit(paper_id=paper_id, title=self.index.papers[paper_id].title, score=1.0)
+
+
+def abstain_text(nearest: list[Hit]) -> str:
+    text = "The corpus has no paper that answers this question."
+    if nearest:
+        titles = "; ".join(f"“{h.title}”" for h in nearest)
+        text += f" The nearest papers are: {titles}."
+    return text

@@ -1,0 +1,295 @@
+"""Ranking papers for a question: dense (Chroma, sentence and paper units), keyword
+(BM25) and their fusion, aggregated to papers, with name/acronym matching,
+filters, and the signals abstention needs.
+
+Fusion is weighted reciprocal rank fusion over the *full* paper rankings of both
+retrievers (llama-index's QueryFusionRetriever fuses each retriever's top k
+units, which loses papers whose evidence is spread over several sentences;
+evals/reports compares the two).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from assistant.config import Settings
+from assistant.corpus import load_corpus
+from assistant.index import (
+    KEYWORD_DIR,
+    IndexMissing,
+    IndexProblem,
+    Store,
+    read_manifest,
+    read_snapshot,
+    split_sentences,
+    _fingerprint,
+)
+from assistant.embed import model_fingerprint
+from assistant.models import Hit, Paper
+
+RetrieverName = Literal["hybrid", "dense", "bm25"]
+
+RRF_K = 60
+DENSE_WEIGHT = 1.0
+KEYWORD_WEIGHT = 0.6
+NAME_BONUS = 1.0  # larger than any fused score: a named paper goes first
+PAPER_UNIT_SHARE = 0.35  # dense paper score = best sentence, plus this share of the whole-abstract similarity
+
+
+@dataclass
+class Filters:
+    date_from: str | None = None  # ISO date, inclusive; papers without a known year are excluded
+    date_to: str | None = None
+    source_file: str | None = None
+
+    def active(self) -> bool:
+        return bool(self.date_from or self.date_to or self.source_file)
+
+    def accepts(self, paper: Paper) -> bool:
+        if self.source_file and not any(self.source_file in o.file for o in paper.occurrences):
+            return False
+        if self.date_from or self.date_to:
+            if not paper.published:
+                return False
+            if self.date_from and paper.published < self.date_from:
+                return False
+            if self.date_to and paper.published > self.date_to:
+                return False
+        return True
+
+
+@dataclass
+class Ranking:
+    """Retrieval output: ranked hits plus the raw signals abstention and answering use."""
+
+    hits: list[Hit]
+    query_vector: np.ndarray | None
+    named: list[str] = field(default_factory=list)  # paper ids the question names
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def top_dense(self) -> float:
+        return max((h.dense for h in self.hits), default=0.0)
+
+
+def paper_names(paper: Paper) -> list[str]:
+    """Short names a user may type for a paper: the part before the title's colon
+    when it is short ("AdamP", "h-Edit", "TFMQ-DM"), and coined words in the title
+    (mixed case or digits, like "FlashRNN" or "TimesNet")."""
+    names: list[str] = []
+    head = re.split(r":\s", paper.title, maxsplit=1)[0].strip()
+    if head != paper.title and len(head.split()) <= 3:
+        names.append(head)
+    for word in re.findall(r"[\w$^\-\.]+", paper.title):
+        word = word.strip(".-")
+        if len(word) >= 3 and (re.search(r"[a-z][A-Z]|[A-Z]{2,}[a-z]|\d", word) or word.isupper()) and not word.isdigit():
+            names.append(word)
+    return list(dict.fromkeys(names))
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    """Coined names match in any case; a plain capitalised word ("Trace", "Hydra")
+    must match exactly, so ordinary words in a question do not trigger it."""
+    coined = bool(re.search(r"[a-z][A-Z]|\d|[a-z]-[A-Z]|[A-Z]-[a-z]", name))
+    flags = re.IGNORECASE if coined else 0
+    return re.compile(r"(?<![\w-])" + re.escape(name) + r"(?![\w-])", flags)
+
+
+class Index:
+    """Everything the query path reads, loaded once per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        manifest = read_manifest(settings.index_dir)
+        if manifest is None or not (settings.index_dir / KEYWORD_DIR).is_dir():
+            raise IndexMissing(
+                f"No index found in {settings.index_dir}. Build it with `assistant index` "
+                "(about a minute and a half on 2 cores)."
+            )
+        expected = model_fingerprint(settings.embed_model_path)
+        if manifest.get("embed_model") != expected:
+            raise IndexProblem(
+                f"The index in {settings.index_dir} was built with {manifest.get('embed_model')}, "
+                f"but the configured model is {expected}. Run `assistant index` to rebuild it."
+            )
+        self.manifest = manifest
+        self.papers: dict[str, Paper] = {p.paper_id: p for p in read_snapshot(settings.index_dir)}
+        self.sentences: dict[str, list[str]] = {pid: split_sentences(p.abstract) for pid, p in self.papers.items()}
+        self.store = Store(settings, create=False)
+        self._names = [(pid, n, _name_pattern(n)) for pid, p in self.papers.items() for n in paper_names(p)]
+        self._bm25_lock = threading.Lock()
+
+    @cached_property
+    def bm25(self) -> Any:
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        return BM25Retriever.from_persist_dir(str(self.settings.index_dir / KEYWORD_DIR))
+
+    @cached_property
+    def embedder(self) -> Any:
+        from assistant.embed import get_embedder
+
+        s = self.settings
+        return get_embedder(s.embed_model_path, s.embed_max_tokens, s.embed_batch_size)
+
+    def stale_notice(self) -> str | None:
+        """Says so when the corpus on disk no longer matches what was indexed."""
+        try:
+            current = _fingerprint(load_corpus(self.settings.corpus_dir).papers)
+        except Exception:
+            return None
+        if current != self.manifest.get("corpus_fingerprint"):
+            return "The corpus changed since the index was built; run `assistant index` to include the changes."
+        return None
+
+    # ------------------------------------------------------------ signals
+
+    def named_papers(self, query: str) -> list[str]:
+        hits = [(pid, len(name)) for pid, name, pattern in self._names if pattern.search(query)]
+        hits.sort(key=lambda x: -x[1])
+        return list(dict.fromkeys(pid for pid, _ in hits))
+
+    def embed_query(self, query: str) -> np.ndarray:
+        return self.embedder.encode([query])[0]
+
+    def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]]]:
+        """Per paper: a dense score (best sentence plus a share of the whole-abstract
+        similarity) and its sentences ranked by similarity."""
+        n_sent = min(n, max(self.store.sentences.count(), 1))
+        n_pap = min(max(n // 2, 50), max(self.store.papers.count(), 1))
+        res = self.store.sentences.query(query_embeddings=[vector], n_results=n_sent, include=["metadatas", "distances"])
+        sent: dict[str, list[tuple[int, float]]] = {}
+        for meta, dist in zip(res["metadatas"][0], res["distances"][0]):
+            sent.setdefault(meta["paper_id"], []).append((int(meta["index"]), 1.0 - float(dist)))
+        res = self.store.papers.query(query_embeddings=[vector], n_results=n_pap, include=["metadatas", "distances"])
+        whole = {m["paper_id"]: 1.0 - float(d) for m, d in zip(res["metadatas"][0], res["distances"][0])}
+        floor = min(whole.values(), default=0.0)
+        scores: dict[str, float] = {}
+        for pid in set(sent) | set(whole):
+            best = sent[pid][0][1] if pid in sent else 0.0
+            scores[pid] = best + PAPER_UNIT_SHARE * whole.get(pid, floor)
+        return scores, sent
+
+    def keyword_scores(self, query: str, n: int) -> dict[str, float]:
+        from llama_index.core.schema import QueryBundle
+
+        with self._bm25_lock:  # the retriever keeps its top-k on the instance
+            self.bm25.similarity_top_k = min(n, len(self.bm25.corpus))
+            nodes = self.bm25.retrieve(QueryBundle(query))
+        scores: dict[str, float] = {}
+        for node in nodes:
+            pid = node.node.metadata["paper_id"]
+            scores[pid] = max(scores.get(pid, 0.0), float(node.score or 0.0))
+        return {pid: s for pid, s in scores.items() if s > 0}
+
+    def sentence_vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored sentence embeddings of some papers (one Chroma read), rows in abstract order."""
+        ids = [f"{pid}#s{i}" for pid in paper_ids for i in range(len(self.sentences.get(pid, [])))]
+        if not ids:
+            return {}
+        got = self.store.sentences.get(ids=ids, include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"]))
+        out: dict[str, np.ndarray] = {}
+        for pid in paper_ids:
+            n = len(self.sentences.get(pid, []))
+            rows = [by_id.get(f"{pid}#s{i}") for i in range(n)]
+            out[pid] = np.array([r if r is not None else np.zeros(384, dtype=np.float32) for r in rows], dtype=np.float32).reshape(n, -1)
+        return out
+
+    def paper_vector(self, paper_id: str) -> np.ndarray | None:
+        got = self.store.papers.get(ids=[f"{paper_id}#p"], include=["embeddings"])
+        return np.asarray(got["embeddings"][0]) if got["ids"] else None
+
+    # ------------------------------------------------------------ ranking
+
+    def search(self, query: str, k: int = 10, retriever: RetrieverName = "hybrid",
+               filters: Filters | None = None) -> Ranking:
+        t0 = time.perf_counter()
+        filters = filters or Filters()
+        pool = self.settings.dense_candidates * (3 if filters.active() else 1)
+        dense: dict[str, float] = {}
+        sent: dict[str, list[tuple[int, float]]] = {}
+        vector = None
+        timings: dict[str, float] = {}
+        if retriever in ("hybrid", "dense"):
+            vector = self.embed_query(query)
+            timings["embed"] = (time.perf_counter() - t0) * 1000
+            dense, sent = self.dense_scores(vector, pool)
+            timings["dense"] = (time.perf_counter() - t0) * 1000 - timings["embed"]
+        keyword: dict[str, float] = {}
+        if retriever in ("hybrid", "bm25"):
+            t1 = time.perf_counter()
+            keyword = self.keyword_scores(query, pool)
+            timings["keyword"] = (time.perf_counter() - t1) * 1000
+        named = [pid for pid in self.named_papers(query) if pid in self.papers]
+        fused = fuse(dense, keyword, retriever)
+        for rank, pid in enumerate(named):
+            fused[pid] = fused.get(pid, 0.0) + NAME_BONUS - 0.01 * rank
+        ranked = sorted(fused, key=lambda pid: -fused[pid])
+        hits: list[Hit] = []
+        for pid in ranked:
+            paper = self.papers.get(pid)
+            if paper is None or not filters.accepts(paper):
+                continue
+            best = sent.get(pid, [])
+            hits.append(
+                Hit(
+                    paper_id=pid,
+                    title=paper.title,
+                    score=fused[pid],
+                    dense=best[0][1] if best else 0.0,
+                    keyword=keyword.get(pid, 0.0),
+                    best_sentences=best[:5],
+                )
+            )
+            if len(hits) >= k:
+                break
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings)
+
+    def related(self, paper_id: str, k: int = 5) -> list[Hit]:
+        vector = self.paper_vector(paper_id)
+        if vector is None:
+            return []
+        res = self.store.papers.query(query_embeddings=[vector], n_results=min(k + 1, len(self.papers)), include=["metadatas", "distances"])
+        out = []
+        for meta, dist in zip(res["metadatas"][0], res["distances"][0]):
+            pid = meta["paper_id"]
+            if pid != paper_id and pid in self.papers:
+                out.append(Hit(paper_id=pid, title=self.papers[pid].title, score=1.0 - float(dist), dense=1.0 - float(dist)))
+        return out[:k]
+
+
+def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: RetrieverName) -> dict[str, float]:
+    """Weighted reciprocal rank fusion over complete paper rankings."""
+    if retriever == "dense":
+        return dict(dense)
+    if retriever == "bm25":
+        return dict(keyword)
+    fused: dict[str, float] = {}
+    for scores, weight in ((dense, DENSE_WEIGHT), (keyword, KEYWORD_WEIGHT)):
+        for rank, pid in enumerate(sorted(scores, key=lambda p: -scores[p]), 1):
+            fused[pid] = fused.get(pid, 0.0) + weight / (RRF_K + rank)
+    return fused
+
+
+_indexes: dict[tuple[Path, str | None, str], Index] = {}
+_indexes_lock = threading.Lock()
+
+
+def open_index(settings: Settings, reload: bool = False) -> Index:
+    """One loaded index per (folder, store) in a process; `reload` after a re-index."""
+    key = (settings.index_dir, settings.chroma_url, settings.collection_prefix)
+    with _indexes_lock:
+        if reload or key not in _indexes:
+            _indexes[key] = Index(settings)
+        return _indexes[key]
+
