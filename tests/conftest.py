@@ -1,0 +1,69 @@
+"""Shared fixtures. The full-corpus index used by end-to-end tests lives in
+var/test-index and is brought up to date by a real `sync` at session start, so a
+re-run costs ~1 s while a fresh clone builds it once (~1.5 min on 2 cores)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from assistant.config import PROJECT_ROOT, Settings
+
+CORPUS = PROJECT_ROOT / "data" / "corpus"
+LAYOUT_C = CORPUS / "004_fe3f780eb27247e2.txt"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def full_settings() -> Settings:
+    return Settings(index_dir=PROJECT_ROOT / "var" / "test-index", collection_prefix="test", mode="offline",
+                    llm_base_url=None, llm_api_key=None)
+
+
+@pytest.fixture(scope="session")
+def full_index(full_settings: Settings) -> Settings:
+    """Settings of an index over the whole shipped corpus, verified up to date."""
+    from assistant.index import sync
+
+    sync(full_settings)
+    return full_settings
+
+
+@pytest.fixture(scope="session")
+def assistant(full_index: Settings):
+    from assistant.pipeline import Assistant
+
+    return Assistant(full_index)
+
+
+def write_small_corpus(folder: Path, n_papers: int = 6, skip: int = 0) -> Path:
+    """A layout-C listing with the first `n_papers` entries of 004 (after `skip`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = LAYOUT_C.read_text(encoding="utf-8").split("\n")
+    header, entries = lines[:2], lines[2:]
+    entries[0] = entries[0].removeprefix("Subscribe")
+    chosen = entries[2 * skip : 2 * (skip + n_papers)]
+    (folder / "004_small.txt").write_text("\n".join(header + ["Subscribe" + chosen[0]] + chosen[1:]), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def small_settings(tmp_path: Path) -> Settings:
+    """A fresh embedded index over a 6-paper corpus in a temporary folder."""
+    corpus = write_small_corpus(tmp_path / "corpus")
+    return Settings(corpus_dir=corpus, index_dir=tmp_path / "index", mode="offline", llm_base_url=None, llm_api_key=None)
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
