@@ -38,7 +38,8 @@ def _fail(message: str, code: int = 1) -> None:
 def _progress(total: int, desc: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, disable=None)
+    err.print(f"{desc}: {total} papers to embed")
+    return tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, mininterval=1.0)
 
 
 @app.command()

@@ -36,6 +36,7 @@ from assistant.models import Paper
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+UNITS_VERSION = 2  # bump when units_for/split_sentences change: every paper is re-embedded
 MANIFEST = "manifest.json"
 SNAPSHOT = "papers.json"
 KEYWORD_DIR = "keyword"
@@ -44,7 +45,7 @@ WRITE_BATCH_PAPERS = 16
 # Sentence boundaries. llama-index's punkt splitter cuts after "e.g." and misses
 # joins glued by the scrape ("time axis.Given"), both common in this corpus;
 # this rule handles both and keeps each sentence an exact substring of the abstract.
-_ABBREV = r"(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bvs)(?<!\bFig)(?<!\bEq)(?<!\bresp)(?<!\bcf)(?<!\bapprox)(?<!\bNo)"
+_ABBREV = r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<!\bFig\.)(?<!\bEq\.)(?<!\bresp\.)(?<!\bcf\.)(?<!\bapprox\.)(?<!\bNo\.)(?<!\bU\.S\.)"
 _SENT_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9$\\])")
 _GLUED = re.compile(r"(?<=[a-z]{3}[.!?])(?=[A-Z][a-z]{2,}\b)")
 
@@ -361,6 +362,9 @@ def _open_store(settings: Settings, rebuild: bool) -> Store:
         damaged = settings.index_dir / f"chroma.damaged-{int(time.time())}"
         log.warning("embedded Chroma at %s cannot be opened (%s); moved to %s and rebuilding", settings.index_dir / "chroma", exc, damaged)
         os.replace(settings.index_dir / "chroma", damaged)
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()  # chromadb caches the broken client per path
         store = Store(settings)
         store.rebuilt_reason = f"damaged store moved to {damaged.name}: {exc}"
         return store
@@ -385,7 +389,7 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
     report.rebuilt_reason = store.rebuilt_reason
 
     desired = {p.paper_id: p for p in corpus.papers}
-    hashes = {pid: p.content_hash() for pid, p in desired.items()}
+    hashes = {pid: f"{p.content_hash()}-u{UNITS_VERSION}" for pid, p in desired.items()}
     complete = store.complete_papers()
     bad_files = {Path(e.split(":", 1)[0]).name for e in corpus.errors}
     old_snapshot = _old_snapshot(settings.index_dir)

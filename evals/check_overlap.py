@@ -142,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     rows = check_file(args.path)
-    print(f"{'id':<14} {'type':<13} {'rare-word overlap':<40} title-word overlap (info)")
+    print(f"     {'id':<12} {'type':<13} {'rare-word overlap':<40} title-word overlap (info)")
     for row in rows:
         if args.all or row.overlap or row.title_overlap:
             mark = "FAIL " if row.failing else "     "
-            print(f"{mark}{row.qid:<9} {row.qtype:<13} {', '.join(row.overlap) or '-':<40} {', '.join(row.title_overlap) or '-'}")
+            print(f"{mark}{row.qid:<12} {row.qtype:<13} {', '.join(row.overlap) or '-':<40} {', '.join(row.title_overlap) or '-'}")
     failing = [r for r in rows if r.failing]
     print(f"\n{len(rows)} questions, {sum(1 for r in rows if r.qtype == 'concept')} concept, "
           f"{len(failing)} concept question(s) overlap rare gold words (df <= {RARE_DF})")

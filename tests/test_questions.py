@@ -1,0 +1,163 @@
+"""Validation of the evaluation question sets in evals/questions/*.jsonl.
+
+A wrong gold title or an answer fact that is not in the gold abstract silently
+poisons every evaluation run, so these checks are strict: they load the real
+corpus and verify each question against it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from assistant.config import PROJECT_ROOT, Settings
+from assistant.corpus import load_corpus, normalize_title
+from evals.check_overlap import check_file, corpus_stats
+
+QUESTIONS_DIR = PROJECT_ROOT / "evals" / "questions"
+REQUIRED_KEYS = {"id", "question", "type", "gold_titles", "answer_facts", "notes"}
+OPTIONAL_KEYS = {"split"}
+TYPES = {"concept", "fact", "multi", "lookup", "compare", "unanswerable", "adversarial"}
+SPLITS = {"tune", "heldout"}
+QUESTION_FILES = sorted(QUESTIONS_DIR.glob("*.jsonl"))
+
+
+def _load(path: Path) -> list[dict]:
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        assert line.strip(), f"{path.name}:{lineno}: blank line"
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:  # pragma: no cover - reported as a failure
+            pytest.fail(f"{path.name}:{lineno}: invalid JSON: {exc}")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def question_sets() -> dict[str, list[dict]]:
+    return {path.stem: _load(path) for path in QUESTION_FILES}
+
+
+@pytest.fixture(scope="module")
+def abstracts_by_title() -> dict[str, str]:
+    corpus = load_corpus(Settings().corpus_dir)
+    return {normalize_title(p.title): p.abstract for p in corpus.papers}
+
+
+def _all(question_sets: dict[str, list[dict]]):
+    for name, rows in question_sets.items():
+        for q in rows:
+            yield name, q
+
+
+def test_expected_files_exist() -> None:
+    names = {p.stem for p in QUESTION_FILES}
+    assert {"core", "heldout", "hard"} <= names, names
+
+
+def test_keys_and_value_types(question_sets) -> None:
+    for name, q in _all(question_sets):
+        keys = set(q)
+        assert REQUIRED_KEYS <= keys, f"{name} {q.get('id')}: missing {REQUIRED_KEYS - keys}"
+        assert keys <= REQUIRED_KEYS | OPTIONAL_KEYS, f"{name} {q['id']}: unexpected {keys - REQUIRED_KEYS - OPTIONAL_KEYS}"
+        assert isinstance(q["id"], str) and q["id"], q
+        assert isinstance(q["question"], str) and q["question"].strip(), q["id"]
+        assert isinstance(q["notes"], str), q["id"]
+        assert isinstance(q["gold_titles"], list) and all(isinstance(t, str) for t in q["gold_titles"]), q["id"]
+        assert isinstance(q["answer_facts"], list) and all(isinstance(f, str) and f for f in q["answer_facts"]), q["id"]
+        assert len(set(map(normalize_title, q["gold_titles"]))) == len(q["gold_titles"]), f"{q['id']}: duplicate gold"
+        if "split" in q:
+            assert q["split"] in SPLITS, f"{q['id']}: split {q['split']!r}"
+
+
+def test_known_types(question_sets) -> None:
+    for _, q in _all(question_sets):
+        assert q["type"] in TYPES, f"{q['id']}: unknown type {q['type']!r}"
+
+
+def test_ids_unique_across_files(question_sets) -> None:
+    ids = Counter(q["id"] for _, q in _all(question_sets))
+    dupes = [i for i, n in ids.items() if n > 1]
+    assert not dupes, dupes
+
+
+def test_ids_carry_their_file_prefix(question_sets) -> None:
+    for name, q in _all(question_sets):
+        assert q["id"].startswith(f"{name}-"), f"{q['id']} in {name}.jsonl"
+
+
+def test_question_texts_unique_across_files(question_sets) -> None:
+    texts = Counter(" ".join(q["question"].lower().split()) for _, q in _all(question_sets))
+    dupes = [t for t, n in texts.items() if n > 1]
+    assert not dupes, dupes
+
+
+def test_gold_titles_exist_in_corpus(question_sets, abstracts_by_title) -> None:
+    missing = [
+        (q["id"], title)
+        for _, q in _all(question_sets)
+        for title in q["gold_titles"]
+        if normalize_title(title) not in abstracts_by_title
+    ]
+    assert not missing, missing
+
+
+def test_gold_presence_matches_type(question_sets) -> None:
+    for _, q in _all(question_sets):
+        if q["type"] == "unanswerable":
+            assert q["gold_titles"] == [], f"{q['id']}: unanswerable with gold"
+            assert q["answer_facts"] == [], f"{q['id']}: unanswerable with answer facts"
+        elif q["type"] != "adversarial":
+            assert q["gold_titles"], f"{q['id']}: {q['type']} question without gold"
+        if q["type"] == "compare":
+            assert len(q["gold_titles"]) == 2, f"{q['id']}: compare needs exactly two papers"
+        if q["type"] == "multi":
+            assert len(q["gold_titles"]) >= 2, f"{q['id']}: multi needs at least two papers"
+
+
+def test_answer_facts_occur_in_a_gold_abstract(question_sets, abstracts_by_title) -> None:
+    bad = []
+    for _, q in _all(question_sets):
+        abstracts = [abstracts_by_title.get(normalize_title(t), "").lower() for t in q["gold_titles"]]
+        for fact in q["answer_facts"]:
+            if not any(fact.lower() in a for a in abstracts):
+                bad.append((q["id"], fact))
+    assert not bad, bad
+
+
+def test_core_size_and_types(question_sets) -> None:
+    core = question_sets["core"]
+    assert len(core) >= 100, len(core)
+    assert {q["type"] for q in core} == TYPES
+
+
+def test_heldout_size_and_types(question_sets) -> None:
+    heldout = question_sets["heldout"]
+    assert len(heldout) >= 25, len(heldout)
+    assert {q["type"] for q in heldout} == TYPES
+
+
+def test_hard_size_and_split(question_sets) -> None:
+    hard = question_sets["hard"]
+    assert len(hard) >= 60, len(hard)
+    assert all("split" in q for q in hard), "every hard question needs a split"
+    n_heldout = sum(q["split"] == "heldout" for q in hard)
+    assert abs(n_heldout - len(hard) / 3) <= 2, (n_heldout, len(hard))
+    # The heldout third is spread over kinds, not concentrated in one.
+    kinds = {q["type"] for q in hard if q["split"] == "heldout"}
+    assert {"concept", "multi", "unanswerable"} <= kinds, kinds
+
+
+def test_only_hard_has_splits(question_sets) -> None:
+    for name, rows in question_sets.items():
+        if name != "hard":
+            assert not any("split" in q for q in rows), f"{name}.jsonl should not carry a split"
+
+
+def test_hard_paraphrases_avoid_rare_gold_words() -> None:
+    rows = check_file(QUESTIONS_DIR / "hard.jsonl", corpus_stats())
+    failing = [(r.qid, r.overlap) for r in rows if r.failing]
+    assert not failing, failing
