@@ -278,5 +278,21 @@ def corpus(jsonl: bool = typer.Option(True, "--jsonl/--summary", help="Every par
         print(json.dumps(row, ensure_ascii=False))
 
 
+@bench_app.command("index")
+def bench_index() -> None:
+    """Cold build, no-op re-index and one-paper change vs llama-index's default build."""
+    from assistant.bench import bench_index as run
+
+    run()
+
+
+@bench_app.command("query")
+def bench_query(repeats: int = typer.Option(5, help="Passes over the question list.")) -> None:
+    """Retrieval and offline answer latency beside a plain Chroma query; cold start."""
+    from assistant.bench import bench_query as run
+
+    run(repeats)
+
+
 def main() -> None:
     app()

@@ -1,9 +1,13 @@
 """The index: embedded units in Chroma, a BM25 keyword index and a manifest,
 kept in sync with the corpus incrementally and safely.
 
-Units. Every paper gives one paper unit (title + abstract, which MiniLM reads
-only up to 256 tokens) and one unit per abstract sentence, so every sentence is
-embedded and answers can quote the sentence that supports them.
+Units. Every paper gives one unit per abstract sentence, so every sentence is
+embedded and answers can quote the sentence that supports it, and one paper unit
+(title + abstract). MiniLM reads only 256 tokens and 341 of 356 abstracts are
+longer, so the paper vector is not the truncated abstract: it is the normalised
+sum of the title's embedding and the mean of all sentence embeddings, which
+covers the whole abstract and costs one short title encode instead of a
+256-token one (the cold build embeds ~40% fewer tokens).
 
 Crash safety. A paper's sentence units are written before its paper unit, and
 the paper unit carries the content hash, so "paper unit present with the right
@@ -28,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from assistant.config import Settings
 from assistant.corpus import Corpus, load_corpus
 from assistant.embed import model_dim, model_fingerprint
@@ -36,7 +42,7 @@ from assistant.models import Paper
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-UNITS_VERSION = 2  # bump when units_for/split_sentences change: every paper is re-embedded
+UNITS_VERSION = 3  # bump when units_for/split_sentences change: every paper is re-embedded
 MANIFEST = "manifest.json"
 SNAPSHOT = "papers.json"
 KEYWORD_DIR = "keyword"
@@ -87,9 +93,19 @@ def units_for(paper: Paper) -> list[Unit]:
     units = [
         Unit(f"{paper.paper_id}#s{i}", paper.paper_id, "sentence", i, s, s) for i, s in enumerate(sentences)
     ]
-    whole = f"{paper.title}. {paper.abstract}"
-    units.append(Unit(f"{paper.paper_id}#p", paper.paper_id, "paper", -1, whole, whole))
+    units.append(Unit(f"{paper.paper_id}#p", paper.paper_id, "paper", -1, f"{paper.title}. {paper.abstract}", paper.title))
     return units
+
+
+def paper_vectors(units: list[Unit], vectors: np.ndarray) -> np.ndarray:
+    """Replaces each paper unit's (title) vector by title + mean of its sentences, normalised."""
+    out = vectors.copy()
+    sentence_rows = [i for i, u in enumerate(units) if u.kind == "sentence"]
+    for i, unit in enumerate(units):
+        if unit.kind == "paper" and sentence_rows:
+            combined = vectors[i] + vectors[sentence_rows].mean(axis=0)
+            out[i] = combined / max(float(np.linalg.norm(combined)), 1e-9)
+    return out
 
 
 class IndexProblem(RuntimeError):
@@ -468,9 +484,14 @@ def _embed_and_write(settings: Settings, store: Store, todo: list[Paper], hashes
         batch = todo[start : start + WRITE_BATCH_PAPERS]
         units = [units_for(p) for p in batch]
         t0 = time.perf_counter()
-        vectors = embedder.encode([u.embed_text for us in units for u in us])
+        flat = embedder.encode([u.embed_text for us in units for u in us])
         report.embed_seconds += time.perf_counter() - t0
-        report.units_embedded += len(vectors)
+        report.units_embedded += len(flat)
+        vectors, offset = [], 0
+        for us in units:
+            vectors.append(paper_vectors(us, flat[offset : offset + len(us)]))
+            offset += len(us)
+        vectors = np.concatenate(vectors)
         t0 = time.perf_counter()
         store.write([(p, hashes[p.paper_id], us) for p, us in zip(batch, units)], vectors)
         report.store_seconds += time.perf_counter() - t0
