@@ -46,7 +46,7 @@ UNITS_VERSION = 3  # bump when units_for/split_sentences change: every paper is 
 MANIFEST = "manifest.json"
 SNAPSHOT = "papers.json"
 KEYWORD_DIR = "keyword"
-WRITE_BATCH_PAPERS = 16
+WRITE_BATCH_PAPERS = 64  # papers per embed+write round; units are length-sorted within it
 
 # Sentence boundaries. llama-index's punkt splitter cuts after "e.g." and misses
 # joins glued by the scrape ("time axis.Given"), both common in this corpus;
