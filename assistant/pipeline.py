@@ -79,7 +79,7 @@ class Assistant:
         """Strips control characters; refuses empty and over-long questions with a reason."""
         if question is None:
             raise QuestionError("The question is empty. Ask about a topic, method or paper.")
-        text = unicodedata.normalize("NFC", _CONTROL.sub(" ", str(question)))
+        text = unicodedata.normalize("NFC", _CONTROL.sub("", str(question)))
         text = " ".join(text.split())
         if not text:
             raise QuestionError("The question is empty. Ask about a topic, method or paper.")
@@ -98,7 +98,7 @@ class Assistant:
         if self.index.named_papers(question) or not _FOLLOW_UP.search(question) or len(question.split()) > 16:
             return question
         previous = history[-1]
-        cited = " ".join(short_name(c.title) for c in previous.answer.citations[:2])
+        cited = " ".join(short_name(c.title) for c in previous.answer.citations[:1])
         return f"{previous.question} {cited} {question}".strip()
 
     # ------------------------------------------------------------ answering
@@ -137,6 +137,9 @@ class Assistant:
         top_k = top_k or s.top_k
         index = self.index
         notices: list[str] = []
+        if stale := index.stale_notice():
+            notices.append(stale)
+            yield Event("notice", stale)
         query = self.contextualize(text, history)
         ranking = index.search(query, k=max(s.retrieve_k, 10), retriever=retriever or s.retriever, filters=filters)
         evidence = self.evidence(ranking, query, top_k)

@@ -126,6 +126,8 @@ class Index:
         self.store = Store(settings, create=False)
         self._names = [(pid, n, _name_pattern(n)) for pid, p in self.papers.items() for n in paper_names(p)]
         self._bm25_lock = threading.Lock()
+        self._corpus_stamp: tuple[tuple[str, int, int], ...] | None = None
+        self._stale = False
 
     @cached_property
     def bm25(self) -> Any:
@@ -141,12 +143,21 @@ class Index:
         return get_embedder(s.embed_model_path, s.embed_max_tokens, s.embed_batch_size)
 
     def stale_notice(self) -> str | None:
-        """Says so when the corpus on disk no longer matches what was indexed."""
+        """Says so when the corpus on disk no longer matches what was indexed. The
+        corpus is re-parsed only when a listing file's size or mtime changed."""
+        folder = self.settings.corpus_dir
         try:
-            current = _fingerprint(load_corpus(self.settings.corpus_dir).papers)
-        except Exception:
+            stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.txt")))
+        except OSError:
             return None
-        if current != self.manifest.get("corpus_fingerprint"):
+        if stamp != self._corpus_stamp:
+            try:
+                current = _fingerprint(load_corpus(folder).papers)
+            except Exception:
+                current = None
+            self._corpus_stamp = stamp
+            self._stale = current is not None and current != self.manifest.get("corpus_fingerprint")
+        if self._stale:
             return "The corpus changed since the index was built; run `assistant index` to include the changes."
         return None
 
@@ -281,13 +292,13 @@ def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: Retrieve
     return fused
 
 
-_indexes: dict[tuple[Path, str | None, str], Index] = {}
+_indexes: dict[tuple[Path, str | None, str, Path], Index] = {}
 _indexes_lock = threading.Lock()
 
 
 def open_index(settings: Settings, reload: bool = False) -> Index:
     """One loaded index per (folder, store) in a process; `reload` after a re-index."""
-    key = (settings.index_dir, settings.chroma_url, settings.collection_prefix)
+    key = (settings.index_dir, settings.chroma_url, settings.collection_prefix, settings.corpus_dir)
     with _indexes_lock:
         if reload or key not in _indexes:
             _indexes[key] = Index(settings)
