@@ -1,0 +1,96 @@
+"""The command line as a user runs it: real processes, real index."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.config import PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, settings: Settings | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {**os.environ, "ASSISTANT_MODE": "offline", "ASSISTANT_LLM_BASE_URL": "", "OPENAI_API_KEY": ""}
+    if settings is not None:
+        base |= {"ASSISTANT_INDEX_DIR": str(settings.index_dir), "ASSISTANT_COLLECTION_PREFIX": settings.collection_prefix,
+                 "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir)}
+    return subprocess.run([sys.executable, "-m", "assistant", *args], cwd=PROJECT_ROOT, env=base | env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_ask_prints_answer_and_sources(full_index: Settings) -> None:
+    out = run("ask", "What does AdamP change in the optimizer step?", settings=full_index)
+    assert out.returncode == 0, out.stderr
+    assert "[1]" in out.stdout and "Sources" in out.stdout and "AdamP: Slowing Down" in out.stdout
+    assert "https://github.com/clovaai/AdamP" in out.stdout
+
+
+def test_ask_json_is_the_contract(full_index: Settings) -> None:
+    out = run("ask", "--json", "What is Timo?", settings=full_index)
+    data = json.loads(out.stdout)
+    assert data["mode"] == "offline" and data["citations"][0]["title"].startswith("Timo")
+    assert len(data["retrieved"]) >= 10
+
+
+def test_ask_questions_file_one_json_per_line(full_index: Settings, tmp_path: Path) -> None:
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text('{"id": "a", "question": "What is Timo?"}\nnot json\n{"id": "c", "question": ""}\n'
+                     '{"id": "d", "question": "How to cook pasta carbonara?"}\n')
+    out = run("ask", "--json", "--questions", str(qfile), settings=full_index)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r.get("id") for r in rows] == ["a", None, "c", "d"]
+    assert rows[0]["citations"] and "error" in rows[1] and "empty" in rows[2]["error"]
+    assert rows[3]["abstained"] is True
+
+
+def test_empty_and_over_long_questions_exit_2_with_a_message(full_index: Settings) -> None:
+    empty = run("ask", "   ", settings=full_index)
+    assert empty.returncode == 2 and "question is empty" in empty.stderr and "Traceback" not in empty.stderr
+    long = run("ask", "x" * 5000, settings=full_index)
+    assert long.returncode == 2 and "the limit is 2000" in long.stderr
+
+
+def test_missing_index_says_what_to_run(tmp_path: Path) -> None:
+    out = run("ask", "What is Timo?", ASSISTANT_INDEX_DIR=str(tmp_path / "none"))
+    assert out.returncode == 1 and "assistant index" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_paper_lookup_text_and_json(full_index: Settings) -> None:
+    out = run("paper", "AdamP", settings=full_index)
+    assert out.returncode == 0
+    assert "Related papers" in out.stdout and "naver-ai NAVER AI Lab" in out.stdout and "Jun 15, 2020" in out.stdout
+    data = json.loads(run("paper", "--json", "h-Edit", settings=full_index).stdout)
+    assert data["status"] == "found" and data["paper"]["urls"] == ["https://github.com/nktoan/h-edit"]
+    assert len(data["related"]) == 5
+
+
+def test_unknown_paper_exits_1_with_suggestions(full_index: Settings) -> None:
+    out = run("paper", "quantum chromodynamics on a lattice of gluons", settings=full_index)
+    assert out.returncode == 1 and "No paper matches" in out.stdout
+
+
+def test_stats_and_corpus_export(full_index: Settings) -> None:
+    stats = json.loads(run("stats", "--json", settings=full_index).stdout)
+    assert stats["entries"] == 380 and stats["unique_papers"] == 356 and stats["index_up_to_date"]
+    assert stats["index"]["papers"] == 356
+    rows = run("corpus", "--jsonl").stdout.splitlines()
+    assert len(rows) == 356
+    first = json.loads(rows[0])
+    assert {"paper_id", "title", "abstract", "source_file", "source_line", "authors_count", "date", "org", "urls",
+            "occurrences"} <= set(first)
+
+
+def test_index_no_op_reports_nothing_embedded(full_index: Settings) -> None:
+    out = run("index", "--quiet", settings=full_index)
+    assert out.returncode == 0 and "embedded 0 units" in out.stdout
+
+
+def test_invalid_setting_is_reported_not_traced(full_index: Settings) -> None:
+    out = run("ask", "What is Timo?", settings=full_index, ASSISTANT_TOP_K="lots")
+    assert out.returncode == 2 and "Invalid settings" in out.stderr and "Traceback" not in out.stderr
