@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 from rapidfuzz import fuzz
 
-from assistant.citations import Source
+from assistant.citations import Source, strip_markers
 from assistant.llm import LLMClient
 
 NO_ANSWER = "INSUFFICIENT_SOURCES"
@@ -98,12 +98,17 @@ class OfflineAnswerer:
         by_n = {s.n: s for s in evidence.sources}
         lead_n, lead_idx = chosen[0]
         lead = by_n[lead_n]
-        yield f"**{short_name(lead.paper.title)}**: " + " ".join(f"{lead.sentences[i]} [{lead_n}]" for i in lead_idx)
+        # An abstract's own references ("RoPE [32]") are dropped: they would read as citations.
+        yield f"**{short_name(lead.paper.title)}**: " + " ".join(
+            f"{strip_markers(lead.sentences[i])} [{lead_n}]" for i in lead_idx
+        )
         if len(chosen) > 1:
             yield "\n\nOther papers in the corpus on this:\n"
             for n, idx in chosen[1:]:
                 src = by_n[n]
-                yield f"\n- **{short_name(src.paper.title)}**: " + " ".join(f"{src.sentences[i]} [{n}]" for i in idx)
+                yield f"\n- **{short_name(src.paper.title)}**: " + " ".join(
+                    f"{strip_markers(src.sentences[i])} [{n}]" for i in idx
+                )
 
 
 class LLMAnswerer:
@@ -117,7 +122,8 @@ class LLMAnswerer:
 
     def messages(self, question: str, evidence: Evidence) -> list[dict[str, str]]:
         sources = "\n\n".join(
-            self.source.format(n=s.n, title=s.paper.title, date=s.paper.date or "date unknown", abstract=s.paper.abstract)
+            self.source.format(n=s.n, title=s.paper.title, date=s.paper.date or "date unknown",
+                               abstract=strip_markers(s.paper.abstract))  # its own "[32]" would read as a source
             for s in evidence.sources
         )
         return [

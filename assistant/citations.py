@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.index import split_sentences
+from assistant.index import _ABBREV, split_sentences
 from assistant.models import Citation, Paper
 
-MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;\-\u2013]\s*\d{1,3})*)\]")  # [1], [1, 2], [1-3]
+MAX_RANGE = 20  # a range marker wider than this ([1-999]) is not expanded
 _MARKUP = re.compile(r"[*_`#>]+|^\s*[-•]\s*", re.MULTILINE)
 
 
@@ -46,7 +47,25 @@ Embed = Callable[[list[str]], np.ndarray]
 
 
 def claim_text(sentence: str) -> str:
-    return " ".join(_MARKUP.sub(" ", MARKER.sub(" ", sentence)).split())
+    return re.sub(r" ([.,;:!?])", r"\1", " ".join(_MARKUP.sub(" ", MARKER.sub(" ", sentence)).split()))
+
+
+def strip_markers(text: str) -> str:
+    """The text without `[n]` markers, e.g. an abstract's own references ("RoPE [32]"),
+    which would otherwise read as citations once the text is in an answer."""
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]*" + MARKER.pattern, "", text))
+
+
+def marker_numbers(group: str) -> list[int]:
+    """The source numbers in a marker's inside: "1, 3" -> [1, 3]; "2-4" -> [2, 3, 4]."""
+    out: list[int] = []
+    for item in re.split(r"[,;]", group):
+        ends = [int(x) for x in re.split(r"[\-\u2013]", item)]
+        if len(ends) == 2 and ends[0] < ends[1] and ends[1] - ends[0] < MAX_RANGE:
+            out.extend(range(ends[0], ends[1] + 1))
+        else:
+            out.extend(ends)
+    return out
 
 
 def best_support(claim: str, sentences: list[str], sentence_vectors: np.ndarray | None,
@@ -55,7 +74,7 @@ def best_support(claim: str, sentences: list[str], sentence_vectors: np.ndarray 
     A claim that quotes a sentence verbatim is supported fully without a model."""
     low = claim.casefold()
     for i, s in enumerate(sentences):
-        if s and s.casefold().rstrip(".") in low:
+        if _quotes(low, [s]):
             return i, 1.0
     if claim_vector is None or sentence_vectors is None or not len(sentences):
         return -1, 0.0
@@ -71,8 +90,11 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
     by_n = {s.n: s for s in sources}
     removed: list[str] = []
     pieces = _split_keep_layout(text)
-    claims = [(i, claim_text(p)) for i, p in enumerate(pieces) if MARKER.search(p)]
-    need_model = [c for _, c in claims if c and not _quotes_a_source(c, sources)]
+    claims = [(claim_text(p), {n for m in MARKER.finditer(p) for n in marker_numbers(m.group(1))})
+              for p in pieces if MARKER.search(p)]
+    # A claim needs the model unless it quotes a sentence of every source it cites.
+    need_model = [c for c, cited in claims
+                  if c and not all(_quotes(c, by_n[n].sentences) for n in cited if n in by_n)]
     claim_vecs = dict(zip(need_model, embed(need_model))) if need_model else {}
     sent_vecs = dict(sentence_vectors or {})
     if need_model:
@@ -92,8 +114,7 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
         def rewrite(match: re.Match[str]) -> str:
             nonlocal all_ok, had
             kept: list[str] = []
-            for raw in re.split(r"[,;]", match.group(1)):
-                n = int(raw)
+            for n in marker_numbers(match.group(1)):
                 had = True
                 if n not in by_n:
                     removed.append(f"[{n}] removed: there is no source {n} (only {len(sources)} were provided)")
@@ -109,7 +130,8 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
                 new = order.setdefault(n, len(order) + 1)
                 if n not in quotes or sim > quotes[n][1]:
                     quotes[n] = (idx, sim)
-                kept.append(str(new))
+                if str(new) not in kept:
+                    kept.append(str(new))
             return f"[{', '.join(kept)}]" if kept else ""
 
         new_piece = MARKER.sub(rewrite, piece)
@@ -137,9 +159,15 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
     return Verified("".join(out_pieces).strip(), citations, removed, supported, cited)
 
 
-def _quotes_a_source(claim: str, sources: list[Source]) -> bool:
+def _quotes(claim: str, sentences: list[str]) -> bool:
+    """Whether the claim (as `claim_text` gives it) contains one of the sentences, compared
+    the same way: markers and markup dropped, case folded."""
     low = claim.casefold()
-    return any(s and s.casefold().rstrip(".") in low for src in sources for s in src.sentences)
+    for s in sentences:
+        norm = claim_text(s).casefold().rstrip(".")
+        if norm and norm in low:
+            return True
+    return False
 
 
 def _split_keep_layout(text: str) -> list[str]:
@@ -150,7 +178,9 @@ def _split_keep_layout(text: str) -> list[str]:
         if not line or line.startswith("\n"):
             out.append(line)
             continue
-        parts = re.split(r"(?<=[.!?])(?:\s*(\[[\d,; ]+\]))?(\s+)(?=\S)(?!\[\d)", line)
+        # Not after "e.g." and the like, as in split_sentences: a cut there would leave the
+        # marker on a fragment that no longer quotes its sentence.
+        parts = re.split(_ABBREV + r"(?<=[.!?])(?:\s*(\[[\d,;\-\u2013 ]+\]))?(\s+)(?=\S)(?!\[\d)", line)
         # re.split with groups yields: text, marker|None, space, text, ...
         buf = parts[0]
         for j in range(1, len(parts), 3):

@@ -296,3 +296,7 @@ def bench_query(repeats: int = typer.Option(5, help="Passes over the question li
 
 def main() -> None:
     app()
+from assistant.evaluate import eval_command as _eval  # noqa: E402
+app.command("eval")(_eval)
+from assistant.serve import serve as _serve  # noqa: E402
+app.command("serve")(_serve)

@@ -264,9 +264,13 @@ class Assistant:
         return Lookup("not_found", q, None, hits[:3], f"No paper matches {q!r}. The nearest titles are:")
 
     def _fuzzy(self, q: str, norm: str, titles: dict[str, str]) -> str | None:
-        """Typos in a title ("Atention as an RNN") or in a name ("FlashRN")."""
+        """Typos in a title ("Atention as an RNN"), part of a title, or a typo in a name ("FlashRN")."""
         best = process.extract(norm, list(titles), scorer=fuzz.ratio, limit=2)
         if best and best[0][1] >= 88 and (len(best) < 2 or best[0][1] - best[1][1] >= 3):
+            return titles[best[0][0]]
+        # Part of a title, or its words reordered ("slowing down the slowdown momentum").
+        best = process.extract(norm, list(titles), scorer=fuzz.token_set_ratio, limit=2)
+        if len(norm.split()) >= 2 and best and best[0][1] >= 85 and (len(best) < 2 or best[0][1] - best[1][1] >= 8):
             return titles[best[0][0]]
         if len(q.split()) <= 2 and len(q) >= 4:
             names = [(n.casefold(), pid) for pid, p in self.index.papers.items() for n in paper_names(p)]

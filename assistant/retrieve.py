@@ -39,9 +39,12 @@ RetrieverName = Literal["hybrid", "dense", "bm25"]
 
 RRF_K = 60
 DENSE_WEIGHT = 1.0
-KEYWORD_WEIGHT = 0.6
+KEYWORD_WEIGHT = 0.4
 NAME_BONUS = 1.0  # larger than any fused score: a named paper goes first
-PAPER_UNIT_SHARE = 0.35  # dense paper score = best sentence, plus this share of the whole-abstract similarity
+# Dense paper score = best sentence + SECOND_SENTENCE_SHARE x second-best sentence
+# + PAPER_UNIT_SHARE x paper-vector similarity; tuned on evals/questions core and hard (tune split).
+PAPER_UNIT_SHARE = 0.7
+SECOND_SENTENCE_SHARE = 0.3
 
 
 @dataclass
@@ -80,17 +83,27 @@ class Ranking:
         return max((h.dense for h in self.hits), default=0.0)
 
 
+# Acronyms that name a field or a device, not a paper ("... on a single GPU").
+GENERIC_ACRONYMS = {
+    "AI", "ML", "NLP", "LLM", "LLMS", "MLLM", "MLLMS", "LVLM", "LVLMS", "VLM", "VLMS", "GPU", "GPUS", "TPU", "TPUS",
+    "CPU", "RL", "RLHF", "DNN", "DNNS", "CNN", "CNNS", "RNN", "RNNS", "GAN", "GANS", "VAE", "SOTA", "KV", "QA", "ODE",
+    "SDE", "PDE", "PDES", "SGD", "MCTS", "DPO", "PPO", "SNN", "SNNS", "TTS", "SFT", "COT", "AR", "3D", "4D", "2D", "1D",
+}
+
+
 def paper_names(paper: Paper) -> list[str]:
     """Short names a user may type for a paper: the part before the title's colon
     when it is short ("AdamP", "h-Edit", "TFMQ-DM"), and coined words in the title
-    (mixed case or digits, like "FlashRNN" or "TimesNet")."""
+    (mixed case or digits, like "FlashRNN" or "TimesNet"); generic acronyms excluded."""
     names: list[str] = []
     head = re.split(r":\s", paper.title, maxsplit=1)[0].strip()
-    if head != paper.title and len(head.split()) <= 3:
+    if head != paper.title and len(head.split()) <= 3 and head.upper() not in GENERIC_ACRONYMS:
         names.append(head)
     for word in re.findall(r"[\w$^\-\.]+", paper.title):
         word = word.strip(".-")
-        if len(word) >= 3 and (re.search(r"[a-z][A-Z]|[A-Z]{2,}[a-z]|\d", word) or word.isupper()) and not word.isdigit():
+        if len(word) < 3 or not re.match(r"[^\W\d]", word) or word.upper() in GENERIC_ACRONYMS:
+            continue
+        if re.search(r"[a-z][A-Z]|[A-Z]{2,}[a-z]|\d", word) or word.isupper():
             names.append(word)
     return list(dict.fromkeys(names))
 
@@ -101,6 +114,29 @@ def _name_pattern(name: str) -> re.Pattern[str]:
     coined = bool(re.search(r"[a-z][A-Z]|\d|[a-z]-[A-Z]|[A-Z]-[a-z]", name))
     flags = re.IGNORECASE if coined else 0
     return re.compile(r"(?<![\w-])" + re.escape(name) + r"(?![\w-])", flags)
+
+
+def _distinctive_names(papers: dict[str, Paper]) -> list[tuple[str, str, re.Pattern[str]]]:
+    """Names that point at one paper. The part of a title before its colon is the
+    paper's own name unless another title uses it too; a coined word elsewhere in
+    a title counts only when at most two abstracts mention it ("LoRA", "DDPM" and
+    "NVIDIA" are common currency, "FlashRNN" is not)."""
+    from collections import Counter
+
+    per_paper = {pid: paper_names(p) for pid, p in papers.items()}
+    counts = Counter(n.casefold() for names in per_paper.values() for n in set(names))
+    texts = [f"{p.title} {p.abstract}" for p in papers.values()]
+    out = []
+    for pid, names in per_paper.items():
+        head = re.split(r":\s", papers[pid].title, maxsplit=1)[0].strip()
+        for name in names:
+            if counts[name.casefold()] != 1:
+                continue
+            pattern = _name_pattern(name)
+            if name != head and sum(1 for t in texts if pattern.search(t)) > 2:
+                continue
+            out.append((pid, name, pattern))
+    return out
 
 
 class Index:
@@ -124,7 +160,7 @@ class Index:
         self.papers: dict[str, Paper] = {p.paper_id: p for p in read_snapshot(settings.index_dir)}
         self.sentences: dict[str, list[str]] = {pid: split_sentences(p.abstract) for pid, p in self.papers.items()}
         self.store = Store(settings, create=False)
-        self._names = [(pid, n, _name_pattern(n)) for pid, p in self.papers.items() for n in paper_names(p)]
+        self._names = _distinctive_names(self.papers)
         self._bm25_lock = threading.Lock()
         self._corpus_stamp: tuple[tuple[str, int, int], ...] | None = None
         self._stale = False
@@ -172,8 +208,8 @@ class Index:
         return self.embedder.encode([query])[0]
 
     def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]]]:
-        """Per paper: a dense score (best sentence plus a share of the whole-abstract
-        similarity) and its sentences ranked by similarity."""
+        """Per paper: a dense score (best sentence, a share of the second best and of
+        the paper vector's similarity) and its sentences ranked by similarity."""
         n_sent = min(n, max(self.store.sentences.count(), 1))
         n_pap = min(max(n // 2, 50), max(self.store.papers.count(), 1))
         res = self.store.sentences.query(query_embeddings=[vector], n_results=n_sent, include=["metadatas", "distances"])
@@ -185,8 +221,10 @@ class Index:
         floor = min(whole.values(), default=0.0)
         scores: dict[str, float] = {}
         for pid in set(sent) | set(whole):
-            best = sent[pid][0][1] if pid in sent else 0.0
-            scores[pid] = best + PAPER_UNIT_SHARE * whole.get(pid, floor)
+            ranked = sent.get(pid, [])
+            best = ranked[0][1] if ranked else 0.0
+            second = ranked[1][1] if len(ranked) > 1 else best - 0.1
+            scores[pid] = best + SECOND_SENTENCE_SHARE * second + PAPER_UNIT_SHARE * whole.get(pid, floor)
         return scores, sent
 
     def keyword_scores(self, query: str, n: int) -> dict[str, float]:

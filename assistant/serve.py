@@ -1,0 +1,53 @@
+"""`assistant serve`: the web UI and the JSON API on one local port (never a
+public share link). Thin on purpose: the app is built by `ui.server.create_app`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def serve(
+    host: Optional[str] = typer.Option(None, help="Interface to listen on (default: ASSISTANT_HOST, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port (default: ASSISTANT_PORT, 7860)."),
+    build: bool = typer.Option(False, "--build", help="Build or update the index first when it is missing."),
+) -> None:
+    """Serve the chat UI (Chat, Papers, Corpus map) and the JSON API (/api/ask, /api/papers/{id},
+    /api/search, /api/health; schema at /openapi.json)."""
+    from rich.markup import escape
+
+    from assistant.cli import _fail, _progress, _settings, err
+    from assistant.index import IndexProblem, sync
+    from assistant.retrieve import open_index
+
+    settings = _settings(host=host, port=port)
+    try:
+        from ui.server import parse_auth
+
+        parse_auth(settings.auth)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    try:
+        open_index(settings)
+    except IndexProblem as exc:
+        if not build:
+            err.print(f"[yellow]{escape(str(exc))}[/yellow]\n"
+                      "Starting anyway: the page offers a [bold]Build index[/bold] button with progress. "
+                      "Or stop and run `assistant serve --build` (or `assistant index`).")
+        else:
+            try:
+                report = sync(settings, progress=_progress)
+            except IndexProblem as problem:
+                _fail(str(problem))
+            err.print(f"Index built: {report.papers} papers in {report.seconds:.0f} s.")
+            open_index(settings, reload=True)
+
+    import uvicorn
+
+    from ui.server import create_app
+
+    app = create_app(settings)
+    auth = " (basic auth on)" if settings.auth else ""
+    err.print(f"Serving on http://{settings.host}:{settings.port}/{auth}  API docs: /api/docs  Ctrl+C to stop")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3)
