@@ -35,6 +35,13 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _load_corpus(settings: Settings) -> Any:
+    try:
+        return load_corpus(settings.corpus_dir)
+    except CorpusError as exc:
+        _fail(str(exc))
+
+
 def _progress(total: int, desc: str) -> Any:
     from tqdm import tqdm
 
@@ -222,11 +229,7 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
     from assistant.index import read_manifest
 
     settings = _settings()
-    try:
-        corpus = load_corpus(settings.corpus_dir)
-    except CorpusError as exc:
-        _fail(str(exc))
-        return
+    corpus = _load_corpus(settings)
     manifest = read_manifest(settings.index_dir)
     data = {
         "corpus_dir": str(settings.corpus_dir),
@@ -261,12 +264,7 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command()
 def corpus(jsonl: bool = typer.Option(True, "--jsonl/--summary", help="Every parsed paper as one JSON object per line.")) -> None:
     """Export what was ingested."""
-    settings = _settings()
-    try:
-        parsed = load_corpus(settings.corpus_dir)
-    except CorpusError as exc:
-        _fail(str(exc))
-        return
+    parsed = _load_corpus(_settings())
     for message in parsed.errors:
         err.print(f"Skipped file: {message}")
     if not jsonl:
