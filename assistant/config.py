@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     embed_model_path: Path = Field(default_factory=_default_model_path)
     embed_batch_size: int = 16  # measured fastest on 2 cores (less padding than 64)
     embed_max_tokens: int = 256
+    index_round_papers: int = Field(64, ge=1, description="Papers embedded and committed per round; a crash loses at most one round.")
 
     # Retrieval and answering.
     top_k: int = Field(5, ge=1, le=20, description="Most papers an answer cites.")

@@ -46,7 +46,6 @@ UNITS_VERSION = 3  # bump when units_for/split_sentences change: every paper is 
 MANIFEST = "manifest.json"
 SNAPSHOT = "papers.json"
 KEYWORD_DIR = "keyword"
-WRITE_BATCH_PAPERS = 64  # papers per embed+write round; units are length-sorted within it
 
 # Sentence boundaries. llama-index's punkt splitter cuts after "e.g." and misses
 # joins glued by the scrape ("time axis.Given"), both common in this corpus;
@@ -480,8 +479,8 @@ def _embed_and_write(settings: Settings, store: Store, todo: list[Paper], hashes
     if embedder.name != store.model:
         raise IndexProblem(f"embedding model changed while indexing ({embedder.name} != {store.model})")
     bar = progress(len(todo), "Embedding papers") if progress else None
-    for start in range(0, len(todo), WRITE_BATCH_PAPERS):
-        batch = todo[start : start + WRITE_BATCH_PAPERS]
+    for start in range(0, len(todo), settings.index_round_papers):
+        batch = todo[start : start + settings.index_round_papers]
         units = [units_for(p) for p in batch]
         t0 = time.perf_counter()
         flat = embedder.encode([u.embed_text for us in units for u in us])

@@ -141,9 +141,9 @@ def test_model_mismatch_is_detected_and_rebuilt(store_settings: Settings) -> Non
     assert counts(store_settings) == expected_units(store_settings)
 
 
-def _index_process(settings: Settings) -> subprocess.Popen[str]:
+def _index_process(settings: Settings, round_papers: int = 64) -> subprocess.Popen[str]:
     env = {**os.environ, "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir), "ASSISTANT_INDEX_DIR": str(settings.index_dir),
-           "ASSISTANT_COLLECTION_PREFIX": settings.collection_prefix}
+           "ASSISTANT_COLLECTION_PREFIX": settings.collection_prefix, "ASSISTANT_INDEX_ROUND_PAPERS": str(round_papers)}
     if settings.chroma_url:
         env["ASSISTANT_CHROMA_URL"] = settings.chroma_url
     return subprocess.Popen([sys.executable, "-m", "assistant", "index"], env=env, cwd=PROJECT_ROOT,
@@ -153,14 +153,15 @@ def _index_process(settings: Settings) -> subprocess.Popen[str]:
 def test_sigkill_mid_index_is_repaired_and_old_papers_stay_answerable(store_settings: Settings) -> None:
     sync(store_settings)  # 6 papers complete
     old_ids = set(Store(store_settings).complete_papers())
-    write_small_corpus(store_settings.corpus_dir, n_papers=40)  # 34 new papers to embed
-    proc = _index_process(store_settings)
-    # Wait until embedding has begun and the first batch has had time to land, then kill -9.
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and "papers to embed" not in proc.stderr.readline():
-        pass
-    time.sleep(4.0)
+    write_small_corpus(store_settings.corpus_dir, n_papers=40)  # the whole file: 34 new papers, committed 2 per round
+    proc = _index_process(store_settings, round_papers=2)
+    # Kill -9 as soon as the first new round is committed: the kill
+    # lands mid-way however fast the machine embeds (16 rounds still to go).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(Store(store_settings).complete_papers()) > len(old_ids):
+            break
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
@@ -168,7 +169,7 @@ def test_sigkill_mid_index_is_repaired_and_old_papers_stay_answerable(store_sett
     store = Store(store_settings)
     complete = store.complete_papers()
     assert old_ids <= set(complete), "papers indexed before the crash must stay answerable"
-    assert len(complete) < 40, "the kill should have landed mid-way"
+    assert len(old_ids) < len(complete) < 40, "the kill should have landed mid-way"
 
     report = sync(store_settings)
     assert counts(store_settings) == expected_units(store_settings)
