@@ -398,20 +398,29 @@ def draft_groundedness(draft: str, evidence: Any, index: Any, threshold: float) 
     return checked.groundedness if checked.cited_claims else 0.0
 
 
+UNCITED_DRAFT_NOTICE = "The LLM's answer carried no citation"
+
+
 def ask_once(assistant: Any, q: Question, mode: str, retriever: str) -> tuple[Any, str]:
     """One question through `Assistant.stream` (what `ask` iterates); also returns the
-    streamed LLM draft, which the final Answer no longer carries."""
-    draft, answer, drafting = "", None, True
+    streamed LLM draft, which the final Answer no longer carries. The draft is the
+    tokens up to the first reset or later notice; it is dropped when that notice is an
+    endpoint failure (a partial draft would score as if it were the LLM's answer)."""
+    draft, answer, drafting, complete = "", None, True, True
     for event in assistant.stream(q.question, mode=mode, retriever=retriever, qid=q.id):
         if event.kind == "token" and drafting:
             draft += event.text
+        elif event.kind == "notice" and drafting and not draft:
+            continue  # e.g. the stale-index notice, which comes before any token
         elif event.kind in ("reset", "notice"):
+            if drafting and event.kind == "notice" and not event.text.startswith(UNCITED_DRAFT_NOTICE):
+                complete = False
             drafting = False
         elif event.kind == "answer":
             answer = event.answer
     if answer is None:
         raise RuntimeError(f"{q.id}: the pipeline ended without an answer")
-    return answer, draft if mode == "llm" else ""
+    return answer, draft if mode == "llm" and complete else ""
 
 
 def pipeline_output(assistant: Any, q: Question, mode: str, retriever: str) -> Output:
@@ -552,6 +561,7 @@ def run_settings(settings: Settings, index: Any, questions_path: Path, split: st
         "dense_candidates": settings.dense_candidates,
         "abstain_threshold": settings.abstain_threshold,
         "support_threshold": settings.support_threshold,
+        "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (latency is wall time)",
         "fusion": {"rrf_k": retrieve.RRF_K, "dense_weight": retrieve.DENSE_WEIGHT,
                    "keyword_weight": retrieve.KEYWORD_WEIGHT, "paper_unit_share": retrieve.PAPER_UNIT_SHARE},
     }
@@ -782,7 +792,7 @@ def plot_type_bars(metrics: dict[str, Any], path: Path) -> str:
     types = list(dict.fromkeys(t for v in metrics.values() for t, s in v["by_type"].items() if s.get("recall@5") is not None))
     configs = list(metrics)
     width = 0.8 / max(len(configs), 1)
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(types) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(types) + 2), 5))
     for i, config in enumerate(configs):
         values = [metrics[config]["by_type"].get(t, {}).get("recall@5") or 0.0 for t in types]
         ax.bar([x + i * width - 0.4 + width / 2 for x in range(len(types))], values, width, label=config)
@@ -790,7 +800,7 @@ def plot_type_bars(metrics: dict[str, Any], path: Path) -> str:
     ax.set_xticks(range(len(types)), [f"{t}\n(n={n})" for t, n in zip(types, counts)])
     ax.set(ylabel="recall@5", title="Recall@5 by question type", ylim=(0, 1.05))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(len(configs), 3))
+    ax.legend(fontsize=8, ncol=min(len(configs), 6), loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,197 @@
+"""The JSON API of `assistant serve`, against the real server process and index:
+the answer contract, paper and search routes, health, bad requests (always 4xx
+JSON, never a trace), bounded concurrency, and basic auth."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from assistant.config import Settings
+from tests.conftest import free_port
+from ui.testing import running_server
+
+pytestmark = pytest.mark.slow
+
+CONTRACT_KEYS = {"id", "question", "answer", "abstained", "citations", "retrieved", "mode", "timings_ms"}
+ADAMP = "adamp-slowing-down-the-d344cb"
+
+
+@pytest.fixture(scope="module")
+def base(full_index: Settings) -> Iterator[str]:
+    with running_server(full_index, free_port(), name="api-server") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base, timeout=60.0) as c:
+        yield c
+
+
+def assert_json_error(response: httpx.Response, status: int | None = None) -> dict:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    if status is not None:
+        assert response.status_code == status, response.text[:300]
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    return body
+
+
+# ---------------------------------------------------------------- answers
+
+
+def test_ask_returns_exactly_the_contract(client: httpx.Client, assistant) -> None:
+    q = "What does AdamP change in the optimizer step?"
+    r = client.post("/api/ask", json={"question": q})
+    assert r.status_code == 200
+    data = r.json()
+    assert set(data) == CONTRACT_KEYS
+    assert set(data["timings_ms"]) == {"retrieve", "answer", "total"}
+    assert data["mode"] == "offline" and not data["abstained"]
+    assert data["citations"][0]["title"].startswith("AdamP")
+    assert all(set(c) == {"n", "paper_id", "title", "quote", "url"} for c in data["citations"])
+    local = assistant.ask(q).contract()  # the same pipeline in-process gives the same answer
+    assert {k: v for k, v in data.items() if k != "timings_ms"} == {k: v for k, v in local.items() if k != "timings_ms"}
+
+
+def test_ask_options_and_history(client: httpx.Client) -> None:
+    first = client.post("/api/ask", json={"question": "What does AdamP change in the optimizer step?"}).json()
+    follow = client.post("/api/ask", json={"question": "and where is its code?",
+                                           "history": [{"question": first["question"], "answer": first}]}).json()
+    assert follow["citations"][0]["title"].startswith("AdamP") and "github.com/clovaai/AdamP" in follow["answer"]
+    as_text = client.post("/api/ask", json={"question": "and where is its code?",
+                                            "history": [{"question": first["question"], "answer": first["answer"]}]})
+    assert as_text.status_code == 200
+    small = client.post("/api/ask", json={"question": "How can diffusion models sample faster?", "top_k": 1,
+                                          "retriever": "bm25", "mode": "offline"}).json()
+    assert len(small["citations"]) <= 1
+    dated = client.post("/api/ask", json={"question": "diffusion models", "date_from": "2024"}).json()
+    assert set(dated) == CONTRACT_KEYS
+
+
+def test_off_topic_question_abstains(client: httpx.Client) -> None:
+    data = client.post("/api/ask", json={"question": "How do I cook pasta carbonara?"}).json()
+    assert data["abstained"] is True and data["citations"] == []
+
+
+def test_concurrent_asks_all_succeed(client: httpx.Client) -> None:
+    questions = [f"What is known about {t}?" for t in ("diffusion sampling", "optimizers", "temporal reasoning",
+                                                        "state space models", "quantization", "retrieval")]
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda q: client.post("/api/ask", json={"question": q}), questions))
+    assert [r.status_code for r in results] == [200] * 6
+    assert [r.json()["question"] for r in results] == questions
+
+
+# ---------------------------------------------------------------- papers, search, health, schema
+
+
+def test_paper_with_related(client: httpx.Client) -> None:
+    r = client.get(f"/api/papers/{ADAMP}")
+    assert r.status_code == 200
+    data = r.json()
+    assert data["paper"]["title"].startswith("AdamP") and data["paper"]["urls"] == ["https://github.com/clovaai/AdamP"]
+    assert len(data["related"]) == 5 and all(set(h) == {"paper_id", "title", "score"} for h in data["related"])
+    assert ADAMP not in {h["paper_id"] for h in data["related"]}
+
+
+def test_unknown_paper_is_a_json_404(client: httpx.Client) -> None:
+    body = assert_json_error(client.get("/api/papers/no-such-paper"), 404)
+    assert "no-such-paper" in body["error"]
+
+
+def test_search(client: httpx.Client) -> None:
+    data = client.get("/api/search", params={"q": "AdamP", "k": 3}).json()
+    assert data["hits"][0]["paper_id"] == ADAMP and len(data["hits"]) == 3
+    assert_json_error(client.get("/api/search", params={"q": "   "}), 400)
+    assert_json_error(client.get("/api/search"), 422)
+    assert_json_error(client.get("/api/search", params={"q": "x", "k": "many"}), 422)
+
+
+def test_health(client: httpx.Client) -> None:
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    data = r.json()
+    assert data["status"] == "ok"
+    assert data["index"]["ok"] and data["index"]["papers"] == 356
+    assert data["chroma"]["ok"] and data["chroma"]["papers"] == 356
+    assert data["llm"]["configured"] is False and data["llm"]["default_mode"] == "offline"
+
+
+def test_openapi_documents_the_routes(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/api/ask", "/api/papers/{paper_id}", "/api/search", "/api/health"} <= set(schema["paths"])
+    ask = schema["paths"]["/api/ask"]["post"]
+    assert "AskRequest" in str(ask["requestBody"]) and "AnswerOut" in str(ask["responses"]["200"])
+    assert client.get("/api/docs").status_code == 200
+
+
+def test_ui_is_served_beside_the_api(client: httpx.Client) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and "<html" in r.text.lower()
+
+
+# ---------------------------------------------------------------- bad requests
+
+
+LONG = "x" * 5000
+
+
+@pytest.mark.parametrize("kwargs,status,needle", [
+    ({"json": {"question": ""}}, 400, "empty"),
+    ({"json": {"question": " \n\t "}}, 400, "empty"),
+    ({"json": {"question": LONG}}, 400, "limit is 2000"),
+    ({"json": {}}, 422, "question"),
+    ({"json": {"question": 42}}, 422, "question"),
+    ({"json": {"question": ["a"]}}, 422, "question"),
+    ({"json": {"question": "hi", "top_k": "five"}}, 422, "top_k"),
+    ({"json": {"question": "hi", "top_k": 0}}, 422, "top_k"),
+    ({"json": {"question": "hi", "mode": "gpt"}}, 422, "mode"),
+    ({"json": {"question": "hi", "retriever": 3}}, 422, "retriever"),
+    ({"json": {"question": "hi", "history": "not a list"}}, 422, "history"),
+    ({"json": {"question": "hi", "date_from": "yesterday"}}, 422, "date_from"),
+    ({"json": {"question": "hi", "unknown": 1}}, 422, "unknown"),
+    ({"json": ["question"]}, 422, ""),
+    ({"json": None}, 422, ""),
+    ({"content": b'{"question": "unterminated', "headers": {"content-type": "application/json"}}, 422, "not valid JSON"),
+    ({"content": b"question=hi", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 422, ""),
+    ({"content": bytes(range(256)) * 8, "headers": {"content-type": "application/octet-stream"}}, None, ""),
+    ({"content": bytes(range(256)) * 8, "headers": {"content-type": "application/json"}}, None, ""),
+    ({"content": b"\xff\xfe{\x00", "headers": {"content-type": "application/json"}}, None, ""),
+    ({"content": b"x" * 400_000, "headers": {"content-type": "application/json"}}, 413, "larger than"),
+])
+def test_bad_ask_requests_get_a_json_4xx(client: httpx.Client, kwargs: dict, status: int | None, needle: str) -> None:
+    body = assert_json_error(client.post("/api/ask", **kwargs), status)
+    assert needle in body["error"]
+
+
+def test_unknown_api_routes_and_methods_are_json(client: httpx.Client) -> None:
+    assert_json_error(client.get("/api/nothing-here"), 404)
+    assert_json_error(client.get("/api/ask"), 405)
+    assert_json_error(client.delete(f"/api/papers/{ADAMP}"), 405)
+
+
+# ---------------------------------------------------------------- auth
+
+
+def test_basic_auth_covers_api_and_ui(full_index: Settings) -> None:
+    with running_server(full_index, free_port(), name="api-server-auth", ASSISTANT_AUTH="ann:s3cret:x") as url:
+        good = "Basic " + base64.b64encode(b"ann:s3cret:x").decode()
+        bad = "Basic " + base64.b64encode(b"ann:wrong").decode()
+        for path in ("/api/health", "/api/papers/" + ADAMP, "/openapi.json", "/"):
+            r = httpx.get(url + path)
+            assert r.status_code == 401 and r.json() == {"error": "Authentication required (HTTP basic auth)."}
+            assert r.headers["www-authenticate"].startswith("Basic")
+            assert httpx.get(url + path, headers={"authorization": bad}).status_code == 401
+            assert httpx.get(url + path, headers={"authorization": "Basic !!notbase64"}).status_code == 401
+            assert httpx.get(url + path, headers={"authorization": good}).status_code == 200, path
+        assert httpx.post(url + "/api/ask", json={"question": "What is Timo?"}).status_code == 401
+        r = httpx.post(url + "/api/ask", json={"question": "What is Timo?"}, auth=("ann", "s3cret:x"), timeout=60)
+        assert r.status_code == 200 and r.json()["citations"]

@@ -1,0 +1,383 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright, against
+`assistant serve` on the test index. Screenshots of every step land in
+test-artifacts/ (look at them: layout at 1280x800 and at 400 px wide).
+
+Timings (Enter to first streamed text, Enter to the full answer) are printed,
+not asserted: they depend on the machine (run with -s to see them)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.config import Settings
+from assistant.index import split_sentences
+from tests.fake_llm_server import FakeLLM, Reply, parse_sources
+from tests.conftest import free_port, write_small_corpus
+from ui.testing import ARTIFACTS, running_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ADAMP_Q = "What does AdamP change in the optimizer step?"
+ANSWER_TIMEOUT = 60_000  # ms; the first answer of a cold machine includes nothing heavy (models are warm)
+
+# Records, in the page's own clock, when Enter was pressed, when the newest answer
+# first showed text (the first streamed token) and when it was complete.
+TIMING_JS = """
+() => {
+  const t = window.__timing = {start: null, first: null, done: null};
+  const chat = document.querySelector('#chat');
+  const before = chat.querySelectorAll('[data-testid="bot"]').length;
+  document.addEventListener('keydown', e => {
+    if (e.key === 'Enter' && t.start === null) t.start = performance.now();
+  }, {capture: true});
+  const check = () => {
+    const bots = chat.querySelectorAll('[data-testid="bot"]');
+    if (t.start === null || bots.length <= before) return;
+    const text = bots[bots.length - 1].innerText || '';
+    if (t.first === null && text.trim() && !text.includes('Searching the corpus')) t.first = performance.now();
+    const last = bots[bots.length - 1];
+    const finished = last.querySelector('.answer-footer') || (text.includes('⚠️') && !text.includes('▍'));
+    if (t.done === null && finished) { t.done = performance.now(); obs.disconnect(); }
+  };
+  const obs = new MutationObserver(check);
+  obs.observe(chat, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
+def quoting_reply(body: dict[str, Any]) -> Reply:
+    """A well-behaved LLM: restates source 1's second sentence with a [1] citation,
+    streamed word by word (so streaming is visible in the page)."""
+    prompt = next((m["content"] for m in body.get("messages", []) if m["role"] == "user"), "")
+    sources = parse_sources(prompt)
+    abstract = sources[min(sources)][1] if sources else ""
+    sentences = split_sentences(abstract)
+    claim = sentences[min(1, len(sentences) - 1)] if sentences else "Nothing."
+    return Reply.text(f"According to the first source, {claim} [1]", chunk_delay=0.03)
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLM]:
+    with FakeLLM() as fake:
+        fake.script = [quoting_reply]
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(full_index: Settings, llm: FakeLLM) -> Iterator[str]:
+    # A scripted OpenAI-compatible endpoint is configured, offline stays the default
+    # mode; tests choose "llm" in the settings to stream from it or see its outage.
+    with running_server(full_index, free_port(), name="browser-server", ASSISTANT_LLM_BASE_URL=llm.base_url,
+                        ASSISTANT_MODE="offline", ASSISTANT_LLM_TIMEOUT="5") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_app(browser: Any, server: str, width: int = 1280, height: int = 800) -> Any:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.on("dialog", lambda d: pytest.fail(f"a dialog opened: {d.message}"))
+    page.goto(server + "/", wait_until="load")
+    page.wait_for_selector("#question textarea", timeout=30_000)
+    return page
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    p = open_app(browser, server)
+    yield p
+    p.context.close()
+
+
+def shot(page: Any, name: str, full: bool = False) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=full)
+
+
+def ask(page: Any, question: str) -> dict[str, float | None]:
+    """Types the question, presses Enter, waits for the complete answer; returns the
+    milliseconds from Enter to first text and to the full answer."""
+    page.evaluate(TIMING_JS)
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function("window.__timing.done !== null", timeout=ANSWER_TIMEOUT)
+    t = page.evaluate("window.__timing")
+    return {"first": t["first"] - t["start"] if t["first"] else None, "done": t["done"] - t["start"]}
+
+
+def bot_messages(page: Any) -> Any:
+    return page.locator('#chat [data-testid="bot"]')
+
+
+def user_texts(page: Any) -> list[str]:
+    return page.locator('#chat [data-testid="user"]').all_inner_texts()
+
+
+# ---------------------------------------------------------------- chat
+
+
+def test_streamed_answer_with_citations_and_sources(page: Any) -> None:
+    shot(page, "01-start")
+    timings = [ask(page, ADAMP_Q)]
+    shot(page, "02-answer")
+    answer = bot_messages(page).last
+    cites = answer.locator("a.cite")
+    assert cites.count() >= 1
+    assert "AdamP" in answer.inner_text() and "offline answer" in answer.inner_text()
+    cards = page.locator("#sources .turn:not([hidden]) .src")
+    assert cards.count() >= 1 and "AdamP: Slowing Down" in cards.first.inner_text()
+
+    cites.first.click()
+    active = page.locator("#sources .src.active")
+    active.wait_for(timeout=5_000)
+    mark = active.locator("details[open] .abstract mark")
+    assert mark.is_visible()
+    quote = active.locator(".src-quote").inner_text().strip()
+    assert mark.inner_text().strip() == quote  # the supporting sentence is what is highlighted
+    assert active.get_attribute("id") == "src-1-1"
+    time.sleep(0.8)  # the smooth scroll to the highlighted sentence
+    assert mark.evaluate("m => { const r = m.getBoundingClientRect(), p = document.querySelector('#sources')"
+                         ".getBoundingClientRect(); return r.top >= p.top - 1 && r.bottom <= p.bottom + 1 }")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "03-citation-clicked")
+    page.locator("#sources .src.active").screenshot(path=str(ARTIFACTS / "browser-03b-source-card.png"))
+
+    for q in ("How can diffusion models generate images with fewer sampling steps?", "What is Timo?"):
+        timings.append(ask(page, q))
+    shot(page, "04-three-answers")
+    for q, t in zip((ADAMP_Q, "diffusion", "Timo"), timings):
+        first = f"{t['first']:.0f} ms" if t["first"] is not None else "n/a"
+        print(f"\n[timing] offline, {q[:40]!r}: Enter -> first text {first}, -> full answer {t['done']:.0f} ms")
+
+    # An older answer's citation brings its own sources back.
+    bot_messages(page).first.locator("a.cite").first.click()
+    page.locator("#src-1-1.active").wait_for(timeout=5_000)
+    assert page.locator('#sources .turn[data-turn="1"]').is_visible()
+    assert not page.locator('#sources .turn[data-turn="3"]').is_visible()
+
+
+def test_example_click_follow_up_and_clear(page: Any) -> None:
+    page.locator("button.example", has_text="What is h-Edit?").click()
+    page.wait_for_function("document.querySelectorAll('#chat .answer-footer').length >= 1", timeout=ANSWER_TIMEOUT)
+    assert "h-Edit" in bot_messages(page).last.inner_text()
+    ask(page, "and where is its code?")
+    assert "github.com/nktoan/h-edit" in bot_messages(page).last.inner_text()  # "its" resolved from memory
+    shot(page, "05-follow-up")
+    page.locator("#clear").click()
+    page.wait_for_function("document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 0", timeout=10_000)
+    assert "Sources appear here" in page.locator("#sources").inner_text()
+    ask(page, "and where is its code?")  # no memory after clearing: no h-Edit
+    assert "nktoan/h-edit" not in bot_messages(page).last.inner_text()
+
+
+def test_script_question_renders_as_text(page: Any) -> None:
+    question = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> **bold** What is Timo?'
+    ask(page, question)
+    shot(page, "06-script-question")
+    user = page.locator('#chat [data-testid="user"]').last
+    assert "<script>window.__xss = 1</script>" in user.inner_text()
+    assert "**bold**" in user.inner_text()
+    assert user.locator("img, script, strong").count() == 0
+    assert page.evaluate("window.__xss === undefined")
+    assert "<script>" in page.locator("#sources .turn-q").last.inner_text()
+
+
+def test_bad_input_is_explained_in_the_chat(page: Any) -> None:
+    ask(page, "   ")
+    assert "The question is empty" in bot_messages(page).last.inner_text()
+    ask(page, "word " * 450)
+    assert "the limit is 2000" in bot_messages(page).last.inner_text()
+    page.locator("#settings").get_by_text("Settings").first.click()
+    page.get_by_label("Only papers published on or after").fill("last year")
+    ask(page, "What is Timo?")
+    assert "not a date" in bot_messages(page).last.inner_text()
+    shot(page, "07-bad-input")
+
+
+def choose_llm_mode(page: Any) -> None:
+    page.locator("#settings").get_by_text("Settings").first.click()
+    page.wait_for_function("(document.querySelector('#llm-status')?.innerText || '').includes('checked')",
+                           timeout=15_000)
+    page.locator("#settings label", has_text="llm").first.click()
+
+
+def test_llm_mode_streams_then_shows_the_verified_answer(page: Any, llm: FakeLLM) -> None:
+    llm.script = [quoting_reply]
+    choose_llm_mode(page)
+    assert "reachable (model" in page.locator("#llm-status").inner_text()
+    page.evaluate(TIMING_JS)
+    page.evaluate("""() => { window.__sawCursor = false; new MutationObserver(() => {
+        if ((document.querySelector('#chat')?.innerText || '').includes('▍')) window.__sawCursor = true;
+      }).observe(document.querySelector('#chat'), {subtree: true, childList: true, characterData: true}); }""")
+    page.locator("#question textarea").fill(ADAMP_Q)
+    page.locator("#question textarea").press("Enter")
+    page.wait_for_function("window.__timing.done !== null", timeout=ANSWER_TIMEOUT)
+    t = page.evaluate("window.__timing")
+    first, done = t["first"] - t["start"], t["done"] - t["start"]
+    print(f"\n[timing] llm mode (scripted endpoint, 30 ms per word): first token {first:.0f} ms, full answer {done:.0f} ms")
+    assert page.evaluate("window.__sawCursor")  # partial text was shown while tokens arrived
+    assert done - first > 300  # ... well before the answer was complete
+    answer = bot_messages(page).last
+    assert "llm answer" in answer.inner_text() and answer.locator("a.cite").count() == 1
+    assert "▍" not in answer.inner_text()
+    answer.evaluate("e => e.scrollIntoView({block: 'start'})")
+    shot(page, "08a-llm-answer")
+
+
+def test_llm_outage_shows_the_fallback_notice(page: Any, llm: FakeLLM) -> None:
+    llm.script = [Reply.error(503, "overloaded")]
+    try:
+        choose_llm_mode(page)
+        t = ask(page, ADAMP_Q)
+    finally:
+        llm.script = [quoting_reply]
+    text = bot_messages(page).last.inner_text()
+    assert "returned HTTP 503; showing the offline answer instead" in text
+    assert "offline answer" in text and bot_messages(page).last.locator("a.cite").count() >= 1
+    print(f"\n[timing] llm mode with the endpoint failing (HTTP 503, one retry): full answer {t['done']:.0f} ms")
+    bot_messages(page).last.evaluate("e => e.scrollIntoView({block: 'start'})")
+    shot(page, "08b-llm-fallback")
+
+
+def test_two_sessions_keep_separate_histories(browser: Any, server: str) -> None:
+    a, b = open_app(browser, server), open_app(browser, server)
+    try:
+        for p, q in ((a, ADAMP_Q), (b, "What is Timo?")):  # both in flight at once
+            p.evaluate(TIMING_JS)
+            p.locator("#question textarea").fill(q)
+            p.locator("#question textarea").press("Enter")
+        for p in (a, b):
+            p.wait_for_function("window.__timing.done !== null", timeout=ANSWER_TIMEOUT)
+        ask(a, "and where is its code?")
+        ask(b, "and where is its code?")
+        assert user_texts(a) == [ADAMP_Q, "and where is its code?"]
+        assert user_texts(b) == ["What is Timo?", "and where is its code?"]
+        assert "clovaai/AdamP" in bot_messages(a).last.inner_text()  # each follow-up used its own history
+        assert "zhaochen0110/Timo" in bot_messages(b).last.inner_text()
+        shot(a, "09-session-a")
+        shot(b, "09-session-b")
+    finally:
+        a.context.close()
+        b.context.close()
+
+
+# ---------------------------------------------------------------- papers and map
+
+
+def test_papers_tab_lookup_by_acronym(page: Any) -> None:
+    page.get_by_role("tab", name="Papers").click()
+    box = page.locator("#paper-query textarea")
+    box.fill("AdamP")
+    box.press("Enter")
+    title = page.locator("#paper-view h2")
+    title.wait_for(timeout=20_000)
+    assert title.inner_text().startswith("AdamP: Slowing Down the Slowdown")
+    assert "https://github.com/clovaai/AdamP" in page.locator("#paper-view").inner_text()
+    citation = page.locator("#paper-citation textarea").input_value()
+    assert citation.startswith("AdamP: Slowing Down") and "(2020-06-15)" in citation and citation.endswith("clovaai/AdamP")
+    related = page.locator("#paper-related label")
+    assert related.count() == 5
+    shot(page, "10-papers-adamp", full=True)
+    target = related.first.inner_text().strip()
+    related.first.click()
+    page.wait_for_function("(t) => document.querySelector('#paper-view h2')?.innerText.trim() === t", arg=target,
+                           timeout=10_000)
+    shot(page, "11-papers-related", full=True)
+
+
+def test_corpus_map_highlights_and_opens_papers(page: Any) -> None:
+    ask(page, "How can diffusion models generate images with fewer sampling steps?")
+    page.get_by_role("tab", name="Corpus map").click()
+    page.wait_for_function("() => { const d = document.querySelector('.corpus-map'); return d && d.data && d.data.length === 2 }",
+                           timeout=30_000)
+    point = page.evaluate("""() => {
+      const gd = document.querySelector('.corpus-map'), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+      const r = gd.getBoundingClientRect(), t = gd.data[1];
+      return {x: r.left + xa._offset + xa.d2p(t.x[0]), y: r.top + ya._offset + ya.d2p(t.y[0]),
+              n: gd.data[0].x.length + t.x.length, id: t.customdata[0], title: t.hovertext[0]};
+    }""")
+    assert point["n"] == 356
+    page.mouse.move(point["x"], point["y"])
+    page.locator(".corpus-map .hovertext").first.wait_for(timeout=5_000)
+    shot(page, "12-map-hover")
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_function("document.querySelector('#paper-view h2') !== null", timeout=10_000)
+    assert page.get_by_role("tab", name="Papers").get_attribute("aria-selected") == "true"
+    assert page.locator("#paper-view .paper-view").get_attribute("data-paper") == point["id"]
+    shot(page, "13-map-opened-paper")
+
+
+# ---------------------------------------------------------------- narrow screens
+
+
+def test_usable_at_400px(browser: Any, server: str) -> None:
+    page = open_app(browser, server, width=400, height=800)
+    try:
+        shot(page, "14-narrow-start", full=True)
+        ask(page, ADAMP_Q)
+        bot_messages(page).last.locator("a.cite").first.click()
+        page.locator("#sources .src.active").wait_for(timeout=5_000)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= 400 + 2, f"page is {overflow}px wide at a 400px viewport"
+        shot(page, "15-narrow-answer", full=True)
+        page.get_by_role("tab", name="Papers").click()
+        page.locator("#paper-query textarea").fill("AdamP")
+        page.locator("#paper-query textarea").press("Enter")
+        page.locator("#paper-view h2").wait_for(timeout=20_000)
+        shot(page, "16-narrow-papers", full=True)
+    finally:
+        page.context.close()
+
+
+def test_timing_of_a_warm_second_question(page: Any) -> None:
+    """Printed only: the second question of a session (nothing left to load)."""
+    ask(page, "Which papers improve temporal reasoning in language models?")
+    start = time.perf_counter()
+    t = ask(page, "What is known about quantization of diffusion models?")
+    print(f"\n[timing] warm offline question: first text {t['first']:.0f} ms, full {t['done']:.0f} ms "
+          f"(wall {1000 * (time.perf_counter() - start):.0f} ms incl. typing)")
+
+
+# ---------------------------------------------------------------- no index yet
+
+
+def test_missing_index_offers_a_build_with_progress(browser: Any, tmp_path: Path) -> None:
+    settings = Settings(corpus_dir=write_small_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index",
+                        collection_prefix="ui-build")
+    with running_server(settings, free_port(), name="browser-server-no-index") as url:
+        assert "Build index" in (ARTIFACTS / "browser-server-no-index.log").read_text()  # serve says so too
+        page = open_app(browser, url)
+        try:
+            banner = page.locator("#index-banner")
+            assert banner.is_visible() and "The index is not ready" in banner.inner_text()
+            ask(page, "What is this corpus about?")
+            assert "assistant index" in bot_messages(page).last.inner_text()  # answered, not crashed
+            shot(page, "17-no-index")
+            page.get_by_role("button", name="Build index").click()
+            time.sleep(4)
+            shot(page, "17b-building")
+            page.wait_for_function("document.querySelector('#status')?.innerText.includes('6 papers indexed')",
+                                   timeout=180_000)
+            assert not banner.is_visible()
+            shot(page, "18-index-built")
+            ask(page, "What is h-Edit?")
+            assert bot_messages(page).last.locator("a.cite").count() >= 1
+        finally:
+            page.context.close()

@@ -1,0 +1,269 @@
+"""The JSON API served beside the UI: /api/ask, /api/papers/{id}, /api/search,
+/api/health. Every answer comes from `pipeline.Assistant`; this module only
+validates input, runs the blocking calls in a bounded thread pool, and turns every
+failure into a short JSON error (`{"error": "..."}`), never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+import anyio
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistant.index import IndexProblem
+from assistant.models import Answer, Citation
+from assistant.pipeline import Assistant, QuestionError, Turn, UnknownPaper
+from assistant.retrieve import Filters
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BODY_BYTES = 256 * 1024  # a question is at most a few KB; anything larger is refused unread
+ISO_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+
+
+# ---------------------------------------------------------------- request and response models
+
+
+class CitationIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    n: int = 1
+    paper_id: str = ""
+    title: str = ""
+    quote: str = ""
+    url: str | None = None
+
+
+class PreviousAnswer(BaseModel):
+    """A previous answer: the full object /api/ask returned, or just its text."""
+
+    model_config = ConfigDict(extra="ignore")
+    answer: str = ""
+    abstained: bool = False
+    citations: list[CitationIn] = Field(default_factory=list)
+
+
+class HistoryTurn(BaseModel):
+    question: str = Field(max_length=20000)
+    answer: str | PreviousAnswer = ""
+
+
+class AskRequest(BaseModel):
+    """Body of POST /api/ask. `history` lists earlier turns (oldest first) so
+    follow-ups ("and how fast is it?") resolve; pass back what /api/ask returned."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(description="The question (at most ASSISTANT_MAX_QUESTION_CHARS characters).")
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=50)
+    mode: Literal["offline", "llm"] | None = Field(None, description="Default: llm when an endpoint is configured.")
+    top_k: int | None = Field(None, ge=1, le=20, description="Most papers to cite.")
+    retriever: Literal["hybrid", "dense", "bm25"] | None = None
+    date_from: str | None = Field(None, pattern=ISO_DATE, description="Only papers published on or after (YYYY[-MM[-DD]]).")
+    date_to: str | None = Field(None, pattern=ISO_DATE, description="Only papers published on or before (YYYY[-MM[-DD]]).")
+
+
+class CitationOut(BaseModel):
+    n: int
+    paper_id: str
+    title: str
+    quote: str
+    url: str | None
+
+
+class HitOut(BaseModel):
+    paper_id: str
+    title: str
+    score: float
+
+
+class AnswerOut(BaseModel):
+    """Exactly `Answer.contract()`: the same object `assistant ask --json` prints."""
+
+    id: str | None
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[CitationOut]
+    retrieved: list[HitOut]
+    mode: str
+    timings_ms: dict[str, float]
+
+
+class Error(BaseModel):
+    error: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (400, 404, 413, 422, 503)}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def to_turns(history: list[HistoryTurn]) -> list[Turn]:
+    """API history items as pipeline turns (only question, text and citations matter)."""
+    turns = []
+    for item in history:
+        prev = item.answer if isinstance(item.answer, PreviousAnswer) else PreviousAnswer(answer=item.answer)
+        citations = [Citation(n=c.n, paper_id=c.paper_id, title=c.title, quote=c.quote, url=c.url) for c in prev.citations]
+        answer = Answer(question=item.question, answer=prev.answer, abstained=prev.abstained, citations=citations,
+                        retrieved=[], mode="offline", timings_ms={})
+        turns.append(Turn(item.question, answer))
+    return turns
+
+
+def iso_lower(value: str | None) -> str | None:
+    """"2024" -> "2024-01-01": a year or month means its first day."""
+    if not value:
+        return None
+    return value + "-01-01"[len(value) - 4:] if len(value) < 10 else value
+
+
+def iso_upper(value: str | None) -> str | None:
+    """"2024" -> "2024-12-31" (string comparison, so "-31" covers every month)."""
+    if not value:
+        return None
+    return value + "-12-31"[len(value) - 4:] if len(value) < 10 else value
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """One readable line from pydantic's error list, without echoing the input."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return "The request body is not valid JSON."
+    parts = []
+    for e in errors[:3]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+# ---------------------------------------------------------------- the routes
+
+
+class Api:
+    """Routes bound to one Assistant, with a limiter so at most `concurrency`
+    pipeline calls run at once (the rest wait their turn instead of piling up
+    threads and memory)."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.concurrency = assistant.settings.concurrency
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._limiter is None:  # created inside the event loop
+            self._limiter = anyio.CapacityLimiter(self.concurrency)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    def router(self) -> APIRouter:
+        r = APIRouter(prefix="/api", tags=["api"])
+        r.add_api_route("/ask", self.ask, methods=["POST"], response_model=AnswerOut, responses=ERRORS,
+                        summary="Answer a question with verified citations")
+        r.add_api_route("/papers/{paper_id}", self.paper, methods=["GET"], responses=ERRORS,
+                        summary="A paper with its five most related papers")
+        r.add_api_route("/search", self.search, methods=["GET"], responses=ERRORS, summary="Rank papers for a query")
+        r.add_api_route("/health", self.health, methods=["GET"], summary="Index, Chroma and LLM endpoint status")
+        # Last: unknown API paths get a JSON 404 here instead of falling through to the UI.
+        r.add_api_route("/{rest:path}", self.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                        include_in_schema=False)
+        return r
+
+    async def unknown(self, request: Request, rest: str) -> JSONResponse:
+        if rest.rstrip("/") == "ask":
+            return _error(405, "Use POST /api/ask with a JSON body {\"question\": ...}.")
+        if request.method != "GET" and (rest.startswith("papers/") or rest.rstrip("/") in ("search", "health")):
+            return _error(405, f"Use GET /api/{rest}.")
+        return _error(404, f"No API route /api/{rest}; see /api/docs.")
+
+    async def ask(self, body: AskRequest) -> Any:
+        """Returns exactly the `ask --json` contract."""
+        options: dict[str, Any] = {"mode": body.mode, "top_k": body.top_k, "retriever": body.retriever}
+        if body.date_from or body.date_to:
+            options["filters"] = Filters(date_from=iso_lower(body.date_from), date_to=iso_upper(body.date_to))
+        try:
+            answer = await self.run(lambda: self.assistant.ask(body.question, to_turns(body.history), **options))
+        except QuestionError as exc:
+            return _error(400, str(exc))
+        except IndexProblem as exc:
+            return _error(503, str(exc))
+        return JSONResponse(answer.contract())
+
+    async def paper(self, paper_id: str) -> Any:
+        def get() -> dict[str, Any]:
+            paper = self.assistant.paper(paper_id)
+            related = self.assistant.related(paper_id)
+            return {"paper": paper.model_dump(), "related": [HitOut(**h.model_dump()).model_dump() for h in related]}
+
+        try:
+            return await self.run(get)
+        except UnknownPaper as exc:
+            return _error(404, str(exc))
+        except IndexProblem as exc:
+            return _error(503, str(exc))
+
+    async def search(self, q: str = Query(..., description="Title, acronym or description."),
+                     k: int = Query(10, ge=1, le=50)) -> Any:
+        try:
+            hits = await self.run(lambda: self.assistant.search(q, k=k))
+        except QuestionError as exc:
+            return _error(400, str(exc))
+        except IndexProblem as exc:
+            return _error(503, str(exc))
+        return {"query": q, "hits": [{"paper_id": h.paper_id, "title": h.title, "score": round(h.score, 6),
+                                       "dense": round(h.dense, 4), "keyword": round(h.keyword, 4)} for h in hits]}
+
+    async def health(self) -> Any:
+        """200 when questions can be answered (the LLM is optional: its outage only
+        means offline answers), 503 otherwise."""
+        report = await self.run(health_report, self.assistant)
+        return JSONResponse(report, status_code=200 if report["status"] != "error" else 503)
+
+
+def health_report(assistant: Assistant) -> dict[str, Any]:
+    s = assistant.settings
+    index: dict[str, Any] = {"ok": False, "dir": str(s.index_dir)}
+    chroma: dict[str, Any] = {"ok": False, "store": s.chroma_url or "embedded"}
+    try:
+        idx = assistant.index
+        index.update(ok=True, papers=len(idx.papers), built_at=idx.manifest.get("built_at"),
+                     corpus_fingerprint=idx.manifest.get("corpus_fingerprint"), stale=idx.stale_notice())
+        idx.store.client.heartbeat()
+        chroma.update(ok=True, papers=idx.store.papers.count(), sentences=idx.store.sentences.count())
+    except IndexProblem as exc:
+        index["message"] = str(exc)
+    except Exception as exc:  # Chroma server down or damaged store: a reason, not a trace
+        chroma["message"] = f"{type(exc).__name__}: {exc}"[:300]
+    configured = bool(s.llm_base_url or s.llm_api_key)
+    ok, message = assistant.llm_status()
+    llm = {"configured": configured, "ok": ok, "message": message, "default_mode": s.answer_mode()}
+    status = "ok" if index["ok"] and chroma["ok"] and (ok or not configured) else "degraded"
+    if not (index["ok"] and chroma["ok"]):
+        status = "error"
+    return {"status": status, "index": index, "chroma": chroma, "llm": llm}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error of the API routes as `{"error": ...}` JSON with a 4xx/5xx status."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, "Internal error; the server log has the details.")

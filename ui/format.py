@@ -1,0 +1,286 @@
+"""Pure formatting for the web UI: answers, citations, sources and paper views as
+Markdown/HTML strings. No Gradio import, so every function is unit-testable.
+
+Everything that came from a user or from the corpus (questions, answer text,
+titles, abstracts, URLs) is escaped here; the caller never has to remember to.
+Citation markers become `<a class="cite" href="#cite-T-N">` links: a small
+script in the page (see `CLICK_JS`) opens source N of turn T in the sources
+panel without a server round trip.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from assistant.citations import MARKER
+from assistant.index import split_sentences
+from assistant.models import Answer, Citation, Hit, Paper
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")
+
+
+def esc(text: object) -> str:
+    """HTML-escapes any value (quotes included, so it is safe inside attributes)."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def safe_url(url: str | None) -> str | None:
+    """Only http(s) links become clickable; `javascript:` and the like never do."""
+    if url and re.match(r"^https?://[^\s\"'<>]+$", url.strip(), re.IGNORECASE):
+        return url.strip()
+    return None
+
+
+def link(url: str | None, label: str | None = None) -> str:
+    """An external link that opens in a new tab, or the escaped text when the URL is unsafe."""
+    good = safe_url(url)
+    if good is None:
+        return esc(label or url or "")
+    return f'<a href="{esc(good)}" target="_blank" rel="noopener noreferrer">{esc(label or good)}</a>'
+
+
+def question_markdown(question: str, limit: int = 600) -> str:
+    """A user's question as chat Markdown that displays literally: HTML and Markdown
+    characters are escaped, so `<script>` or `**x**` show as typed."""
+    text = question if len(question) <= limit else question[:limit] + " …"
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def cite_link(turn: int, n: int, title: str = "") -> str:
+    return f'<a class="cite" href="#cite-{turn}-{n}" title="{esc(title)}">[{n}]</a>'
+
+
+def link_citations(escaped: str, turn: int, citations: Sequence[Citation]) -> str:
+    """Turns `[n]` / `[1, 2]` markers of already-escaped text into citation links.
+    Markers without a matching citation stay as plain text."""
+    titles = {c.n: c.title for c in citations}
+
+    def one(match: re.Match[str]) -> str:
+        numbers = [int(x) for x in re.split(r"[,;]", match.group(1))]
+        if not all(n in titles for n in numbers):
+            return match.group(0)
+        return "".join(cite_link(turn, n, titles[n]) for n in numbers)
+
+    return MARKER.sub(one, escaped)
+
+
+def streaming_markdown(text: str) -> str:
+    """Partial answer text while tokens arrive: escaped, markers left as typed
+    (verification may still renumber or drop them)."""
+    return html.escape(text, quote=False) + " ▍"
+
+
+def notices_markdown(answer: Answer) -> str:
+    """The notices a reader must see before trusting the answer: fallbacks, stale
+    index, abstention."""
+    lines = [f"> ⚠️ {html.escape(n, quote=False)}" for n in answer.notices]
+    if answer.abstained:
+        lines.append("> No paper in the corpus supports an answer, so the assistant abstained.")
+    return "\n>\n".join(lines)
+
+
+def answer_markdown(answer: Answer, turn: int) -> str:
+    """The final chat message: notices, the verified answer with citation links and
+    a one-line footer (mode, time, sources)."""
+    body = link_citations(html.escape(answer.answer, quote=False), turn, answer.citations)
+    parts = [p for p in (notices_markdown(answer), body) if p]
+    seconds = answer.timings_ms.get("total", 0.0) / 1000
+    footer = f"{answer.mode} answer · {seconds:.1f} s"
+    if answer.citations:
+        footer += f" · {len(answer.citations)} source{'s' if len(answer.citations) != 1 else ''} (click a [n] to see it)"
+    parts.append(f'<span class="answer-footer">{esc(footer)}</span>')
+    return "\n\n".join(parts)
+
+
+def error_markdown(message: str) -> str:
+    """Why a question was not answered, shown in the chat instead of an answer."""
+    return f"> ⚠️ {html.escape(message, quote=False)}"
+
+
+# ---------------------------------------------------------------- sources panel
+
+
+def highlight_abstract(abstract: str, quote: str | None, sentence_index: int | None = None) -> str:
+    """The abstract as escaped HTML with the supporting sentence in `<mark>`. The quote
+    is an exact substring (sentences are cut from the abstract); when it is not
+    found, the sentence at `sentence_index` is used; otherwise nothing is marked."""
+    start = abstract.find(quote) if quote else -1
+    if start < 0 and sentence_index is not None and sentence_index >= 0:
+        sentences = split_sentences(abstract)
+        if sentence_index < len(sentences):
+            quote = sentences[sentence_index]
+            start = abstract.find(quote)
+    if start < 0 or not quote:
+        return esc(abstract)
+    end = start + len(quote)
+    return f"{esc(abstract[:start])}<mark>{esc(abstract[start:end])}</mark>{esc(abstract[end:])}"
+
+
+def paper_meta(paper: Paper) -> str:
+    """One escaped line: date, authors, organisation."""
+    bits = [paper.date or "date unknown"]
+    if paper.authors_count:
+        bits.append(f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}")
+    if paper.org:
+        bits.append(paper.org)
+    return esc(" · ".join(bits))
+
+
+def links_html(paper: Paper) -> str:
+    if not paper.urls:
+        return '<span class="muted">no link in the corpus</span>'
+    return " · ".join(link(u) for u in paper.urls)
+
+
+def source_card(citation: Citation, paper: Paper | None, turn: int) -> str:
+    """One cited paper: number, title, date, links, the supporting quote, and the
+    abstract (collapsed) with that quote highlighted."""
+    title = esc(citation.title)
+    if paper is None:  # the index changed since the answer; show what the answer kept
+        return (f'<div class="src" id="src-{turn}-{citation.n}"><div class="src-head"><span class="src-n">[{citation.n}]</span> '
+                f'<b>{title}</b></div><blockquote>{esc(citation.quote)}</blockquote></div>')
+    return (
+        f'<div class="src" id="src-{turn}-{citation.n}" data-paper="{esc(paper.paper_id)}">'
+        f'<div class="src-head"><span class="src-n">[{citation.n}]</span> <b>{title}</b></div>'
+        f'<div class="src-meta">{paper_meta(paper)} · {links_html(paper)}</div>'
+        f'<blockquote class="src-quote">{esc(citation.quote)}</blockquote>'
+        f"<details><summary>Abstract</summary>"
+        f'<p class="abstract">{highlight_abstract(paper.abstract, citation.quote, citation.sentence_index)}</p>'
+        f"</details></div>"
+    )
+
+
+@dataclass
+class SourcedTurn:
+    """What the sources panel needs of one answered question."""
+
+    turn: int
+    question: str
+    answer: Answer
+
+
+def turn_sources(item: SourcedTurn, papers: dict[str, Paper], visible: bool) -> str:
+    answer = item.answer
+    head = f'<div class="turn-q">Sources for “{esc(_clip(item.question, 160))}”</div>'
+    if answer.citations:
+        cards = "".join(source_card(c, papers.get(c.paper_id), item.turn) for c in answer.citations)
+    else:
+        near = answer.suggestions or answer.retrieved[:3]
+        items = "".join(f"<li>{esc(h.title)} <span class='muted'>({esc(h.paper_id)})</span></li>" for h in near)
+        cards = ('<p class="muted">No source supports an answer to this question.'
+                 + (f" The nearest papers are:</p><ul>{items}</ul>" if items else "</p>"))
+    hidden = "" if visible else " hidden"
+    return f'<div class="turn" data-turn="{item.turn}"{hidden}>{head}{cards}</div>'
+
+
+def sources_html(turns: Sequence[SourcedTurn], papers: dict[str, Paper]) -> str:
+    """All turns' sources; only the latest is shown, older ones appear when one of
+    their citations is clicked (so old answers stay explorable)."""
+    if not turns:
+        return ('<div class="sources-empty">Sources appear here: for each paper an answer cites, its title, '
+                "date, links and abstract with the supporting sentence highlighted. Click a [n] in an answer "
+                "to open that source.</div>")
+    last = turns[-1].turn
+    return '<div class="sources">' + "".join(turn_sources(t, papers, t.turn == last) for t in turns) + "</div>"
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# ---------------------------------------------------------------- papers tab
+
+
+def citation_text(paper: Paper) -> str:
+    """Plain text to paste into notes: title, date, URL (what the corpus knows)."""
+    date = paper.published or paper.date or "date unknown"
+    text = f"{paper.title} ({date})."
+    return f"{text} {paper.url}" if paper.url else text
+
+
+def paper_html(paper: Paper) -> str:
+    """The paper view: title, metadata, links, where it is listed, the abstract."""
+    listed = ", ".join(f"{o.file}:{o.line}" for o in paper.occurrences)
+    return (
+        f'<div class="paper-view" data-paper="{esc(paper.paper_id)}">'
+        f"<h2>{esc(paper.title)}</h2>"
+        f'<div class="src-meta">{paper_meta(paper)}</div>'
+        f'<div class="src-meta">Links: {links_html(paper)}</div>'
+        f'<div class="src-meta muted">id {esc(paper.paper_id)} · listed in {esc(listed)}</div>'
+        f'<p class="abstract">{esc(paper.abstract)}</p></div>'
+    )
+
+
+def hit_choices(hits: Iterable[Hit]) -> list[tuple[str, str]]:
+    """(label, paper id) pairs for a radio list of papers."""
+    return [(h.title, h.paper_id) for h in hits]
+
+
+def status_markdown(papers: int | None, built_at: str | None, mode: str) -> str:
+    """The header's one-line status: index size and the default answer mode."""
+    index = f"{papers} papers indexed" if papers is not None else "no index"
+    if built_at:
+        index += f" (built {built_at[:16].replace('T', ' ')})"
+    return esc(f"{index} · default answer mode: {mode}")
+
+
+CSS = """
+#sources, .sources-empty { font-size: 0.92rem; }
+#intro p, #status p { margin: 0.1rem 0; font-size: 0.9rem; }
+#intro h3 { margin: 0 0 0.2rem; }
+#status { color: var(--body-text-color-subdued); }
+.sources-empty { color: var(--body-text-color-subdued); padding: 0.75rem; }
+.turn-q { font-weight: 600; margin: 0.25rem 0 0.5rem; color: var(--body-text-color-subdued); }
+.src { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 0.5rem 0.7rem; margin-bottom: 0.5rem; }
+.src.active { border-color: var(--color-accent); box-shadow: 0 0 0 2px var(--color-accent-soft); }
+.src-n { font-weight: 700; color: var(--color-accent); }
+.src-meta { color: var(--body-text-color-subdued); font-size: 0.85rem; margin: 0.15rem 0; overflow-wrap: anywhere; }
+.src-quote { margin: 0.35rem 0; padding-left: 0.6rem; border-left: 3px solid #f2c94c; font-style: italic; }
+.src details summary { cursor: pointer; color: var(--color-accent); font-size: 0.85rem; }
+.abstract { line-height: 1.5; margin: 0.4rem 0; }
+.abstract mark { background: #fff2a8; color: inherit; padding: 0 2px; border-radius: 2px; }
+.muted { color: var(--body-text-color-subdued); }
+a.cite { font-weight: 600; text-decoration: none; padding: 0 1px; cursor: pointer; }
+a.cite:hover { text-decoration: underline; }
+.answer-footer { font-size: 0.78rem; color: var(--body-text-color-subdued); }
+.paper-view h2 { margin: 0 0 0.3rem; font-size: 1.2rem; }
+#index-banner { border: 1px solid #e0a800; background: #fff8e1; border-radius: 8px; padding: 0.5rem 0.8rem; }
+.corpus-map { width: 100%; height: 560px; }
+#build-progress progress { width: 40%; vertical-align: middle; }
+@media (max-width: 640px) { .corpus-map { height: 380px; } }
+"""
+
+# Delegated click handling for citation links: works for every message the chat
+# renders, old or new, and needs no server round trip.
+CLICK_JS = """
+<script>
+(() => {
+  function showSource(turn, n) {
+    const panel = document.querySelector('#sources');
+    if (!panel) return;
+    panel.querySelectorAll('.turn').forEach(t => { t.hidden = t.dataset.turn !== turn; });
+    panel.querySelectorAll('.src.active').forEach(s => s.classList.remove('active'));
+    const card = panel.querySelector('#src-' + turn + '-' + n);
+    if (!card) return;
+    card.classList.add('active');
+    const details = card.querySelector('details');
+    if (details) details.open = true;
+    // the supporting sentence, not just the card top: abstracts are long
+    (card.querySelector('mark') || card).scrollIntoView({block: 'nearest', behavior: 'smooth'});
+  }
+  window.assistantShowSource = showSource;
+  document.addEventListener('click', (ev) => {
+    const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#cite-"]') : null;
+    if (!a) return;
+    const m = (a.getAttribute('href') || '').match(/^#cite-(\\d+)-(\\d+)$/);
+    if (!m) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    showSource(m[1], m[2]);
+  }, true);
+})();
+</script>
+"""

@@ -1,0 +1,175 @@
+"""One ASGI app: the JSON API and OpenAPI schema on FastAPI, the Gradio UI mounted
+at `/`, optional HTTP basic auth in front of both, and a body-size cap on the API.
+
+Auth is an ASGI middleware rather than Gradio's login form so that one check
+covers every route (UI, Gradio's own endpoints, /api/*, /openapi.json) and API
+clients can use a standard `Authorization: Basic` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+from assistant.config import Settings
+from assistant.pipeline import Assistant
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+PLOTLY_JS_ROUTE = "/static-local/plotly.min.js"
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """ASSISTANT_AUTH=user:password (the password may contain ':'); blank = no auth."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("ASSISTANT_AUTH must look like user:password")
+    return user, password
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": data})
+
+
+class BasicAuth:
+    """HTTP basic auth for every HTTP and websocket request."""
+
+    def __init__(self, app: Any, user: str, password: str) -> None:
+        self.app = app
+        self.expected = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._user, self._password = user.encode(), password.encode()
+
+    def _ok(self, scope: Scope) -> bool:
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(token.strip(), validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            return False
+        # both compared in full, so timing says nothing about which part was wrong
+        return secrets.compare_digest(user, self._user) & secrets.compare_digest(password, self._password)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or self._ok(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await _send_json(send, 401, {"error": "Authentication required (HTTP basic auth)."},
+                         [(b"www-authenticate", b'Basic realm="assistant", charset="UTF-8"')])
+
+
+class BodyLimit:
+    """Refuses API requests whose declared body is larger than `limit` bytes, before
+    reading them, and counts the bytes of bodies sent without a length."""
+
+    def __init__(self, app: Any, limit: int, prefix: str = "/api/") -> None:
+        self.app, self.limit, self.prefix = app, limit, prefix
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = {"error": f"The request body is larger than {self.limit // 1024} KiB."}
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await _send_json(send, 413, too_big)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooBig
+            return message
+
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracking_send)
+        except _TooBig:
+            if not started:
+                await _send_json(send, 413, too_big)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def plotly_js_path() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def theme() -> Any:
+    """Gradio's default look, with the bundled font's complete regular and bold files
+    (its semibold file is a small subset, so bold text mixed in fallback glyphs)."""
+    import gradio as gr
+
+    font = gr.themes.LocalFont("Source Sans Pro", weights=(400, 700))
+    return gr.themes.Default(font=[font, "ui-sans-serif", "system-ui", "sans-serif"])
+
+
+def create_app(settings: Settings | None = None, assistant: Assistant | None = None, warm: bool = True) -> FastAPI:
+    """The served app. `warm` loads the models and index before the first request,
+    so the first question is as fast as the next ones."""
+    import gradio as gr
+
+    from ui.api import MAX_BODY_BYTES, Api, install_error_handlers
+    from ui.app import build_ui, warm_up
+    from ui.format import CLICK_JS, CSS
+
+    settings = settings or Settings()
+    assistant = assistant or Assistant(settings)
+    credentials = parse_auth(settings.auth)
+    app = FastAPI(
+        title="Research assistant API",
+        version="1",
+        description="Answers questions over ML paper abstracts with verified citations. "
+        "Errors are JSON objects `{\"error\": \"...\"}`. With ASSISTANT_AUTH set, every route needs HTTP basic auth.",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(Api(assistant).router())
+
+    @app.get(PLOTLY_JS_ROUTE, include_in_schema=False)
+    def _plotly_js() -> FileResponse:
+        return FileResponse(plotly_js_path(), media_type="text/javascript",
+                            headers={"cache-control": "public, max-age=86400"})
+
+    if warm:
+        warm_up(assistant)
+    blocks = build_ui(assistant)
+    app = gr.mount_gradio_app(app, blocks, path="/", server_name=settings.host, server_port=settings.port,
+                              footer_links=[], run_history=False, theme=theme(), css=CSS, head=CLICK_JS, ssr_mode=False,
+                              mcp_server=False, show_error=False)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    if credentials:
+        app.add_middleware(BasicAuth, user=credentials[0], password=credentials[1])
+    return app
