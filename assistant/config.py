@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     retrieve_k: int = Field(10, ge=1, le=100, description="Papers returned by retrieval.")
     dense_candidates: int = Field(200, ge=10, description="Sentence hits fetched from Chroma per query.")
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    # Fusion, tuned on evals core + hard (tune split); the untuned plain version is
+    # keyword_weight=1, paper_unit_share=0, second_sentence_share=0 (evals/README.md).
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    keyword_weight: float = Field(0.4, ge=0, description="Weight of the BM25 ranking in fusion (dense has 1).")
+    paper_unit_share: float = Field(0.7, ge=0, description="Share of the paper-vector similarity in the dense score.")
+    second_sentence_share: float = Field(0.3, ge=0, description="Share of the second-best sentence in the dense score.")
     # Calibrated on evals core + hard (tune split): best sentence similarity 0.44 abstains on
     # 36% of unanswerable questions with 3.7% false abstention (see evals/README.md).
     abstain_threshold: float = Field(0.44, description="Relevance (best sentence similarity) below which it abstains.")

@@ -540,8 +540,6 @@ def file_sha256(path: Path) -> str:
 def run_settings(settings: Settings, index: Any, questions_path: Path, split: str | None, mode: str,
                  configs: Sequence[str], n: int) -> dict[str, Any]:
     """Everything needed to reproduce the run, recorded in report.md and metrics.json."""
-    from assistant import retrieve
-
     manifest = index.manifest if index is not None else {}
     record: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -562,8 +560,8 @@ def run_settings(settings: Settings, index: Any, questions_path: Path, split: st
         "abstain_threshold": settings.abstain_threshold,
         "support_threshold": settings.support_threshold,
         "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (latency is wall time)",
-        "fusion": {"rrf_k": retrieve.RRF_K, "dense_weight": retrieve.DENSE_WEIGHT,
-                   "keyword_weight": retrieve.KEYWORD_WEIGHT, "paper_unit_share": retrieve.PAPER_UNIT_SHARE},
+        "fusion": {"rrf_k": settings.rrf_k, "keyword_weight": settings.keyword_weight,
+                   "paper_unit_share": settings.paper_unit_share, "second_sentence_share": settings.second_sentence_share},
     }
     if mode == "llm":
         record["llm_model"] = settings.llm_model

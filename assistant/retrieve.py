@@ -37,14 +37,7 @@ from assistant.models import Hit, Paper
 
 RetrieverName = Literal["hybrid", "dense", "bm25"]
 
-RRF_K = 60
-DENSE_WEIGHT = 1.0
-KEYWORD_WEIGHT = 0.4
 NAME_BONUS = 1.0  # larger than any fused score: a named paper goes first
-# Dense paper score = best sentence + SECOND_SENTENCE_SHARE x second-best sentence
-# + PAPER_UNIT_SHARE x paper-vector similarity; tuned on evals/questions core and hard (tune split).
-PAPER_UNIT_SHARE = 0.7
-SECOND_SENTENCE_SHARE = 0.3
 
 
 @dataclass
@@ -209,7 +202,8 @@ class Index:
 
     def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]]]:
         """Per paper: a dense score (best sentence, a share of the second best and of
-        the paper vector's similarity) and its sentences ranked by similarity."""
+        the paper vector's similarity; the shares are settings) and its sentences ranked by similarity."""
+        s = self.settings
         n_sent = min(n, max(self.store.sentences.count(), 1))
         n_pap = min(max(n // 2, 50), max(self.store.papers.count(), 1))
         res = self.store.sentences.query(query_embeddings=[vector], n_results=n_sent, include=["metadatas", "distances"])
@@ -224,7 +218,7 @@ class Index:
             ranked = sent.get(pid, [])
             best = ranked[0][1] if ranked else 0.0
             second = ranked[1][1] if len(ranked) > 1 else best - 0.1
-            scores[pid] = best + SECOND_SENTENCE_SHARE * second + PAPER_UNIT_SHARE * whole.get(pid, floor)
+            scores[pid] = best + s.second_sentence_share * second + s.paper_unit_share * whole.get(pid, floor)
         return scores, sent
 
     def keyword_scores(self, query: str, n: int) -> dict[str, float]:
@@ -279,7 +273,7 @@ class Index:
             keyword = self.keyword_scores(query, pool)
             timings["keyword"] = (time.perf_counter() - t1) * 1000
         named = [pid for pid in self.named_papers(query) if pid in self.papers]
-        fused = fuse(dense, keyword, retriever)
+        fused = fuse(dense, keyword, retriever, self.settings.keyword_weight, self.settings.rrf_k)
         for rank, pid in enumerate(named):
             fused[pid] = fused.get(pid, 0.0) + NAME_BONUS - 0.01 * rank
         ranked = sorted(fused, key=lambda pid: -fused[pid])
@@ -317,26 +311,30 @@ class Index:
         return out[:k]
 
 
-def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: RetrieverName) -> dict[str, float]:
-    """Weighted reciprocal rank fusion over complete paper rankings."""
+def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: RetrieverName,
+         keyword_weight: float = 0.4, rrf_k: int = 60) -> dict[str, float]:
+    """Weighted reciprocal rank fusion over complete paper rankings (not each retriever's
+    top k: a paper ranked 30th by both still gets credit from both)."""
     if retriever == "dense":
         return dict(dense)
     if retriever == "bm25":
         return dict(keyword)
     fused: dict[str, float] = {}
-    for scores, weight in ((dense, DENSE_WEIGHT), (keyword, KEYWORD_WEIGHT)):
+    for scores, weight in ((dense, 1.0), (keyword, keyword_weight)):
         for rank, pid in enumerate(sorted(scores, key=lambda p: -scores[p]), 1):
-            fused[pid] = fused.get(pid, 0.0) + weight / (RRF_K + rank)
+            fused[pid] = fused.get(pid, 0.0) + weight / (rrf_k + rank)
     return fused
 
 
-_indexes: dict[tuple[Path, str | None, str, Path], Index] = {}
+_indexes: dict[tuple[Any, ...], Index] = {}
 _indexes_lock = threading.Lock()
 
 
 def open_index(settings: Settings, reload: bool = False) -> Index:
-    """One loaded index per (folder, store) in a process; `reload` after a re-index."""
-    key = (settings.index_dir, settings.chroma_url, settings.collection_prefix, settings.corpus_dir)
+    """One loaded index per (folder, store, ranking settings) in a process; `reload` after a re-index."""
+    key = (settings.index_dir, settings.chroma_url, settings.collection_prefix, settings.corpus_dir,
+           settings.dense_candidates, settings.rrf_k, settings.keyword_weight, settings.paper_unit_share,
+           settings.second_sentence_share)
     with _indexes_lock:
         if reload or key not in _indexes:
             _indexes[key] = Index(settings)
