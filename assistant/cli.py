@@ -292,6 +292,23 @@ def bench_query(repeats: int = typer.Option(5, help="Passes over the question li
     run(repeats)
 
 
+@bench_app.command("load")
+def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /api/ask."),
+               seconds: float = typer.Option(60.0, help="Duration of the load."),
+               max_requests: Optional[int] = typer.Option(None, help="Stop after this many answers."),
+               as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text.")) -> None:
+    """Concurrent clients against a fresh `assistant serve` (loopback, offline) while the UI is probed."""
+    from assistant.loadtest import bench_load as run
+
+    try:
+        report = run(clients, seconds, max_requests, as_json)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+        return
+    if report.errors or report.probe_errors:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 from assistant.evaluate import eval_command as _eval  # noqa: E402

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -119,6 +120,45 @@ class IndexBusy(IndexProblem):
     pass
 
 
+class StoreUnavailable(IndexProblem):
+    """The Chroma server cannot be reached; the next call tries again."""
+
+
+def _connection_error(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, (httpx.TransportError, ConnectionError))
+
+
+def _unavailable(url: str, exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"The Chroma server at {url} is not reachable ({type(exc).__name__}: {str(exc)[:120]}). "
+                            "Start it (`chroma run ...`) and try again.")
+
+
+class _ServerCollection:
+    """A collection of a Chroma server whose connection failures raise StoreUnavailable
+    (a clear message, a 503 from the API) instead of a raw httpx error. The client
+    reconnects by itself, so the first call after the server is back succeeds."""
+
+    def __init__(self, collection: Any, url: str) -> None:
+        self._collection, self._url = collection, url
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as exc:
+                if _connection_error(exc):
+                    raise _unavailable(self._url, exc) from exc
+                raise
+
+        return call
+
+
 # ---------------------------------------------------------------- Chroma
 
 
@@ -164,9 +204,13 @@ class Store:
                     self.client.get_collection(n, embedding_function=None) for n in self.names
                 )
             except Exception as exc:
+                if settings.chroma_url and _connection_error(exc):
+                    raise _unavailable(settings.chroma_url, exc) from exc
                 raise IndexMissing(
                     f"The vector store has no collections {self.names}. Run `assistant index` first."
                 ) from exc
+        if settings.chroma_url:
+            self.papers, self.sentences = (_ServerCollection(c, settings.chroma_url) for c in (self.papers, self.sentences))
 
     def _collection(self, name: str) -> Any:
         meta = {"embed_model": self.model, "schema": SCHEMA_VERSION}
@@ -224,8 +268,7 @@ class Store:
             if rows[kind]:
                 col.upsert(
                     ids=[u.id for u, _, _ in rows[kind]],
-                    embeddings=[v for _, v, _ in rows[kind]],
-                    documents=[u.text for u, _, _ in rows[kind]],
+                    embeddings=[v for _, v, _ in rows[kind]],  # texts live in the paper snapshot, not here
                     metadatas=[m for _, _, m in rows[kind]],
                 )
 
@@ -342,7 +385,8 @@ class SyncReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
-    store_seconds: float = 0.0
+    store_seconds: float = 0.0  # Chroma deletes and writes
+    keyword_seconds: float = 0.0  # BM25 build (tokenize, index, persist)
 
     @property
     def changed(self) -> bool:
@@ -353,12 +397,14 @@ ProgressFactory = Callable[[int, str], Any]
 
 
 def sync(settings: Settings, progress: ProgressFactory | None = None, rebuild: bool = False,
-         on_wait: Callable[[str], None] | None = None) -> SyncReport:
+         on_wait: Callable[[str], None] | None = None, embedder: Any | None = None) -> SyncReport:
     """Brings Chroma, the keyword index and the manifest in line with the corpus,
-    embedding only papers whose content hash changed."""
+    embedding only papers whose content hash changed. `embedder` (anything with
+    `name` and `encode`) replaces the configured model; only the scale benchmark
+    passes one (a cache in front of the same model, see assistant/scale.py)."""
     start = time.perf_counter()
     with index_lock(settings.index_dir, on_wait=on_wait):
-        report = _sync_locked(settings, progress, rebuild)
+        report = _sync_locked(settings, progress, rebuild, embedder)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -395,7 +441,8 @@ def _drop_store(settings: Settings) -> None:
         shutil.rmtree(settings.index_dir / "chroma", ignore_errors=True)
 
 
-def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: bool) -> SyncReport:
+def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: bool,
+                 embedder: Any | None = None) -> SyncReport:
     report = SyncReport()
     corpus = load_corpus(settings.corpus_dir)
     report.errors = list(corpus.errors)
@@ -429,17 +476,21 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
 
     todo = [desired[pid] for pid in report.updated + report.added]
     if todo:
-        _embed_and_write(settings, store, todo, hashes, report, progress)
+        _embed_and_write(settings, store, todo, hashes, report, progress, embedder)
 
     papers = list(desired.values()) + [old_snapshot[pid] for pid in sorted(kept) if pid in old_snapshot]
     papers.sort(key=lambda p: (p.occurrences[0].file, p.occurrences[0].line))
     fingerprint = _fingerprint(papers)
     manifest = read_manifest(settings.index_dir)
     keyword_ok = (settings.index_dir / KEYWORD_DIR).is_dir() and (settings.index_dir / SNAPSHOT).exists()
+    if keyword_ok and manifest is not None and "local_files" in manifest:  # older manifests have no digests
+        keyword_ok = manifest["local_files"] == _local_digests(settings.index_dir)  # truncated, edited or missing file
     if not keyword_ok or manifest is None or manifest.get("corpus_fingerprint") != fingerprint or report.changed:
         _atomic_write_json(settings.index_dir / SNAPSHOT, {"papers": [p.model_dump() for p in papers]})
         report.keyword_rebuilt = True
+        t0 = time.perf_counter()
         build_keyword_index(papers, settings.index_dir / KEYWORD_DIR)
+        report.keyword_seconds = time.perf_counter() - t0
     n_papers, n_sentences = store.counts()
     report.papers = n_papers
     _atomic_write_json(
@@ -454,10 +505,19 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
             "store": settings.chroma_url or str(settings.index_dir / "chroma"),
             "collections": list(store.names),
             "skipped_files": corpus.errors,
+            "local_files": _local_digests(settings.index_dir),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
     return report
+
+
+def _local_digests(index_dir: Path) -> dict[str, str]:
+    """Digests of the paper snapshot and every keyword-index file, kept in the manifest
+    so that a damaged local file is found and rebuilt by the next sync."""
+    files = [index_dir / SNAPSHOT, *sorted((index_dir / KEYWORD_DIR).glob("*"))]
+    return {p.relative_to(index_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+            for p in files if p.is_file()}
 
 
 def _fingerprint(papers: list[Paper]) -> str:
@@ -472,10 +532,11 @@ def _old_snapshot(index_dir: Path) -> dict[str, Paper]:
 
 
 def _embed_and_write(settings: Settings, store: Store, todo: list[Paper], hashes: dict[str, str],
-                     report: SyncReport, progress: ProgressFactory | None) -> None:
+                     report: SyncReport, progress: ProgressFactory | None, embedder: Any | None = None) -> None:
     from assistant.embed import get_embedder
 
-    embedder = get_embedder(settings.embed_model_path, settings.embed_max_tokens, settings.embed_batch_size)
+    if embedder is None:
+        embedder = get_embedder(settings.embed_model_path, settings.embed_max_tokens, settings.embed_batch_size)
     if embedder.name != store.model:
         raise IndexProblem(f"embedding model changed while indexing ({embedder.name} != {store.model})")
     bar = progress(len(todo), "Embedding papers") if progress else None

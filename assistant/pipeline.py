@@ -54,7 +54,8 @@ class Lookup:
     message: str = ""
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# Control and invisible characters, and lone surrogates (JSON "\ud800", undecodable argv bytes) the tokenizer rejects.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _FOLLOW_UP = re.compile(
     r"^(and|also|what about|how about|then|so|but)\b|\b(it|its|it's|they|them|their|this|that|these|those|the paper|the method|the model)\b",
     re.IGNORECASE,

@@ -67,3 +67,30 @@ def corpus_copy(tmp_path: Path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(CORPUS, target)
     return target
+
+
+def assert_index_exact(settings: Settings) -> None:
+    """The index holds exactly the corpus's papers, no more, no fewer, each complete
+    with its current content: Chroma paper units with the right content hash, every
+    sentence unit, the paper snapshot, the keyword index and the manifest agree."""
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    from assistant.corpus import load_corpus
+    from assistant.index import (KEYWORD_DIR, UNITS_VERSION, Store, _local_digests, read_manifest, read_snapshot,
+                                 split_sentences)
+
+    papers = load_corpus(settings.corpus_dir).papers
+    ids = {p.paper_id for p in papers}
+    n_sentences = sum(len(split_sentences(p.abstract)) for p in papers)
+    store = Store(settings)
+    complete = store.complete_papers()
+    assert set(complete) == ids, f"missing {ids - set(complete)}, extra {set(complete) - ids}"
+    assert all(complete[p.paper_id]["content_hash"] == f"{p.content_hash()}-u{UNITS_VERSION}" for p in papers)
+    assert store.sentence_paper_ids() == ids
+    assert store.counts() == (len(ids), n_sentences)
+    assert {p.paper_id for p in read_snapshot(settings.index_dir)} == ids
+    manifest = read_manifest(settings.index_dir)
+    assert manifest is not None and manifest["papers"] == len(ids) and manifest["sentences"] == n_sentences
+    assert manifest["local_files"] == _local_digests(settings.index_dir)
+    keyword = BM25Retriever.from_persist_dir(str(settings.index_dir / KEYWORD_DIR))
+    assert len(keyword.corpus) == len(ids) + n_sentences

@@ -166,10 +166,32 @@ LONG = "x" * 5000
     ({"content": bytes(range(256)) * 8, "headers": {"content-type": "application/json"}}, None, ""),
     ({"content": b"\xff\xfe{\x00", "headers": {"content-type": "application/json"}}, None, ""),
     ({"content": b"x" * 400_000, "headers": {"content-type": "application/json"}}, 413, "larger than"),
+    # hostile bodies (docs/reliability.md): chunked without a length, deep nesting, odd encodings and numbers
+    ({"content": (b"x" * 1000 for _ in range(400)), "headers": {"content-type": "application/json"}}, None, ""),
+    ({"content": b"[" * 50_000 + b"]" * 50_000, "headers": {"content-type": "application/json"}}, None, ""),
+    ({"content": b'{"a":' * 30_000 + b"1" + b"}" * 30_000, "headers": {"content-type": "application/json"}}, None, ""),
+    ({"content": b'{"question": "hi", "history": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+      "headers": {"content-type": "application/json"}}, None, ""),
+    ({"content": b'{"question": "What is Timo?"}', "headers": {"content-type": "text/plain"}}, 422, ""),
+    ({"content": b'{"question": "What is Timo?"}', "headers": {}}, 422, ""),
+    ({"content": '{"question": "caf\u00e9"}'.encode("latin-1"), "headers": {"content-type": "application/json"}}, None, ""),
+    ({"content": b'{"question": "hi", "top_k": ' + b"9" * 5000 + b"}", "headers": {"content-type": "application/json"}}, None, ""),
+    ({"content": b'{"question": "hi", "top_k": NaN}', "headers": {"content-type": "application/json"}}, 422, "top_k"),
+    ({"content": b'{"question": "hi", "top_k": 1e400}', "headers": {"content-type": "application/json"}}, 422, "top_k"),
+    ({"content": b'{"question": "\\ud800 \\u0000 \\udfff"}', "headers": {"content-type": "application/json"}}, 400, "empty"),
 ])
 def test_bad_ask_requests_get_a_json_4xx(client: httpx.Client, kwargs: dict, status: int | None, needle: str) -> None:
     body = assert_json_error(client.post("/api/ask", **kwargs), status)
     assert needle in body["error"]
+
+
+def test_lone_surrogates_in_a_question_are_dropped(client: httpx.Client) -> None:
+    """JSON may carry unpaired surrogates ("\\ud800"); the tokenizer would reject them with a 500."""
+    r = client.post("/api/ask", content=b'{"question": "\\ud800What is \\udcffTimo?"}',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["question"] == "What is Timo?" and r.json()["citations"]
+    assert client.get("/api/search", params={"q": "AdamP"}).status_code == 200
 
 
 def test_unknown_api_routes_and_methods_are_json(client: httpx.Client) -> None:
@@ -185,7 +207,7 @@ def test_basic_auth_covers_api_and_ui(full_index: Settings) -> None:
     with running_server(full_index, free_port(), name="api-server-auth", ASSISTANT_AUTH="ann:s3cret:x") as url:
         good = "Basic " + base64.b64encode(b"ann:s3cret:x").decode()
         bad = "Basic " + base64.b64encode(b"ann:wrong").decode()
-        for path in ("/api/health", "/api/papers/" + ADAMP, "/openapi.json", "/"):
+        for path in ("/api/health", "/api/papers/" + ADAMP, "/openapi.json", "/", "/config", "/gradio_api/info"):
             r = httpx.get(url + path)
             assert r.status_code == 401 and r.json() == {"error": "Authentication required (HTTP basic auth)."}
             assert r.headers["www-authenticate"].startswith("Basic")

@@ -1,4 +1,5 @@
-"""The hand-rolled embedder must give sentence-transformers' vectors for this model."""
+"""The hand-written embedder (torch + tokenizers, no transformers) must give
+sentence-transformers' vectors for this model."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ def test_matches_sentence_transformers() -> None:
     assert ours.shape == (4, 384)
     assert cosines.min() > 0.999  # bf16 inference where the CPU has it; float32 elsewhere
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+
+
+def test_float32_forward_pass_is_exact() -> None:
+    """Without bf16 the hand-written BERT forward pass equals sentence-transformers' to float precision."""
+    from sentence_transformers import SentenceTransformer
+
+    path = Settings().embed_model_path
+    reference = SentenceTransformer(str(path), device="cpu").encode(TEXTS, normalize_embeddings=True)
+    embedder = Embedder(path)
+    embedder.bf16 = False
+    assert np.sum(reference * embedder.encode(TEXTS), axis=1).min() > 0.99999
 
 
 def test_fingerprint_and_dim_are_read_without_loading_the_model() -> None:

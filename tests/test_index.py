@@ -14,7 +14,7 @@ import pytest
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.index import IndexBusy, Store, index_lock, read_manifest, split_sentences, sync, units_for
 from assistant.corpus import load_corpus
-from tests.conftest import free_port, write_small_corpus
+from tests.conftest import assert_index_exact, free_port, write_small_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +176,7 @@ def test_sigkill_mid_index_is_repaired_and_old_papers_stay_answerable(store_sett
     assert len(report.added) == 40 - len(complete)
     again = sync(store_settings)
     assert again.units_embedded == 0 and counts(store_settings) == expected_units(store_settings)
+    assert_index_exact(store_settings)
 
 
 def test_second_writer_waits_then_refuses(tmp_path: Path) -> None:
@@ -193,6 +194,7 @@ def test_concurrent_index_runs_end_correct(small_settings: Settings) -> None:
     assert a.returncode == 0 and b.returncode == 0, outs
     assert any("waiting" in err for _, err in outs)
     assert counts(small_settings) == expected_units(small_settings)
+    assert_index_exact(small_settings)
 
 
 def test_lookup_through_a_chroma_server(chroma_server: str, tmp_path: Path) -> None:
@@ -218,3 +220,4 @@ def test_damaged_embedded_store_is_moved_aside_and_rebuilt(small_settings: Setti
     assert report.rebuilt_reason and "damaged" in report.rebuilt_reason
     assert counts(small_settings) == expected_units(small_settings)
     assert list(small_settings.index_dir.glob("chroma.damaged-*"))
+    assert_index_exact(small_settings)

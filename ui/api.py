@@ -225,7 +225,8 @@ class Api:
     async def health(self) -> Any:
         """200 when questions can be answered (the LLM is optional: its outage only
         means offline answers), 503 otherwise."""
-        report = await self.run(health_report, self.assistant)
+        # Not behind the answer limiter: a health probe must not queue behind busy answers.
+        report = await anyio.to_thread.run_sync(health_report, self.assistant)
         return JSONResponse(report, status_code=200 if report["status"] != "error" else 503)
 
 

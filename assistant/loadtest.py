@@ -1,0 +1,271 @@
+"""`assistant bench load`: N concurrent clients against a real `assistant serve`.
+
+Starts the server in a subprocess on a free loopback port (offline mode, no LLM
+endpoint, no auth), lets `clients` threads POST questions from
+evals/questions/core.jsonl to /api/ask for `seconds` (or until `max_requests`
+answers), and meanwhile probes the UI once a second (GET / and GET /api/health)
+to show it stays responsive. Prints throughput, latency percentiles, errors and
+the probe latencies. Bounded in time and requests; talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.config import PROJECT_ROOT, Settings
+
+QUESTIONS_FILE = PROJECT_ROOT / "evals" / "questions" / "core.jsonl"
+CONTRACT_KEYS = {"id", "question", "answer", "abstained", "citations", "retrieved", "mode", "timings_ms"}
+MAX_CLIENTS = 64
+MAX_SECONDS = 3600.0
+REQUEST_TIMEOUT = 120.0  # one answer; bounds how long the run can overrun `seconds`
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_questions(path: Path = QUESTIONS_FILE) -> list[str]:
+    questions = [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not questions:
+        raise ValueError(f"{path}: no questions")
+    return questions
+
+
+def contract_problem(status: int, body: Any) -> str | None:
+    """None when a response is a 200 with exactly the answer contract, else why not."""
+    if status != 200:
+        return f"HTTP {status}"
+    if not isinstance(body, dict) or set(body) != CONTRACT_KEYS:
+        return f"not the contract: keys {sorted(body) if isinstance(body, dict) else type(body).__name__}"
+    if not isinstance(body["answer"], str) or not body["answer"] or not isinstance(body["citations"], list):
+        return "empty answer or malformed citations"
+    if not body["abstained"] and not body["citations"]:
+        return "answer without citations"
+    if not all({"n", "paper_id", "title", "quote", "url"} <= set(c) for c in body["citations"]):
+        return "citation without its fields"
+    if set(body["timings_ms"]) != {"retrieve", "answer", "total"}:
+        return "timings_ms without retrieve/answer/total"
+    return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+@dataclass
+class LoadReport:
+    clients: int
+    seconds: float  # requested duration
+    wall_s: float = 0.0  # first request sent to last answer received
+    requests: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    abstained: int = 0
+    probes: int = 0
+    probe_errors: int = 0
+    ui_ms: list[float] = field(default_factory=list, repr=False)
+    health_ms: list[float] = field(default_factory=list, repr=False)
+    server_start_s: float = 0.0
+    server_concurrency: int = 0
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.wall_s if self.wall_s > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        lat, ui, health = self.latencies_ms, self.ui_ms, self.health_ms
+        out = {k: v for k, v in asdict(self).items() if k not in ("latencies_ms", "ui_ms", "health_ms")}
+        out.update(
+            throughput_rps=round(self.throughput, 2),
+            latency_ms={"p50": round(percentile(lat, 0.50), 1), "p95": round(percentile(lat, 0.95), 1),
+                        "p99": round(percentile(lat, 0.99), 1), "max": round(max(lat, default=0.0), 1)},
+            ui_probe_ms={"p50": round(percentile(ui, 0.5), 1), "max": round(max(ui, default=0.0), 1)},
+            health_probe_ms={"p50": round(percentile(health, 0.5), 1), "max": round(max(health, default=0.0), 1)},
+            wall_s=round(self.wall_s, 1),
+            server_start_s=round(self.server_start_s, 1),
+        )
+        return out
+
+    def text(self) -> str:
+        s = self.summary()
+        lat, ui, h = s["latency_ms"], s["ui_probe_ms"], s["health_probe_ms"]
+        lines = [
+            f"{self.clients} clients x {self.seconds:g} s against assistant serve (offline, "
+            f"server concurrency {self.server_concurrency}, {os.cpu_count()} CPUs; server start {s['server_start_s']} s)",
+            f"requests: {self.requests} in {s['wall_s']} s = {s['throughput_rps']} req/s   "
+            f"errors: {self.errors}   abstained: {self.abstained}",
+            f"/api/ask latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  max {lat['max']}",
+            f"UI probe GET / ms: p50 {ui['p50']}  max {ui['max']}   "
+            f"GET /api/health ms: p50 {h['p50']}  max {h['max']}   ({self.probes} probes, {self.probe_errors} failed)",
+        ]
+        lines += [f"  error: {e}" for e in self.error_samples]
+        return "\n".join(lines)
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """The server's environment: the given index, offline, no LLM endpoint, no auth."""
+    return {**os.environ, "ASSISTANT_INDEX_DIR": str(settings.index_dir), "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir),
+            "ASSISTANT_COLLECTION_PREFIX": settings.collection_prefix, "ASSISTANT_CHROMA_URL": settings.chroma_url or "",
+            "ASSISTANT_MODE": "offline", "ASSISTANT_LLM_BASE_URL": "", "ASSISTANT_LLM_API_KEY": "",
+            "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "ASSISTANT_AUTH": "",
+            "ASSISTANT_CONCURRENCY": str(settings.concurrency)}
+
+
+class _Server:
+    """`assistant serve` in a subprocess on 127.0.0.1; output kept in a temp file."""
+
+    def __init__(self, settings: Settings, port: int, startup_timeout: float) -> None:
+        import httpx
+
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = tempfile.NamedTemporaryFile(prefix="assistant-load-", suffix=".log", delete=False)
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT, env=server_env(settings), stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"assistant serve exited with {self.proc.returncode}: {self.output()[-2000:]}")
+            try:
+                if httpx.get(f"{self.base}/api/health", timeout=5.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"assistant serve was not healthy within {startup_timeout:.0f} s: {self.output()[-2000:]}")
+            time.sleep(0.5)
+        self.start_s = time.perf_counter() - t0
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None = None,
+             settings: Settings | None = None, questions: list[str] | None = None,
+             startup_timeout: float = 300.0) -> LoadReport:
+    """Runs the load against a fresh server and returns the figures."""
+    import httpx
+
+    if not 1 <= clients <= MAX_CLIENTS:
+        raise ValueError(f"clients must be between 1 and {MAX_CLIENTS}")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ValueError(f"seconds must be between 0 and {MAX_SECONDS:g}")
+    if max_requests is not None and max_requests < 1:
+        raise ValueError("max_requests must be at least 1")
+    settings = settings or Settings()
+    questions = questions or load_questions()
+    report = LoadReport(clients=clients, seconds=seconds, server_concurrency=settings.concurrency)
+    server = _Server(settings, free_port(), startup_timeout)
+    report.server_start_s = server.start_s
+    lock = threading.Lock()
+    counter = itertools.count()
+    stop = threading.Event()
+    first_sent: list[float] = []
+    last_done = [0.0]
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=server.base, timeout=REQUEST_TIMEOUT) as http:
+            while not stop.is_set():
+                n = next(counter)
+                if max_requests is not None and n >= max_requests:
+                    return
+                question = questions[n % len(questions)]
+                t = time.perf_counter()
+                with lock:
+                    if not first_sent:
+                        first_sent.append(t)
+                try:
+                    r = http.post("/api/ask", json={"question": question})
+                    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
+                    problem = contract_problem(r.status_code, body)
+                    if problem is None and body["question"] != " ".join(question.split()):
+                        problem = "answer to another question"
+                except (httpx.HTTPError, ValueError) as exc:
+                    body, problem = None, f"{type(exc).__name__}: {exc}"
+                done = time.perf_counter()
+                with lock:
+                    report.requests += 1
+                    report.latencies_ms.append((done - t) * 1000)
+                    last_done[0] = max(last_done[0], done)
+                    if problem:
+                        report.errors += 1
+                        if len(report.error_samples) < 5:
+                            report.error_samples.append(f"{question[:50]!r}: {problem}")
+                    elif body["abstained"]:
+                        report.abstained += 1
+
+    def probe_loop() -> None:
+        with httpx.Client(base_url=server.base, timeout=30.0) as http:
+            while not stop.is_set():
+                tick = time.perf_counter()
+                for path, sink, ok in (("/", report.ui_ms, lambda r: "<html" in r.text.lower()),
+                                       ("/api/health", report.health_ms, lambda r: r.json().get("status") == "ok")):
+                    t = time.perf_counter()
+                    try:
+                        r = http.get(path)
+                        good = r.status_code == 200 and ok(r)
+                    except (httpx.HTTPError, ValueError):
+                        good = False
+                    sink.append((time.perf_counter() - t) * 1000)
+                    report.probe_errors += 0 if good else 1
+                report.probes += 1
+                stop.wait(max(0.0, 1.0 - (time.perf_counter() - tick)))
+
+    threads = [threading.Thread(target=client_loop, name=f"load-client-{i}", daemon=True) for i in range(clients)]
+    prober = threading.Thread(target=probe_loop, name="load-probe", daemon=True)
+    try:
+        prober.start()
+        for th in threads:
+            th.start()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and any(th.is_alive() for th in threads):
+            time.sleep(0.1)
+        stop.set()
+        for th in threads:
+            th.join(REQUEST_TIMEOUT + 5)
+        prober.join(35)
+    finally:
+        stop.set()
+        server.stop()
+    if first_sent:
+        report.wall_s = max(last_done[0] - first_sent[0], 1e-9)
+    return report
+
+
+def bench_load(clients: int, seconds: float, max_requests: int | None, as_json: bool = False) -> LoadReport:
+    report = run_load(clients=clients, seconds=seconds, max_requests=max_requests)
+    print(json.dumps(report.summary()) if as_json else report.text())
+    return report
