@@ -131,6 +131,11 @@ def _distinctive_names(papers: dict[str, Paper]) -> list[tuple[str, str, re.Patt
     return out
 
 
+def _damaged(settings: Settings, part: str, exc: BaseException) -> IndexProblem:
+    return IndexProblem(f"The {part} in {settings.index_dir} is damaged ({type(exc).__name__}). "
+                        "Run `assistant index` to repair it (nothing is re-embedded).")
+
+
 class Index:
     """Everything the query path reads, loaded once per process."""
 
@@ -149,7 +154,10 @@ class Index:
                 f"but the configured model is {expected}. Run `assistant index` to rebuild it."
             )
         self.manifest = manifest
-        self.papers: dict[str, Paper] = {p.paper_id: p for p in read_snapshot(settings.index_dir)}
+        try:
+            self.papers: dict[str, Paper] = {p.paper_id: p for p in read_snapshot(settings.index_dir)}
+        except (OSError, ValueError, KeyError) as exc:
+            raise _damaged(settings, "paper snapshot", exc) from exc
         self.sentences: dict[str, list[str]] = {pid: split_sentences(p.abstract) for pid, p in self.papers.items()}
         self.store = Store(settings, create=False)
         self._names = _distinctive_names(self.papers)
@@ -161,7 +169,10 @@ class Index:
     def bm25(self) -> Any:
         from llama_index.retrievers.bm25 import BM25Retriever
 
-        return BM25Retriever.from_persist_dir(str(self.settings.index_dir / KEYWORD_DIR))
+        try:
+            return BM25Retriever.from_persist_dir(str(self.settings.index_dir / KEYWORD_DIR))
+        except Exception as exc:  # bm25s raises whatever its reader hits on a damaged file
+            raise _damaged(self.settings, "keyword index", exc) from exc
 
     @cached_property
     def embedder(self) -> Any:

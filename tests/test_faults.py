@@ -97,6 +97,21 @@ def test_damaged_index_is_rebuilt_to_exactly_the_corpus(pristine: Settings, copy
     assert not sync(copy).changed  # and the next run is a no-op again
 
 
+@pytest.mark.parametrize("damage", ["keyword file deleted", "keyword vocabulary corrupted", "paper snapshot truncated",
+                                    "paper snapshot deleted"])
+def test_damaged_local_files_give_a_clear_message_until_repaired(copy: Settings, damage: str) -> None:
+    """Before `assistant index` repairs it, a question gets a message that says what to run, not a crash."""
+    from assistant.pipeline import Assistant
+    from assistant.retrieve import open_index
+
+    DAMAGE[damage][0](copy.index_dir)
+    with pytest.raises(IndexProblem, match="assistant index"):
+        open_index(copy, reload=True)
+        Assistant(copy).ask(QUESTION)
+    sync(copy)
+    answer_without_timings(copy)
+
+
 def test_assistant_index_command_repairs_several_damages_at_once(copy: Settings) -> None:
     for name in ("chroma sqlite truncated to half", "keyword file deleted", "manifest not JSON", "paper snapshot truncated"):
         DAMAGE[name][0](copy.index_dir)
