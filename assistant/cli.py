@@ -309,6 +309,20 @@ def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /
         raise typer.Exit(1)
 
 
+@bench_app.command("scale")
+def bench_scale(sizes: str = typer.Option("1000,10000,100000", help="Corpus sizes (papers), comma-separated."),
+                store: str = typer.Option("embedded,server", help="embedded and/or server (a `chroma run` per run)."),
+                out_dir: Path = typer.Option(Path("docs/scale"), "--out", help="Where results.json and scale.png go."),
+                real_embed_sizes: str = typer.Option("1000", help="Sizes embedded fully by the model ('all' = no vector reuse)."),
+                repeats: int = typer.Option(5, help="Passes over the question list per retriever."),
+                timeout: float = typer.Option(1500.0, help="Seconds after which one index or query phase is stopped."),
+                append: bool = typer.Option(False, help="Merge into an existing results.json.")) -> None:
+    """Index throughput, disk, peak RSS and query p50/p95 against corpus size (generated corpora)."""
+    from assistant.bench_scale import command
+
+    command(sizes, store, out_dir, real_embed_sizes, repeats, timeout, append)
+
+
 def main() -> None:
     app()
 from assistant.evaluate import eval_command as _eval  # noqa: E402
