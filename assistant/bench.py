@@ -5,7 +5,6 @@ peak RSS is that process's own (from wait4)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics

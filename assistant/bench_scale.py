@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from assistant.chroma_server import ChromaServer
 from assistant.config import PROJECT_ROOT, Settings
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -183,15 +184,16 @@ def child_query(out: Path, repeats: int) -> None:
                 for step, ms in ranking.timings_ms.items():
                     if step != "total":
                         steps[r].setdefault(step, []).append(ms)
-    # Profile of the parts, outside `search`: Chroma alone (vector given), bm25s scoring alone.
+    # Profile of the parts, outside `search`: Chroma alone (vector given); the two
+    # collection counts the query path used to make (removed: they scan the
+    # collections); bm25s's own top-k retrieval beside our scoring (`keyword_scores`).
     pool = settings.dense_candidates
-    n_pap = min(max(pool // 2, 50), index.store.papers.count())
+    n_pap = max(pool // 2, 50)
     vectors = {q: index.embed_query(q) for q in QUESTIONS}
     bm = index.bm25
-    bm.similarity_top_k = min(pool, len(bm.corpus))
     parts: dict[str, list[float]] = {"chroma_sentences_top%d" % pool: [], "chroma_papers_top%d" % n_pap: [],
-                                     "chroma_two_counts": [], "bm25s_score_top%d" % pool: [],
-                                     "bm25_nodes_top%d" % pool: []}
+                                     "chroma_two_counts_removed": [], "bm25s_retrieve_top%d" % pool: [],
+                                     "keyword_scores_top%d" % pool: []}
     import bm25s
 
     for _ in range(repeats):
@@ -202,17 +204,17 @@ def child_query(out: Path, repeats: int) -> None:
             t = time.perf_counter()
             index.store.papers.query(query_embeddings=[vectors[q]], n_results=n_pap, include=["metadatas", "distances"])
             parts["chroma_papers_top%d" % n_pap].append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()  # dense_scores counts both collections on every query
+            t = time.perf_counter()
             index.store.sentences.count()
             index.store.papers.count()
-            parts["chroma_two_counts"].append((time.perf_counter() - t) * 1000)
+            parts["chroma_two_counts_removed"].append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             tokens = bm25s.tokenize(q, stemmer=bm.stemmer, token_pattern=bm.token_pattern, show_progress=False)
-            bm.bm25.retrieve(tokens, k=bm.similarity_top_k, show_progress=False, return_as="tuple")
-            parts["bm25s_score_top%d" % pool].append((time.perf_counter() - t) * 1000)
+            bm.bm25.retrieve(tokens, k=min(pool, len(bm.corpus)), show_progress=False, return_as="tuple")
+            parts["bm25s_retrieve_top%d" % pool].append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             index.keyword_scores(q, pool)
-            parts["bm25_nodes_top%d" % pool].append((time.perf_counter() - t) * 1000)
+            parts["keyword_scores_top%d" % pool].append((time.perf_counter() - t) * 1000)
     result = {
         "open_s": open_s,
         "first_query_s": first_s,
@@ -256,58 +258,6 @@ def _run_child(args: list[str], env: dict[str, str], log: Path, timeout_s: float
             "load_avg": [round(load, 2), round(os.getloadavg()[0], 2)]}
 
 
-class ChromaServer:
-    """`chroma run` on a free loopback port, for one run; stopped afterwards."""
-
-    def __init__(self, data: Path, log: Path) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.data = data
-        exe = Path(sys.executable).parent / "chroma"
-        self._log = open(log, "w", encoding="utf-8")
-        self.proc = subprocess.Popen([str(exe), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(self.port)],
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{self.port}"
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"chroma server did not start (log: {log})")
-
-    def memory_mib(self) -> dict[str, float]:
-        """Peak (VmHWM) and current (VmRSS) resident memory of the server process."""
-        out = {}
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith(("VmHWM:", "VmRSS:")):
-                    key, value = line.split(":", 1)
-                    out["peak_rss_mib" if key == "VmHWM" else "rss_mib"] = round(int(value.split()[0]) / 1024, 1)
-        except OSError:
-            pass
-        return out
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
 def _progress_tail(path: Path) -> dict[str, Any] | None:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -332,7 +282,7 @@ def run_one(size: int, store: str, corpus: Path, work: Path, cache: Path | None,
     server = None
     try:
         if store == "server":
-            server = ChromaServer(run_dir / "chroma-server", run_dir / "chroma-server.log")
+            server = ChromaServer(run_dir / "chroma-server", log=run_dir / "chroma-server.log").start()
             env["ASSISTANT_CHROMA_URL"] = server.url
         args = ["index", "--out", str(run_dir / "index.json")] + (["--cache", str(cache)] if cache else [])
         child = _run_child(args, env, run_dir / "index.log", timeout_s)

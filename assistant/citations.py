@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.index import _ABBREV, split_sentences
+from assistant.index import _ABBREV
 from assistant.models import Citation, Paper
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;\-\u2013]\s*\d{1,3})*)\]")  # [1], [1, 2], [1-3]

@@ -161,7 +161,6 @@ class Index:
         self.sentences: dict[str, list[str]] = {pid: split_sentences(p.abstract) for pid, p in self.papers.items()}
         self.store = Store(settings, create=False)
         self._names = _distinctive_names(self.papers)
-        self._bm25_lock = threading.Lock()
         self._corpus_stamp: tuple[tuple[str, int, int], ...] | None = None
         self._stale = False
 
@@ -214,13 +213,13 @@ class Index:
         """Per paper: a dense score (best sentence, a share of the second best and of
         the paper vector's similarity; the shares are settings) and its sentences ranked by similarity."""
         s = self.settings
-        n_sent = min(n, max(self.store.sentences.count(), 1))
-        n_pap = min(max(n // 2, 50), max(self.store.papers.count(), 1))
-        res = self.store.sentences.query(query_embeddings=[vector], n_results=n_sent, include=["metadatas", "distances"])
+        # No count() to cap n_results: Chroma returns fewer hits when a collection is
+        # smaller, and count() scans the collection (12 ms at 10k papers, linear in size).
+        res = self.store.sentences.query(query_embeddings=[vector], n_results=n, include=["metadatas", "distances"])
         sent: dict[str, list[tuple[int, float]]] = {}
         for meta, dist in zip(res["metadatas"][0], res["distances"][0]):
             sent.setdefault(meta["paper_id"], []).append((int(meta["index"]), 1.0 - float(dist)))
-        res = self.store.papers.query(query_embeddings=[vector], n_results=n_pap, include=["metadatas", "distances"])
+        res = self.store.papers.query(query_embeddings=[vector], n_results=max(n // 2, 50), include=["metadatas", "distances"])
         whole = {m["paper_id"]: 1.0 - float(d) for m, d in zip(res["metadatas"][0], res["distances"][0])}
         floor = min(whole.values(), default=0.0)
         scores: dict[str, float] = {}
@@ -232,16 +231,29 @@ class Index:
         return scores, sent
 
     def keyword_scores(self, query: str, n: int) -> dict[str, float]:
-        from llama_index.core.schema import QueryBundle
+        """Per paper: its best BM25 unit score among the top `n` units. The query is
+        tokenized exactly as llama-index's BM25Retriever does; scoring is `bm25_scores`."""
+        import bm25s
 
-        with self._bm25_lock:  # the retriever keeps its top-k on the instance
-            self.bm25.similarity_top_k = min(n, len(self.bm25.corpus))
-            nodes = self.bm25.retrieve(QueryBundle(query))
-        scores: dict[str, float] = {}
-        for node in nodes:
-            pid = node.node.metadata["paper_id"]
-            scores[pid] = max(scores.get(pid, 0.0), float(node.score or 0.0))
-        return {pid: s for pid, s in scores.items() if s > 0}
+        retriever = self.bm25
+        stemmer = None if retriever.skip_stemming else retriever.stemmer
+        tokens = bm25s.tokenize(query, stemmer=stemmer, token_pattern=retriever.token_pattern, return_ids=False,
+                                show_progress=False)
+        token_ids = retriever.bm25.get_tokens_ids(tokens[0]) if tokens else []
+        if not token_ids:
+            return {}
+        scores = bm25_scores(retriever.bm25, token_ids)
+        n = min(n, len(scores))
+        # The top n units; ties at the cut go to the lower unit number, so a query
+        # always gets the same papers (bm25s leaves them to argpartition).
+        cut = np.partition(scores, len(scores) - n)[len(scores) - n]
+        above = np.flatnonzero(scores > cut)
+        top = np.concatenate([above, np.flatnonzero(scores == cut)[: n - len(above)]])
+        out: dict[str, float] = {}
+        for i in top[scores[top] > 0]:
+            pid = retriever.corpus[i]["paper_id"]
+            out[pid] = max(out.get(pid, 0.0), float(scores[i]))
+        return out
 
     def sentence_vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
         """Stored sentence embeddings of some papers (one Chroma read), rows in abstract order."""
@@ -319,6 +331,23 @@ class Index:
             if pid != paper_id and pid in self.papers:
                 out.append(Hit(paper_id=pid, title=self.papers[pid].title, score=1.0 - float(dist), dense=1.0 - float(dist)))
         return out[:k]
+
+
+def bm25_scores(bm25: Any, token_ids: list[int]) -> np.ndarray:
+    """bm25s's own BM25 scores of every unit for one query, identical to
+    `bm25s.BM25.get_scores_from_ids`, computed faster. bm25s 0.3 adds each query
+    term's posting list with `np.add.at` (unbuffered, ~10x slower than a fancy-index
+    add); within one term's posting list each unit occurs once, so `+=` gives the
+    same sums. At 100k generated papers (1.05M units) a common query term's list
+    has ~10^5 entries and bm25s's scoring took p95 268 ms (docs/scale/README.md)."""
+    data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
+    scores = np.zeros(bm25.scores["num_docs"], dtype=np.dtype(bm25.dtype))
+    for t in token_ids:  # a repeated query term counts again, as in bm25s
+        start, end = indptr[t], indptr[t + 1]
+        scores[indices[start:end]] += data[start:end]
+    if bm25.nonoccurrence_array is not None:  # BM25L / BM25+ variants
+        scores += bm25.nonoccurrence_array[np.asarray(token_ids)].sum()
+    return scores
 
 
 def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: RetrieverName,

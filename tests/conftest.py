@@ -5,21 +5,15 @@ re-run costs ~1 s while a fresh clone builds it once (~1.5 min on 2 cores)."""
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
+from assistant.chroma_server import free_port  # noqa: F401  (re-exported for the tests)
 from assistant.config import PROJECT_ROOT, Settings
 
 CORPUS = PROJECT_ROOT / "data" / "corpus"
 LAYOUT_C = CORPUS / "004_fe3f780eb27247e2.txt"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assistant.chroma_server import ChromaServer
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.index import KEYWORD_DIR, MANIFEST, SNAPSHOT, IndexProblem, StoreUnavailable, sync
 from tests.conftest import assert_index_exact, free_port, write_small_corpus
@@ -128,36 +128,6 @@ def test_assistant_index_command_repairs_several_damages_at_once(copy: Settings)
 
 
 # ---------------------------------------------------------------- Chroma server stopped and restarted
-
-
-class ChromaServer:
-    """`chroma run` on a fixed loopback port and data folder, so it can be killed and restarted."""
-
-    def __init__(self, path: Path, port: int) -> None:
-        self.path, self.port = path, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        exe = Path(sys.executable).parent / "chroma"
-        self.proc = subprocess.Popen([str(exe), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port",
-                                      str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.kill()
-        pytest.fail("chroma server did not start")
-
-    def kill(self) -> None:
-        """SIGKILL: the server vanishes as in a crash, without a clean shutdown."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
 
 
 @pytest.mark.server

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from assistant.config import PROJECT_ROOT, Settings
+from assistant.chroma_server import ChromaServer
 from assistant.index import IndexBusy, Store, index_lock, read_manifest, split_sentences, sync, units_for
 from assistant.corpus import load_corpus
-from tests.conftest import assert_index_exact, free_port, write_small_corpus
+from tests.conftest import assert_index_exact, write_small_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -22,28 +23,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `chroma run` server on a free loopback port, for the scale-out path."""
-    exe = Path(sys.executable).parent / "chroma"
-    port = free_port()
-    data = tmp_path_factory.mktemp("chroma-server")
-    proc = subprocess.Popen(
-        [str(exe), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import httpx
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma server did not start")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(params=["embedded", "server"])

@@ -35,7 +35,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_same_seed_same_bytes_other_seed_other_corpus(source, tmp_path: Path) -> None:
     a = generate_corpus(source, 400, tmp_path / "a", seed=7, papers_per_file=150)
     b = generate_corpus(source, 400, tmp_path / "b", seed=7, papers_per_file=150)
-    c = generate_corpus(source, 400, tmp_path / "c", seed=8, papers_per_file=150)
+    generate_corpus(source, 400, tmp_path / "c", seed=8, papers_per_file=150)
     assert len(a.files) == 3 and _files(tmp_path / "a") == _files(tmp_path / "b")
     assert _files(tmp_path / "a") != _files(tmp_path / "c")
     assert a.retries == b.retries
