@@ -327,7 +327,7 @@ def build_keyword_index(papers: list[Paper], target: Path) -> int:
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    retriever.persist(str(tmp))
+    retriever.persist(str(tmp), show_progress=False)  # bm25s prints a bar of its own otherwise
     old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():

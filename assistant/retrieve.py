@@ -243,14 +243,15 @@ class Index:
         if not token_ids:
             return {}
         scores = bm25_scores(retriever.bm25, token_ids)
-        n = min(n, len(scores))
-        # The top n units; ties at the cut go to the lower unit number, so a query
-        # always gets the same papers (bm25s leaves them to argpartition).
-        cut = np.partition(scores, len(scores) - n)[len(scores) - n]
-        above = np.flatnonzero(scores > cut)
-        top = np.concatenate([above, np.flatnonzero(scores == cut)[: n - len(above)]])
+        top = np.flatnonzero(scores > 0)  # selecting among matches only: np.partition is slow on
+        if len(top) > n:  # a million tied zeros (105 ms at 1M units, against 1 ms here)
+            matched = scores[top]
+            cut = np.partition(matched, len(matched) - n)[len(matched) - n]
+            # ties at the cut go to the lower unit number, so a query always gets the same
+            # papers (bm25s leaves them to argpartition)
+            top = np.concatenate([top[matched > cut], top[matched == cut][: n - int((matched > cut).sum())]])
         out: dict[str, float] = {}
-        for i in top[scores[top] > 0]:
+        for i in top:
             pid = retriever.corpus[i]["paper_id"]
             out[pid] = max(out.get(pid, 0.0), float(scores[i]))
         return out
