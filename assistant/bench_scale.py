@@ -71,16 +71,28 @@ def _mib(n_bytes: float) -> float:
     return round(n_bytes / 2**20, 1)
 
 
-def peak_rss_mib(pid: int | str = "self") -> float | None:
-    """VmHWM: the peak resident set of a process's current address space. Unlike
-    wait4's ru_maxrss it does not inherit the parent's resident set at fork/exec."""
+def _status_mib(pid: int | str, field: str) -> float | None:
+    """One memory line of /proc/PID/status (VmHWM, VmRSS), in MiB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
     return None
+
+
+def peak_rss_mib(pid: int | str = "self") -> float | None:
+    """VmHWM: the peak resident set of a process's current address space. Unlike
+    wait4's ru_maxrss it does not inherit the parent's resident set at fork/exec."""
+    return _status_mib(pid, "VmHWM")
+
+
+def server_memory_mib(server: ChromaServer) -> dict[str, float]:
+    """Peak and current resident memory of the Chroma server process (empty once it is gone)."""
+    pid = server.proc.pid if server.proc else 0
+    memory = {"peak_rss_mib": peak_rss_mib(pid), "rss_mib": _status_mib(pid, "VmRSS")}
+    return {k: v for k, v in memory.items() if v is not None}
 
 
 # ---------------------------------------------------------------- children
@@ -242,19 +254,18 @@ def _run_child(args: list[str], env: dict[str, str], log: Path, timeout_s: float
                                 stdout=fh, stderr=subprocess.STDOUT)
         timed_out = False
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             hwm = peak_rss_mib(proc.pid) or hwm
             if time.perf_counter() - start > timeout_s:
                 proc.kill()
                 timed_out = True
-                _, status, usage = os.wait4(proc.pid, 0)
+                _, status, _ = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.2)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    del usage
-    return {"wall_s": time.perf_counter() - start, "peak_rss_mib": hwm, "rc": proc.returncode, "timed_out": timed_out,
+    return {"wall_s": time.perf_counter() - start, "peak_rss_mib": hwm, "rc": os.waitstatus_to_exitcode(status),
+            "timed_out": timed_out,
             "load_avg": [round(load, 2), round(os.getloadavg()[0], 2)]}
 
 
@@ -302,7 +313,7 @@ def run_one(size: int, store: str, corpus: Path, work: Path, cache: Path | None,
             store_papers_per_s=round(data["papers"] / max(data["store_s"] + data["keyword_s"], 1e-9), 1),
         )
         if server:
-            result["server_after_index"] = server.memory_mib()
+            result["server_after_index"] = server_memory_mib(server)
         child = _run_child(["query", "--out", str(run_dir / "query.json"), "--repeats", str(repeats)], env,
                            run_dir / "query.log", timeout_s)
         result["query"] = {"wall_s": round(child["wall_s"], 1), "peak_rss_mib": child["peak_rss_mib"], "load_avg": child["load_avg"]}
@@ -313,7 +324,7 @@ def run_one(size: int, store: str, corpus: Path, work: Path, cache: Path | None,
             data = json.loads((run_dir / "query.json").read_text(encoding="utf-8"))
             result["query"].update({k: round(v, 2) if isinstance(v, float) else v for k, v in data.items()})
         if server:
-            result["server"] = server.memory_mib()
+            result["server"] = server_memory_mib(server)
         disk = {
             "chroma": _du(run_dir / "chroma-server") if server else _du(index_dir / "chroma"),
             "keyword": _du(index_dir / "keyword"),
@@ -422,6 +433,22 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _series(ax: Any, runs: list[dict[str, Any]], store: str, get: Any, color: str, label: str) -> None:
+    """One line of a plot panel: corpus size against `get(run)` for one store's runs,
+    skipping runs that lack the figure (a failed or stopped phase)."""
+    points = []
+    for r in sorted((r for r in runs if r["store"] == store), key=lambda r: r["size"]):
+        try:
+            value = get(r)
+        except KeyError:
+            continue
+        if value is not None:
+            points.append((r["size"], value))
+    if points:
+        ax.plot(*zip(*points), "-" if store == "embedded" else "--", marker="o" if store == "embedded" else "s",
+                color=color, label=f"{label} ({store})")
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -431,59 +458,30 @@ def plot(results: dict[str, Any], path: Path) -> None:
     runs = [r for r in results["runs"] if "papers" in r.get("index", {})]
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
     colors = {"dense": "tab:blue", "bm25": "tab:orange", "hybrid": "tab:green"}
-    styles = {"embedded": "-", "server": "--"}
-    markers = {"embedded": "o", "server": "s"}
-    ax = axes[0][0]
-    for store in STORES:
-        rs = sorted((r for r in runs if r["store"] == store and "retrievers" in r.get("query", {})), key=lambda r: r["size"])
-        for ret in RETRIEVERS:
-            if rs:
-                ax.plot([r["size"] for r in rs], [r["query"]["retrievers"][ret]["p95"] for r in rs], styles[store],
-                        marker=markers[store], color=colors[ret], label=f"{ret} ({store})")
-    ax.axhline(TARGET_HYBRID_P95_MS, color="grey", linestyle=":", label="target: hybrid p95 100 ms")
-    ax.set(xscale="log", yscale="log", xlabel="papers", ylabel="query p95 (ms)", title="Query latency p95")
-    ax.legend(fontsize=7)
-    ax = axes[0][1]
-    for store in STORES:
-        rs = sorted((r for r in runs if r["store"] == store), key=lambda r: r["size"])
-        if not rs:
-            continue
-        xs = [r["size"] for r in rs]
-        ax.plot(xs, [r["index"]["papers_per_s"] for r in rs], styles[store], marker=markers[store], color="tab:purple",
-                label=f"as run ({store}; cache runs reuse sentence vectors)")
-        ax.plot(xs, [r["index"]["store_papers_per_s"] for r in rs], styles[store], marker=markers[store], color="tab:red",
-                label=f"store only: Chroma + BM25 ({store})")
-        if all("projected_papers_per_s" in r["index"] for r in rs):
-            ax.plot(xs, [r["index"]["projected_papers_per_s"] for r in rs], styles[store], marker=markers[store],
-                    color="black", label=f"with model embedding, projected ({store})")
-    ax.set(xscale="log", yscale="log", xlabel="papers", ylabel="papers / s", title="Index throughput")
-    ax.legend(fontsize=7)
-    ax = axes[1][0]
-    for store in STORES:
-        rs = sorted((r for r in runs if r["store"] == store), key=lambda r: r["size"])
-        if not rs:
-            continue
-        xs = [r["size"] for r in rs]
-        ax.plot(xs, [r["index"]["peak_rss_mib"] for r in rs], styles[store], marker=markers[store], color="tab:purple", label=f"index process ({store})")
-        q = [(r["size"], r["query"]["peak_rss_mib"]) for r in rs if "peak_rss_mib" in r.get("query", {})]
-        if q:
-            ax.plot(*zip(*q), styles[store], marker=markers[store], color="tab:green", label=f"query process ({store})")
-        s = [(r["size"], r["server"]["peak_rss_mib"]) for r in rs if "peak_rss_mib" in r.get("server", {})]
-        if s:
-            ax.plot(*zip(*s), styles[store], marker=markers[store], color="tab:brown", label="Chroma server")
-    ax.set(xscale="log", yscale="log", xlabel="papers", ylabel="peak RSS (MiB)", title="Memory")
-    ax.legend(fontsize=7)
-    ax = axes[1][1]
-    for store in STORES:
-        rs = sorted((r for r in runs if r["store"] == store and "disk_mib" in r), key=lambda r: r["size"])
-        if not rs:
-            continue
-        xs = [r["size"] for r in rs]
-        ax.plot(xs, [r["disk_mib"]["total"] for r in rs], styles[store], marker=markers[store], color="black", label=f"total ({store})")
-        ax.plot(xs, [r["disk_mib"]["chroma"] for r in rs], styles[store], marker=markers[store], color="tab:blue", label=f"Chroma ({store})")
-        ax.plot(xs, [r["disk_mib"]["keyword"] for r in rs], styles[store], marker=markers[store], color="tab:orange", label=f"BM25 ({store})")
-    ax.set(xscale="log", yscale="log", xlabel="papers", ylabel="MiB on disk", title="Index size on disk")
-    ax.legend(fontsize=7)
+    panels = [
+        (axes[0][0], "query p95 (ms)", "Query latency p95",
+         [(lambda r, k=k: r["query"]["retrievers"][k]["p95"], colors[k], k) for k in RETRIEVERS]),
+        (axes[0][1], "papers / s", "Index throughput",
+         [(lambda r: r["index"]["papers_per_s"], "tab:purple", "as run, cache runs reuse sentence vectors"),
+          (lambda r: r["index"]["store_papers_per_s"], "tab:red", "store only: Chroma + BM25"),
+          (lambda r: r["index"]["projected_papers_per_s"], "black", "with model embedding, projected")]),
+        (axes[1][0], "peak RSS (MiB)", "Memory",
+         [(lambda r: r["index"]["peak_rss_mib"], "tab:purple", "index process"),
+          (lambda r: r["query"]["peak_rss_mib"], "tab:green", "query process"),
+          (lambda r: r["server"]["peak_rss_mib"], "tab:brown", "Chroma server process")]),
+        (axes[1][1], "MiB on disk", "Index size on disk",
+         [(lambda r: r["disk_mib"]["total"], "black", "total"),
+          (lambda r: r["disk_mib"]["chroma"], "tab:blue", "Chroma"),
+          (lambda r: r["disk_mib"]["keyword"], "tab:orange", "BM25")]),
+    ]
+    for ax, ylabel, title, lines in panels:
+        for store in STORES:
+            for get, color, label in lines:
+                _series(ax, runs, store, get, color, label)
+        ax.set(xscale="log", yscale="log", xlabel="papers", ylabel=ylabel, title=title)
+    axes[0][0].axhline(TARGET_HYBRID_P95_MS, color="grey", linestyle=":", label="target: hybrid p95 100 ms")
+    for ax, *_ in panels:
+        ax.legend(fontsize=7)
     fig.suptitle(f"Cost against corpus size ({results['machine']['cpus']} CPUs; generated corpora, see docs/scale/README.md)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,18 +47,6 @@ class ChromaServer:
         self.kill()
         raise RuntimeError(f"chroma server did not start on {self.url}" + (f" (log: {self.log})" if self.log else ""))
 
-    def memory_mib(self) -> dict[str, float]:
-        """Peak (VmHWM) and current (VmRSS) resident memory of the server process."""
-        out: dict[str, float] = {}
-        try:
-            for line in Path(f"/proc/{self.proc.pid if self.proc else 0}/status").read_text().splitlines():
-                if line.startswith(("VmHWM:", "VmRSS:")):
-                    key, value = line.split(":", 1)
-                    out["peak_rss_mib" if key == "VmHWM" else "rss_mib"] = round(int(value.split()[0]) / 1024, 1)
-        except OSError:
-            pass
-        return out
-
     def stop(self) -> None:
         """A clean shutdown (SIGTERM), SIGKILL after 20 s."""
         self._end(signal.SIGTERM, 20)

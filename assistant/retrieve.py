@@ -214,7 +214,7 @@ class Index:
         the paper vector's similarity; the shares are settings) and its sentences ranked by similarity."""
         s = self.settings
         # No count() to cap n_results: Chroma returns fewer hits when a collection is
-        # smaller, and count() scans the collection (12 ms at 10k papers, linear in size).
+        # smaller, and count() scans the collection (13 ms at 10k papers, linear in size).
         res = self.store.sentences.query(query_embeddings=[vector], n_results=n, include=["metadatas", "distances"])
         sent: dict[str, list[tuple[int, float]]] = {}
         for meta, dist in zip(res["metadatas"][0], res["distances"][0]):
@@ -249,7 +249,8 @@ class Index:
             cut = np.partition(matched, len(matched) - n)[len(matched) - n]
             # ties at the cut go to the lower unit number, so a query always gets the same
             # papers (bm25s leaves them to argpartition)
-            top = np.concatenate([top[matched > cut], top[matched == cut][: n - int((matched > cut).sum())]])
+            above = top[matched > cut]
+            top = np.concatenate([above, top[matched == cut][: n - len(above)]])
         out: dict[str, float] = {}
         for i in top:
             pid = retriever.corpus[i]["paper_id"]
@@ -340,7 +341,7 @@ def bm25_scores(bm25: Any, token_ids: list[int]) -> np.ndarray:
     term's posting list with `np.add.at` (unbuffered, ~10x slower than a fancy-index
     add); within one term's posting list each unit occurs once, so `+=` gives the
     same sums. At 100k generated papers (1.05M units) a common query term's list
-    has ~10^5 entries and bm25s's scoring took p95 268 ms (docs/scale/README.md)."""
+    has ~10^5 entries and bm25s's retrieval took p95 ~200 ms (docs/scale/README.md)."""
     data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
     scores = np.zeros(bm25.scores["num_docs"], dtype=np.dtype(bm25.dtype))
     for t in token_ids:  # a repeated query term counts again, as in bm25s

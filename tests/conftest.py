@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from assistant.chroma_server import free_port  # noqa: F401  (re-exported for the tests)
 from assistant.config import PROJECT_ROOT, Settings
 
 CORPUS = PROJECT_ROOT / "data" / "corpus"

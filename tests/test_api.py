@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from assistant.config import Settings
-from tests.conftest import free_port
+from assistant.chroma_server import free_port
 from ui.testing import running_server
 
 pytestmark = pytest.mark.slow

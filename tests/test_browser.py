@@ -17,7 +17,8 @@ import pytest
 from assistant.config import Settings
 from assistant.index import split_sentences
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
-from tests.conftest import free_port, write_small_corpus
+from assistant.chroma_server import free_port
+from tests.conftest import write_small_corpus
 from ui.testing import ARTIFACTS, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

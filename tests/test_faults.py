@@ -20,7 +20,8 @@ import pytest
 from assistant.chroma_server import ChromaServer
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.index import KEYWORD_DIR, MANIFEST, SNAPSHOT, IndexProblem, StoreUnavailable, sync
-from tests.conftest import assert_index_exact, free_port, write_small_corpus
+from assistant.chroma_server import free_port
+from tests.conftest import assert_index_exact, write_small_corpus
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from assistant.config import Settings
 from assistant.models import Answer
-from tests.conftest import assert_index_exact, free_port, write_small_corpus
+from assistant.chroma_server import free_port
+from tests.conftest import assert_index_exact, write_small_corpus
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 
 INJECTION_FILE = Path(__file__).parent / "data" / "injection" / "005_injection.txt"

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from assistant.config import Settings
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer
-from tests.conftest import free_port
+from assistant.chroma_server import free_port
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 
 SECRET = "sk-test-SECRET-5f3a9c1e7b"  # distinctive, so any leak is found by a substring search
