@@ -1,4 +1,4 @@
-"""`assistant` command line: index, ask, paper, stats, corpus, serve, eval, bench.
+"""`assistant` command line: index, ask, paper, calibrate, stats, corpus, serve, eval, bench.
 Formatting lives here; every answer comes from `pipeline.Assistant`."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from assistant.config import Settings
+from assistant.config import PROJECT_ROOT, Settings
 from assistant.corpus import CorpusError, load_corpus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Research assistant over ML paper abstracts.")
@@ -221,6 +221,41 @@ def paper(query: str = typer.Argument(..., help="Paper id, title (typos fine), n
     out.print("\n[bold]Related papers[/bold]")
     for h in related:
         out.print(f"  - {escape(h.title)}  [dim]({h.paper_id}, similarity {h.score:.2f})[/dim]")
+
+
+@app.command()
+def calibrate(
+    questions: list[Path] = typer.Option(
+        [PROJECT_ROOT / "evals/questions/core.jsonl", PROJECT_ROOT / "evals/questions/hard.jsonl"], "--questions",
+        help="Question sets to fit on (repeatable); their heldout questions are always left out."),
+    max_false: float = typer.Option(0.05, min=0.0, max=0.5, help="False-abstention rate the threshold allows."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Where the model goes (default: ASSISTANT_ABSTAIN_MODEL)."),
+) -> None:
+    """Fit the abstention model on question sets and store it (evals/README.md, calibration)."""
+    from assistant.abstain import calibration_rows, fit
+    from assistant.evaluate import display_path, file_sha256, load_questions
+    from assistant.index import IndexProblem
+
+    settings = _settings()
+    target = out_path or settings.abstain_model
+    try:
+        qs = [q for path in questions for q in load_questions(path)]
+        rows = calibration_rows(_assistant(settings), qs)
+        meta = {"question_sets": {display_path(p): file_sha256(p) for p in questions}}
+        model = fit(rows, max_false=max_false, meta=meta)
+    except (OSError, ValueError, IndexProblem) as exc:
+        _fail(str(exc))
+    model.save(target)
+    r = model.fitted_on
+    out.print(f"Fitted on {r['questions']} questions ({r['unanswerable']} unanswerable; heldout and "
+              f"paper-naming questions left out). Threshold {model.threshold:.3f} (answerability).")
+    out.print(f"  on the fitting questions: abstains on {r['fitted_abstention_recall']:.0%} of unanswerable, "
+              f"{r['fitted_false_abstention']:.1%} of answerable")
+    out.print(f"  leave-one-out: ROC AUC {r['loo_auc']:.3f}; at <= {max_false:.0%} false abstention it abstains on "
+              f"{r['loo_abstention_recall']:.0%} of unanswerable ({r['loo_false_abstention']:.1%} false)")
+    alone = ", ".join(f"{k[4:-6]} {v:.3f}" for k, v in r.items() if k.startswith("auc_"))
+    out.print(f"  ROC AUC of each signal alone: {alone}")
+    out.print(f"Wrote {target}")
 
 
 @app.command()

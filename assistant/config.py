@@ -46,9 +46,12 @@ class Settings(BaseSettings):
     keyword_weight: float = Field(0.4, ge=0, description="Weight of the BM25 ranking in fusion (dense has 1).")
     paper_unit_share: float = Field(0.7, ge=0, description="Share of the paper-vector similarity in the dense score.")
     second_sentence_share: float = Field(0.3, ge=0, description="Share of the second-best sentence in the dense score.")
-    # Calibrated on evals core + hard (tune split): best sentence similarity 0.44 abstains on
-    # 36% of unanswerable questions with 3.7% false abstention (see evals/README.md).
-    abstain_threshold: float = Field(0.44, description="Relevance (best sentence similarity) below which it abstains.")
+    # The abstention model is fitted by `assistant calibrate` on evals core + hard (tune
+    # split) and stores its own threshold (5% false abstention there; evals/README.md).
+    abstain_model: Path = Field(PROJECT_ROOT / "evals" / "abstention.json", description="Calibrated abstention model.")
+    abstain_threshold: float | None = Field(
+        None, ge=0, le=1, description="Answerability below which it abstains; unset = the calibrated threshold."
+    )
     support_threshold: float = Field(0.55, description="Similarity a cited sentence needs to its quote.")
     max_question_chars: int = Field(2000, ge=10)
 

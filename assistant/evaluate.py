@@ -212,7 +212,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def roc_points(scores: Sequence[float], should_abstain: Sequence[bool]) -> list[tuple[float, float, float]]:
     """(threshold, false-abstention rate, abstention recall) when abstaining below each
-    threshold; scores are relevance (higher = more answerable)."""
+    threshold; scores are answerability (higher = more answerable)."""
     pos = sum(should_abstain)
     neg = len(should_abstain) - pos
     if not pos or not neg:
@@ -250,7 +250,7 @@ class Output:
     cited_ids: list[str] = field(default_factory=list)
     cited_titles: list[str] = field(default_factory=list)
     cited_supported: list[bool] = field(default_factory=list)
-    relevance: float | None = None  # the abstention signal (see `relevance_signal`)
+    answerability: float | None = None  # what the pipeline abstains on (Answer.answerability)
     groundedness: float | None = None
     draft_groundedness: float | None = None
     removed_citations: int = 0
@@ -337,9 +337,9 @@ def summarize_config(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {"overall": summarize(rows), "by_type": by_type, "recall_curve": curve}
     if splits:
         result["by_split"] = {s: summarize([r for r in rows if r.get("split") == s]) for s in splits}
-    relevance = [(r["relevance"], r["expects_abstention"]) for r in rows if r.get("relevance") is not None]
-    if relevance:
-        points = roc_points([s for s, _ in relevance], [e for _, e in relevance])
+    scored = [(r["answerability"], r["expects_abstention"]) for r in rows if r.get("answerability") is not None]
+    if scored:
+        points = roc_points([s for s, _ in scored], [e for _, e in scored])
         result["abstention_auc"] = auc(points)
     return result
 
@@ -358,17 +358,13 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="q", file=sys.stderr, mininterval=0.5, leave=True)
 
 
-def relevance_signal(assistant: Any, question: str, hits: list[Any], index: Any) -> tuple[float, Any]:
-    """The score the pipeline abstains on (best question-sentence similarity over the
-    top_k sources), lifted above 1 when the question names a paper, as the pipeline
-    never abstains then. Returns the score and the evidence, which groundedness reuses."""
+def answer_evidence(assistant: Any, question: str, hits: list[Any], index: Any) -> Any:
+    """The numbered sources an answer was drafted from, rebuilt from its hits (the
+    Answer does not carry sentence vectors), for the LLM draft's groundedness."""
     from assistant.retrieve import Ranking
 
     named = [pid for pid in index.named_papers(question) if pid in index.papers]
-    ranking = Ranking(hits=hits, query_vector=None, named=named)
-    evidence = assistant.evidence(ranking, question, assistant.settings.top_k)
-    score = evidence.relevance + (1.0 if evidence.named else 0.0)
-    return score, evidence
+    return assistant.evidence(Ranking(hits=hits, query_vector=None, named=named), question, assistant.settings.top_k)
 
 
 def final_groundedness(answer: Any, index: Any, threshold: float) -> float | None:
@@ -435,7 +431,6 @@ def pipeline_output(assistant: Any, q: Question, mode: str, retriever: str) -> O
         ms = (time.perf_counter() - t0) * 1000
         return Output([], [], ms, {"id": q.id, "question": q.question, "error": str(exc)},
                       answer_text="", abstained=True, error=str(exc))
-    relevance, evidence = relevance_signal(assistant, answer.question, answer.retrieved, index)
     threshold = assistant.settings.support_threshold
     return Output(
         retrieved_ids=[h.paper_id for h in answer.retrieved],
@@ -447,9 +442,11 @@ def pipeline_output(assistant: Any, q: Question, mode: str, retriever: str) -> O
         cited_ids=[c.paper_id for c in answer.citations],
         cited_titles=[c.title for c in answer.citations],
         cited_supported=[c.supported for c in answer.citations],
-        relevance=relevance,
+        answerability=answer.answerability,
         groundedness=final_groundedness(answer, index, threshold),
-        draft_groundedness=draft_groundedness(draft, evidence, index, threshold) if mode == "llm" else None,
+        draft_groundedness=draft_groundedness(
+            draft, answer_evidence(assistant, answer.question, answer.retrieved, index), index, threshold
+        ) if mode == "llm" else None,
         removed_citations=len(answer.removed_citations),
     )
 
@@ -505,7 +502,7 @@ def result_row(config: str, q: Question, o: Output) -> dict[str, Any]:
         "heldout": q.is_heldout,
         "retrieved_titles": o.retrieved_titles,
         "cited_ids": o.cited_ids,
-        "relevance": o.relevance,
+        "answerability": o.answerability,
         "removed_citations": o.removed_citations,
         "error": o.error,
         "scores": score_question(q, o),
@@ -540,11 +537,14 @@ def file_sha256(path: Path) -> str:
 def run_settings(settings: Settings, index: Any, questions_path: Path, split: str | None, mode: str,
                  configs: Sequence[str], n: int) -> dict[str, Any]:
     """Everything needed to reproduce the run, recorded in report.md and metrics.json."""
+    from assistant.abstain import AbstentionModel
+
     manifest = index.manifest if index is not None else {}
+    abstention = AbstentionModel.load(settings.abstain_model)
     record: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "git_commit": git_commit(),
-        "questions": _display_path(questions_path),
+        "questions": display_path(questions_path),
         "questions_sha256": file_sha256(questions_path),
         "split": split,
         "n_questions": n,
@@ -557,7 +557,9 @@ def run_settings(settings: Settings, index: Any, questions_path: Path, split: st
         "top_k": settings.top_k,
         "retrieve_k": settings.retrieve_k,
         "dense_candidates": settings.dense_candidates,
-        "abstain_threshold": settings.abstain_threshold,
+        "abstain_threshold": settings.abstain_threshold if settings.abstain_threshold is not None else abstention.threshold,
+        "abstention_model": {"path": display_path(settings.abstain_model), "weights": abstention.weights,
+                             "fitted_on": abstention.fitted_on.get("question_sets")},
         "support_threshold": settings.support_threshold,
         "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (latency is wall time)",
         "fusion": {"rrf_k": settings.rrf_k, "keyword_weight": settings.keyword_weight,
@@ -569,7 +571,7 @@ def run_settings(settings: Settings, index: Any, questions_path: Path, split: st
     return record
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(PROJECT_ROOT))
     except ValueError:
@@ -690,8 +692,8 @@ def render_report(run: EvalRun, images: Sequence[str]) -> str:
         parts += [f"## {c}: by type", "", table(["type"] + [h for h, _ in TYPE_COLUMNS],
                   [[t] + [v.get(k) for _, k in TYPE_COLUMNS] for t, v in m[c]["by_type"].items()]), ""]
     if any("abstention_auc" in v for v in m.values()):
-        parts += ["## Abstention signal", "", "ROC AUC of the relevance score the pipeline abstains on "
-                  "(named papers score above 1):", "",
+        parts += ["## Abstention signal", "", "ROC AUC of the answerability the pipeline abstains on "
+                  "(assistant/abstain.py; questions naming a paper score 1):", "",
                   table(("config", "AUC"), [(c, v.get("abstention_auc")) for c, v in m.items() if "abstention_auc" in v]), ""]
     parts += _misses(run)
     if images:
@@ -729,7 +731,7 @@ def miss_reason(row: dict[str, Any]) -> str | None:
         return "answered instead of abstaining" if sc.get("abstained") == 0.0 else None
     if sc.get("abstained") == 1.0:
         rank = sc.get("first_gold_rank")
-        return f"abstained (gold rank {fmt(rank, 0) if rank else '>10'}, relevance {fmt(row.get('relevance'), 2)})"
+        return f"abstained (gold rank {fmt(rank, 0) if rank else '>10'}, answerability {fmt(row.get('answerability'), 2)})"
     if (sc.get("recall@5") or 0.0) < 1.0:
         ranks = gold_ranks(row["gold_titles"], row["retrieved_titles"])
         return f"gold ranks {ranks or '-'} of {len(row['gold_titles'])} gold"
@@ -806,13 +808,13 @@ def plot_type_bars(metrics: dict[str, Any], path: Path) -> str:
 
 
 def plot_roc(rows: Sequence[dict[str, Any]], metrics: dict[str, Any], path: Path) -> str | None:
-    """ROC of abstaining below a relevance threshold, with each run's actual operating point."""
+    """ROC of abstaining below an answerability threshold, with each run's actual operating point."""
     import matplotlib.pyplot as plt
 
     curves = []
     for config in metrics:
-        scored = [r for r in rows if r["config"] == config and r.get("relevance") is not None]
-        points = roc_points([r["relevance"] for r in scored], [r["expects_abstention"] for r in scored])
+        scored = [r for r in rows if r["config"] == config and r.get("answerability") is not None]
+        points = roc_points([r["answerability"] for r in scored], [r["expects_abstention"] for r in scored])
         if points:
             curves.append((config, points, metrics[config]["overall"]))
     if not curves:

@@ -84,6 +84,7 @@ class Answer(BaseModel):
     notices: list[str] = Field(default_factory=list)
     suggestions: list[Hit] = Field(default_factory=list)
     removed_citations: list[str] = Field(default_factory=list)
+    answerability: float | None = None  # the abstention model's probability that the corpus answers it
 
     def contract(self) -> dict[str, Any]:
         """Exactly the documented `ask --json` object (README: Output contract)."""

@@ -12,6 +12,7 @@ from typing import Literal
 
 from rapidfuzz import fuzz, process
 
+from assistant.abstain import AbstentionModel, question_signals
 from assistant.answer import NO_ANSWER, Evidence, LLMAnswerer, OfflineAnswerer, short_name
 from assistant.citations import Source, verify
 from assistant.config import Settings
@@ -62,10 +63,33 @@ _FOLLOW_UP = re.compile(
 )
 
 
+# A title lookup whose best sentence match is below this finds nothing (the
+# similarity of the old single-signal abstention threshold, evals/README.md).
+LOOKUP_MIN_SIMILARITY = 0.44
+
+
 class Assistant:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._llm: LLMClient | None = None
+        self._abstention: AbstentionModel | None = None
+
+    @property
+    def abstention(self) -> AbstentionModel:
+        if self._abstention is None:
+            self._abstention = AbstentionModel.load(self.settings.abstain_model)
+        return self._abstention
+
+    def answerability(self, ranking: Ranking, evidence: Evidence) -> float:
+        """Probability that the corpus answers the question (assistant/abstain.py); 1.0
+        when the question names a paper, which is always answered."""
+        if evidence.named:
+            return 1.0
+        paper_similarity = ranking.paper_similarity
+        if paper_similarity is None:  # keyword-only retrieval computed no paper similarity
+            vector = ranking.query_vector
+            paper_similarity = self.index.paper_similarity(vector) if vector is not None else 0.0
+        return self.abstention.answerability(question_signals(ranking, evidence, paper_similarity))
 
     @property
     def index(self) -> Index:
@@ -106,7 +130,9 @@ class Assistant:
 
     def evidence(self, ranking: Ranking, query: str, top_k: int) -> Evidence:
         index = self.index
-        vector = ranking.query_vector if ranking.query_vector is not None else index.embed_query(query)
+        if ranking.query_vector is None:  # keyword-only retrieval: the similarities still need it
+            ranking.query_vector = index.embed_query(query)
+        vector = ranking.query_vector
         sources = [
             Source(n=i, paper=index.papers[h.paper_id], sentences=index.sentences[h.paper_id])
             for i, h in enumerate(ranking.hits[:top_k], 1)
@@ -144,6 +170,8 @@ class Assistant:
         query = self.contextualize(text, history)
         ranking = index.search(query, k=max(s.retrieve_k, 10), retriever=retriever or s.retriever, filters=filters)
         evidence = self.evidence(ranking, query, top_k)
+        answerability = self.answerability(ranking, evidence)
+        threshold = self.abstention.threshold if s.abstain_threshold is None else s.abstain_threshold
         t_retrieved = time.perf_counter()
 
         def finish(answer_text: str, abstained: bool, verified_mode: str, citations=(), removed=()) -> Answer:
@@ -164,9 +192,10 @@ class Assistant:
                 notices=notices,
                 suggestions=ranking.hits[:3] if abstained else [],
                 removed_citations=list(removed),
+                answerability=answerability,
             )
 
-        if not evidence.named and evidence.relevance < s.abstain_threshold:
+        if answerability < threshold:
             answer = finish(abstain_text(ranking.hits[:3]), True, mode)
             yield Event("token", answer.answer)
             yield Event("answer", answer=answer)
@@ -260,7 +289,7 @@ class Assistant:
             return Lookup("not_found", q, message=f"No paper matches {q!r}.")
         if hits[0].dense >= 0.6 and (len(hits) < 2 or hits[0].dense - hits[1].dense >= 0.08):
             return Lookup("found", q, index.papers[hits[0].paper_id], hits[1:])
-        if hits[0].dense >= self.settings.abstain_threshold:
+        if hits[0].dense >= LOOKUP_MIN_SIMILARITY:
             return Lookup("ambiguous", q, None, hits, f"Several papers could match {q!r}:")
         return Lookup("not_found", q, None, hits[:3], f"No paper matches {q!r}. The nearest titles are:")
 

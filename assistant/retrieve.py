@@ -69,6 +69,7 @@ class Ranking:
     query_vector: np.ndarray | None
     named: list[str] = field(default_factory=list)  # paper ids the question names
     timings_ms: dict[str, float] = field(default_factory=dict)
+    paper_similarity: float | None = None  # best whole-paper vector similarity (None: dense was not run)
 
     @property
     def top_dense(self) -> float:
@@ -209,9 +210,10 @@ class Index:
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode([query])[0]
 
-    def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]]]:
+    def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]], float]:
         """Per paper: a dense score (best sentence, a share of the second best and of
-        the paper vector's similarity; the shares are settings) and its sentences ranked by similarity."""
+        the paper vector's similarity; the shares are settings) and its sentences ranked
+        by similarity; plus the best paper-vector similarity, an abstention signal."""
         s = self.settings
         # No count() to cap n_results: Chroma returns fewer hits when a collection is
         # smaller, and count() scans the collection (13 ms at 10k papers, linear in size).
@@ -228,7 +230,12 @@ class Index:
             best = ranked[0][1] if ranked else 0.0
             second = ranked[1][1] if len(ranked) > 1 else best - 0.1
             scores[pid] = best + s.second_sentence_share * second + s.paper_unit_share * whole.get(pid, floor)
-        return scores, sent
+        return scores, sent, max(whole.values(), default=0.0)
+
+    def paper_similarity(self, vector: np.ndarray) -> float:
+        """Best whole-paper vector similarity, for rankings made without dense retrieval."""
+        res = self.store.papers.query(query_embeddings=[vector], n_results=1, include=["distances"])
+        return max((1.0 - float(d) for d in res["distances"][0]), default=0.0)
 
     def keyword_scores(self, query: str, n: int) -> dict[str, float]:
         """Per paper: its best BM25 unit score among the top `n` units. The query is
@@ -285,11 +292,12 @@ class Index:
         dense: dict[str, float] = {}
         sent: dict[str, list[tuple[int, float]]] = {}
         vector = None
+        paper_similarity = None
         timings: dict[str, float] = {}
         if retriever in ("hybrid", "dense"):
             vector = self.embed_query(query)
             timings["embed"] = (time.perf_counter() - t0) * 1000
-            dense, sent = self.dense_scores(vector, pool)
+            dense, sent, paper_similarity = self.dense_scores(vector, pool)
             timings["dense"] = (time.perf_counter() - t0) * 1000 - timings["embed"]
         keyword: dict[str, float] = {}
         if retriever in ("hybrid", "bm25"):
@@ -320,7 +328,8 @@ class Index:
             if len(hits) >= k:
                 break
         timings["total"] = (time.perf_counter() - t0) * 1000
-        return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings)
+        return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings,
+                       paper_similarity=paper_similarity)
 
     def related(self, paper_id: str, k: int = 5) -> list[Hit]:
         vector = self.paper_vector(paper_id)

@@ -149,7 +149,7 @@ def answered(**kw) -> Output:
     base = dict(retrieved_ids=["x", "a", "y"], retrieved_titles=["Xenon Paper", "Alpha: A Study", "Yak"],
                 latency_ms=12.0, contract={}, answer_text="Alpha reaches 42% [1].", abstained=False,
                 cited_ids=["a", "y"], cited_titles=["Alpha: A Study", "Yak"], cited_supported=[True, True],
-                relevance=0.6, groundedness=1.0)
+                answerability=0.6, groundedness=1.0)
     return Output(**{**base, **kw})
 
 

@@ -40,10 +40,12 @@ STREAM_INTERVAL = 0.05  # seconds between UI updates while LLM tokens arrive
 
 
 def warm_up(assistant: Assistant) -> None:
-    """Loads the embedder, Chroma and BM25 with one query, so the first user does
-    not wait for model loading. A missing index is fine here (the UI offers to build it)."""
+    """Loads the embedder, Chroma and BM25 with one query and reads the corpus stamp
+    the stale-index check compares against (57 ms of the first question otherwise), so
+    the first user does not wait. A missing index is fine here (the UI offers to build it)."""
     try:
         assistant.index.search("warm up", k=1)
+        assistant.index.stale_notice()
     except IndexProblem:
         pass
 

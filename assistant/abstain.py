@@ -1,0 +1,166 @@
+"""Deciding that the corpus holds nothing on a question.
+
+No single retrieval score separates a near miss ("4-bit quantization of a *video*
+diffusion model" when the corpus quantizes only image models) from a paraphrase of
+a real paper: both land in the right cluster. A logistic model over three signals
+does better than the best-sentence similarity alone (evals/README.md, calibration):
+
+- `best_sentence`: the top paper's best question-sentence similarity (is there one
+  passage that says what was asked?);
+- `paper_similarity`: the best whole-paper vector similarity (title + mean of its
+  sentences: is any paper about this as a whole?);
+- `keyword`: the best BM25 score among the retrieved papers (do the question's
+  words occur together anywhere?).
+
+`assistant calibrate` fits it on question sets with sklearn and writes
+`evals/abstention.json`; answering only needs the stored weights, so the query path
+pays a dot product. The threshold is chosen on the fitting questions for a target
+false-abstention rate (5%), since refusing an answerable question costs a user more
+than a cited near miss, which still shows its sources.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from assistant.index import IndexProblem
+
+SIGNALS = ("best_sentence", "paper_similarity", "keyword")
+
+
+class AbstentionModelError(IndexProblem):
+    """The calibration file is missing or unreadable; like an index problem, every
+    front end shows the message, which says how to recreate it."""
+
+
+@dataclass(frozen=True)
+class AbstentionModel:
+    """Standardised logistic regression: answerability = sigmoid(b + sum w * (x - mean) / scale)."""
+
+    weights: dict[str, float]
+    intercept: float
+    means: dict[str, float]
+    scales: dict[str, float]
+    threshold: float  # abstain when answerability is below this
+    fitted_on: dict[str, Any] = field(default_factory=dict)  # what it was calibrated on, and how well it did
+
+    def answerability(self, signals: dict[str, float]) -> float:
+        """Probability that the corpus answers the question (1 = surely answerable)."""
+        z = self.intercept + sum(
+            self.weights[name] * (signals[name] - self.means[name]) / self.scales[name] for name in self.weights
+        )
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> AbstentionModel:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            model = cls(**data)
+            missing = [name for name in model.weights if name not in SIGNALS or model.scales.get(name, 0) <= 0]
+            if missing or not model.weights:
+                raise ValueError(f"unknown or unscaled signals {missing}")
+            return model
+        except FileNotFoundError:
+            raise AbstentionModelError(
+                f"The abstention calibration {path} is missing. Restore it from the repository or "
+                "recreate it with `assistant calibrate`."
+            ) from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise AbstentionModelError(
+                f"The abstention calibration {path} is unreadable ({exc}). Recreate it with `assistant calibrate`."
+            ) from None
+
+
+def operating_threshold(scores: Sequence[float], answerable: Sequence[bool], max_false: float) -> float:
+    """The highest threshold that refuses at most `max_false` of the answerable questions
+    (abstaining below it), so it abstains as often as that budget allows."""
+    kept = sorted(s for s, a in zip(scores, answerable) if a)
+    if not kept:
+        raise ValueError("calibration needs answerable questions")
+    allowed = math.floor(max_false * len(kept))  # answerable questions that may fall below
+    return kept[allowed]  # abstain strictly below: exactly `allowed` answerable ones do
+
+
+def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, c: float = 0.3,
+        signals: Sequence[str] = SIGNALS, meta: dict[str, Any] | None = None) -> AbstentionModel:
+    """Fits the model on (signals, answerable) pairs. C=0.3 (fairly strong L2) because a
+    calibration set has a few dozen unanswerable questions; leave-one-out figures of
+    the fitted model go into `fitted_on`."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.array([[r[name] for name in signals] for r, _ in rows], dtype=float)
+    y = np.array([a for _, a in rows], dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError("calibration needs both answerable and unanswerable questions")
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
+    pipe.fit(x, y)
+    scaler, lr = pipe.steps[0][1], pipe.steps[1][1]
+    fitted = pipe.predict_proba(x)[:, 1]
+    loo = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)), x, y,
+                            cv=LeaveOneOut(), method="predict_proba")[:, 1]
+    threshold = operating_threshold(fitted.tolist(), y.tolist(), max_false)
+    loo_threshold = operating_threshold(loo.tolist(), y.tolist(), max_false)
+    report = {
+        "questions": int(len(y)),
+        "unanswerable": int((~y).sum()),
+        "max_false_abstention": max_false,
+        "C": c,
+        "fitted_abstention_recall": float(np.mean(fitted[~y] < threshold)),
+        "fitted_false_abstention": float(np.mean(fitted[y] < threshold)),
+        "loo_auc": float(roc_auc_score(y, loo)),
+        "loo_abstention_recall": float(np.mean(loo[~y] < loo_threshold)),
+        "loo_false_abstention": float(np.mean(loo[y] < loo_threshold)),
+    }
+    for i, name in enumerate(signals):
+        report[f"auc_{name}_alone"] = float(roc_auc_score(y, x[:, i]))
+    return AbstentionModel(
+        weights={name: float(w) for name, w in zip(signals, lr.coef_[0])},
+        intercept=float(lr.intercept_[0]),
+        means={name: float(m) for name, m in zip(signals, scaler.mean_)},
+        scales={name: float(s) for name, s in zip(signals, scaler.scale_)},
+        threshold=float(threshold),
+        fitted_on={**(meta or {}), **report},
+    )
+
+
+def question_signals(ranking: Any, evidence: Any, paper_similarity: float) -> dict[str, float]:
+    """The model's inputs for one question, from what answering computes anyway."""
+    return {
+        "best_sentence": evidence.best(1) if evidence.sources else 0.0,
+        "paper_similarity": paper_similarity,
+        "keyword": max((h.keyword for h in ranking.hits), default=0.0),
+    }
+
+
+def calibration_rows(assistant: Any, questions: Sequence[Any],
+                     progress: bool = True) -> list[tuple[dict[str, float], bool]]:
+    """(signals, answerable) for each question through the same retrieval and evidence
+    the pipeline uses. Questions that name a paper are left out (the pipeline always
+    answers them), and so are heldout questions: calibrating on them would spend them
+    (evals/README.md, the heldout rule)."""
+    from tqdm import tqdm
+
+    settings = assistant.settings
+    rows: list[tuple[dict[str, float], bool]] = []
+    usable = [q for q in questions if not q.is_heldout]
+    for q in tqdm(usable, desc="calibrating", unit="q", disable=not progress, mininterval=0.5):
+        query = assistant.clean_question(q.question)
+        ranking = assistant.index.search(query, k=max(settings.retrieve_k, 10))
+        evidence = assistant.evidence(ranking, query, settings.top_k)
+        if evidence.named:
+            continue
+        paper_similarity = ranking.paper_similarity if ranking.paper_similarity is not None else 0.0
+        rows.append((question_signals(ranking, evidence, paper_similarity), not q.expects_abstention))
+    return rows

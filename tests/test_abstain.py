@@ -1,0 +1,139 @@
+"""The abstention model: threshold choice, fitting, the shipped calibration, and what a
+user sees when the calibration file is missing or damaged."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from assistant.abstain import SIGNALS, AbstentionModel, AbstentionModelError, fit, operating_threshold
+from assistant.config import Settings
+
+
+def test_threshold_refuses_at_most_the_allowed_share_of_answerable_questions() -> None:
+    answerable_scores = [i / 100 for i in range(40, 80)]  # 40 answerable questions
+    scores = answerable_scores + [0.1, 0.2, 0.3]
+    answerable = [True] * 40 + [False] * 3
+    t = operating_threshold(scores, answerable, max_false=0.05)
+    refused = sum(s < t for s, a in zip(scores, answerable) if a)
+    assert refused == 2  # floor(0.05 * 40)
+    assert all(s < t for s, a in zip(scores, answerable) if not a)
+    assert operating_threshold(scores, answerable, max_false=0.0) == 0.40  # refuses no answerable one
+
+
+def _synthetic_rows(n: int = 120, seed: int = 0) -> list[tuple[dict[str, float], bool]]:
+    """Answerable questions have a close sentence and keyword matches; unanswerable ones less so."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        answerable = i % 4 != 0
+        base = 0.6 if answerable else 0.45
+        rows.append(({"best_sentence": base + rng.gauss(0, 0.06), "paper_similarity": base - 0.05 + rng.gauss(0, 0.08),
+                      "keyword": (10 if answerable else 6) + rng.gauss(0, 2.5)}, answerable))
+    return rows
+
+
+def test_fit_ranks_unanswerable_questions_lower_and_keeps_its_false_abstention_budget(tmp_path: Path) -> None:
+    rows = _synthetic_rows()
+    model = fit(rows, max_false=0.05, meta={"question_sets": {"synthetic": "x"}})
+    scores = [model.answerability(r) for r, _ in rows]
+    answerable = [s for s, (_, a) in zip(scores, rows) if a]
+    unanswerable = [s for s, (_, a) in zip(scores, rows) if not a]
+    assert sum(unanswerable) / len(unanswerable) < sum(answerable) / len(answerable) - 0.3
+    assert sum(s < model.threshold for s in answerable) <= 0.05 * len(answerable)
+    assert sum(s < model.threshold for s in unanswerable) >= 0.5 * len(unanswerable)
+    assert model.fitted_on["questions"] == len(rows) and model.fitted_on["unanswerable"] == 30
+    assert 0.5 < model.fitted_on["loo_auc"] <= 1.0
+    assert model.weights["best_sentence"] > 0 and model.weights["keyword"] > 0
+    model.save(tmp_path / "m.json")
+    again = AbstentionModel.load(tmp_path / "m.json")
+    assert again == model
+    assert again.answerability(rows[1][0]) == pytest.approx(model.answerability(rows[1][0]))
+
+
+def test_fit_refuses_a_calibration_set_without_unanswerable_questions() -> None:
+    rows = [(r, True) for r, _ in _synthetic_rows(20)]
+    with pytest.raises(ValueError, match="both answerable and unanswerable"):
+        fit(rows)
+
+
+def test_the_shipped_calibration_loads_and_documents_itself() -> None:
+    model = AbstentionModel.load(Settings().abstain_model)
+    assert set(model.weights) == set(SIGNALS)
+    assert 0 < model.threshold < 1
+    report = model.fitted_on
+    assert report["unanswerable"] >= 40 and report["questions"] >= 150
+    assert report["loo_false_abstention"] <= report["max_false_abstention"] == 0.05
+    assert set(report["question_sets"]) == {"evals/questions/core.jsonl", "evals/questions/hard.jsonl"}
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("{not json", "unreadable"),
+    (json.dumps({"weights": {"mystery": 1.0}, "intercept": 0, "means": {"mystery": 0}, "scales": {"mystery": 1},
+                 "threshold": 0.5}), "unknown or unscaled"),
+    (json.dumps({"weights": {"keyword": 1.0}}), "unreadable"),
+])
+def test_a_damaged_calibration_names_the_file_and_the_fix(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "abstention.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(AbstentionModelError) as info:
+        AbstentionModel.load(path)
+    assert str(path) in str(info.value) and needle in str(info.value) and "assistant calibrate" in str(info.value)
+
+
+@pytest.mark.slow
+def test_a_missing_calibration_is_a_clear_error_not_a_crash(full_index: Settings, tmp_path: Path) -> None:
+    from assistant.pipeline import Assistant
+
+    broken = full_index.model_copy(update={"abstain_model": tmp_path / "nowhere.json"})
+    with pytest.raises(AbstentionModelError, match="is missing.*assistant calibrate"):
+        Assistant(broken).ask("How can diffusion models be quantized to low bit widths?")
+
+
+@pytest.mark.slow
+def test_answerability_separates_a_near_miss_from_a_paraphrase(assistant) -> None:
+    paraphrase = assistant.ask("How can image diffusion models be compressed to 4-bit weights after training?")
+    near_miss = assistant.ask("Which paper folds proteins with a diffusion model over amino-acid sequences?")
+    assert not paraphrase.abstained and paraphrase.answerability > 0.6
+    assert near_miss.abstained and near_miss.answerability < paraphrase.answerability - 0.3
+    assert "no paper that answers" in near_miss.answer
+
+
+@pytest.mark.slow
+def test_the_threshold_setting_overrides_the_calibrated_one(full_index: Settings) -> None:
+    from assistant.pipeline import Assistant
+
+    question = "How can image diffusion models be compressed to 4-bit weights after training?"
+    strict = Assistant(full_index.model_copy(update={"abstain_threshold": 0.999})).ask(question)
+    lenient = Assistant(full_index.model_copy(update={"abstain_threshold": 0.0})).ask(question)
+    assert strict.abstained and not lenient.abstained
+    assert strict.answerability == pytest.approx(lenient.answerability)
+
+
+@pytest.mark.slow
+def test_calibrate_command_writes_a_model_that_the_pipeline_uses(full_index: Settings, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    for key, value in (("INDEX_DIR", full_index.index_dir), ("COLLECTION_PREFIX", full_index.collection_prefix)):
+        monkeypatch.setenv(f"ASSISTANT_{key}", str(value))
+    target = tmp_path / "abstention.json"
+    result = CliRunner().invoke(app, ["calibrate", "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "heldout and paper-naming questions left out" in result.output and "leave-one-out" in result.output
+    fitted = AbstentionModel.load(target)
+    shipped = AbstentionModel.load(Settings().abstain_model)
+    # Same questions and corpus, another index build (Chroma's approximate neighbours may
+    # differ at the margin): close to the model in the repository.
+    assert fitted.threshold == pytest.approx(shipped.threshold, abs=0.02)
+    assert fitted.weights == pytest.approx(shipped.weights, abs=0.1)
+    from assistant.pipeline import Assistant
+
+    answer = Assistant(full_index.model_copy(update={"abstain_model": target})).ask(
+        "Which paper folds proteins with a diffusion model over amino-acid sequences?")
+    assert answer.abstained and answer.answerability < fitted.threshold
