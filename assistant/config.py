@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     keyword_weight: float = Field(0.4, ge=0, description="Weight of the BM25 ranking in fusion (dense has 1).")
     paper_unit_share: float = Field(0.7, ge=0, description="Share of the paper-vector similarity in the dense score.")
     second_sentence_share: float = Field(0.3, ge=0, description="Share of the second-best sentence in the dense score.")
+    part_coverage_weight: float = Field(
+        0.005, ge=0, description="Weight of question-part coverage when re-ordering the top 10 (0 = off)."
+    )
     # The abstention model is fitted by `assistant calibrate` on evals core + hard (tune
     # split) and stores its own threshold (5% false abstention there; evals/README.md).
     abstain_model: Path = Field(PROJECT_ROOT / "evals" / "abstention.json", description="Calibrated abstention model.")

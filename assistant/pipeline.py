@@ -137,7 +137,11 @@ class Assistant:
             Source(n=i, paper=index.papers[h.paper_id], sentences=index.sentences[h.paper_id])
             for i, h in enumerate(ranking.hits[:top_k], 1)
         ]
-        vectors = index.sentence_vectors([s.paper.paper_id for s in sources])
+        wanted = [s.paper.paper_id for s in sources]
+        if all(pid in ranking.sentence_vectors for pid in wanted):  # read already by re-ranking
+            vectors = ranking.sentence_vectors
+        else:
+            vectors = index.sentence_vectors(wanted)
         sims = {s.n: (vectors[s.paper.paper_id] @ vector).tolist() for s in sources}
         named = {s.n for s in sources if s.paper.paper_id in ranking.named}
         return Evidence(sources=sources, similarities=sims, named=named, vectors={s.n: vectors[s.paper.paper_id] for s in sources})

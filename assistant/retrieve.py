@@ -6,6 +6,11 @@ Fusion is weighted reciprocal rank fusion over the *full* paper rankings of both
 retrievers (llama-index's QueryFusionRetriever fuses each retriever's top k
 units, which loses papers whose evidence is spread over several sentences;
 evals/reports compares the two).
+
+The top 10 are then re-ordered by how well each paper covers every part of a long
+question ("which quantized denoiser ... also stores ... and picks ..."): the
+weakest part's best sentence similarity, so a paper that matches one clause
+strongly but ignores another drops below one that matches them all.
 """
 
 from __future__ import annotations
@@ -37,6 +42,20 @@ from assistant.models import Hit, Paper
 RetrieverName = Literal["hybrid", "dense", "bm25"]
 
 NAME_BONUS = 1.0  # larger than any fused score: a named paper goes first
+RERANK_DEPTH = 10  # papers re-ordered by question-part coverage
+
+# Where a question splits into parts: punctuation and the words that start a clause.
+_PART_BREAK = re.compile(
+    r"[,;:?!.()]|\s(?:and then|and|but|while|without|which|that|so that|by|using|with|where|whose|"
+    r"instead of|rather than|then)\s",
+    re.IGNORECASE,
+)
+
+
+def question_parts(query: str) -> list[str]:
+    """The clauses of a question that say something (three words or more). One part
+    means there is nothing to re-rank by."""
+    return [part.strip() for part in _PART_BREAK.split(query) if part and len(part.split()) >= 3]
 
 
 @dataclass
@@ -70,6 +89,7 @@ class Ranking:
     named: list[str] = field(default_factory=list)  # paper ids the question names
     timings_ms: dict[str, float] = field(default_factory=dict)
     paper_similarity: float | None = None  # best whole-paper vector similarity (None: dense was not run)
+    sentence_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # fetched for re-ranking; reused by answering
 
     @property
     def top_dense(self) -> float:
@@ -210,6 +230,21 @@ class Index:
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.encode([query])[0]
 
+    def rerank_by_parts(self, hits: list[Hit], part_vectors: np.ndarray) -> dict[str, np.ndarray]:
+        """Re-orders the first RERANK_DEPTH hits by fused score + weight x coverage, where
+        coverage is the lowest, over the question's parts, of the part's best sentence
+        similarity in that paper. Tuned on evals core + hard tune (evals/README.md).
+        Returns the sentence vectors it read, which answering reuses."""
+        head = hits[:RERANK_DEPTH]
+        vectors = self.sentence_vectors([h.paper_id for h in head])
+        for hit in head:
+            rows = vectors.get(hit.paper_id)
+            if rows is not None and len(rows):
+                hit.score += self.settings.part_coverage_weight * float((rows @ part_vectors.T).max(axis=0).min())
+        head.sort(key=lambda h: -h.score)
+        hits[: len(head)] = head
+        return vectors
+
     def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]], float]:
         """Per paper: a dense score (best sentence, a share of the second best and of
         the paper vector's similarity; the shares are settings) and its sentences ranked
@@ -294,8 +329,14 @@ class Index:
         vector = None
         paper_similarity = None
         timings: dict[str, float] = {}
+        parts = question_parts(query) if self.settings.part_coverage_weight > 0 and retriever != "bm25" else []
+        part_vectors = None
         if retriever in ("hybrid", "dense"):
-            vector = self.embed_query(query)
+            if len(parts) >= 2:  # one model call for the question and its parts
+                encoded = self.embedder.encode([query] + parts)
+                vector, part_vectors = encoded[0], encoded[1:]
+            else:
+                vector = self.embed_query(query)
             timings["embed"] = (time.perf_counter() - t0) * 1000
             dense, sent, paper_similarity = self.dense_scores(vector, pool)
             timings["dense"] = (time.perf_counter() - t0) * 1000 - timings["embed"]
@@ -327,9 +368,14 @@ class Index:
             )
             if len(hits) >= k:
                 break
+        vectors: dict[str, np.ndarray] = {}
+        if part_vectors is not None and not named:
+            t1 = time.perf_counter()
+            vectors = self.rerank_by_parts(hits, part_vectors)
+            timings["rerank"] = (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings,
-                       paper_similarity=paper_similarity)
+                       paper_similarity=paper_similarity, sentence_vectors=vectors)
 
     def related(self, paper_id: str, k: int = 5) -> list[Hit]:
         vector = self.paper_vector(paper_id)
@@ -384,7 +430,7 @@ def open_index(settings: Settings, reload: bool = False) -> Index:
     """One loaded index per (folder, store, ranking settings) in a process; `reload` after a re-index."""
     key = (settings.index_dir, settings.chroma_url, settings.collection_prefix, settings.corpus_dir,
            settings.dense_candidates, settings.rrf_k, settings.keyword_weight, settings.paper_unit_share,
-           settings.second_sentence_share)
+           settings.second_sentence_share, settings.part_coverage_weight)
     with _indexes_lock:
         if reload or key not in _indexes:
             _indexes[key] = Index(settings)

@@ -1,6 +1,7 @@
 """Our BM25 scoring against the library's: `retrieve.bm25_scores` replaces bm25s's
 scoring loop for speed (docs/scale/README.md), so it must rank exactly as bm25s
-does, on every evaluation question, over the real index."""
+does, on every evaluation question, over the real index. And re-ranking by
+question parts: what it splits, and what it changes for a user."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ import pytest
 from llama_index.core.schema import QueryBundle
 
 from assistant.config import PROJECT_ROOT, Settings
-from assistant.retrieve import bm25_scores, open_index
-
-pytestmark = pytest.mark.slow
+from assistant.retrieve import RERANK_DEPTH, bm25_scores, open_index, question_parts
 
 QUESTION_FILES = ["core.jsonl", "hard.jsonl", "heldout.jsonl"]
 
@@ -24,6 +23,7 @@ def questions() -> list[str]:
             for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_unit_scores_equal_bm25s(full_index: Settings) -> None:
     import bm25s
 
@@ -36,6 +36,7 @@ def test_unit_scores_equal_bm25s(full_index: Settings) -> None:
             assert np.allclose(bm25_scores(retriever.bm25, ids), retriever.bm25.get_scores_from_ids(ids), atol=1e-5), q
 
 
+@pytest.mark.slow
 def test_keyword_ranking_matches_the_llama_index_retriever(full_index: Settings) -> None:
     """Same papers with the same scores as BM25Retriever's top 200 units; the only
     allowed difference is which of several units tied at the cut gets in."""
@@ -57,5 +58,45 @@ def test_keyword_ranking_matches_the_llama_index_retriever(full_index: Settings)
             assert ours.get(pid, theirs.get(pid)) == pytest.approx(cut, abs=1e-5), f"{q}: {pid} is not a tie at the cut"
 
 
+@pytest.mark.slow
 def test_a_query_with_no_known_word_has_no_keyword_scores(full_index: Settings) -> None:
     assert open_index(full_index).keyword_scores("zxqv wqpj", 200) == {}
+
+
+def test_question_parts_are_its_clauses_that_say_something() -> None:
+    question = ("For vision-language assistants with many images in the prompt, which method shrinks the "
+                "stored attention state by favouring text entries and merging evicted pairs back in?")
+    assert question_parts(question) == [
+        "For vision-language assistants",
+        "many images in the prompt",
+        "method shrinks the stored attention state",
+        "favouring text entries",
+        "merging evicted pairs back in",
+    ]
+    # One part (the common case for short questions): nothing to re-rank by.
+    assert question_parts("How can diffusion models be quantized to low bit widths?") == [
+        "How can diffusion models be quantized to low bit widths"]
+    assert question_parts("Spiking nets, or SNNs?") == []  # fragments under three words say nothing
+
+
+LONG_QUESTION = ("For vision-language assistants with many images in the prompt, which method shrinks the stored "
+                 "attention state by favouring text entries and merging evicted pairs back in?")
+
+
+@pytest.mark.slow
+def test_the_paper_matching_every_part_of_a_long_question_comes_first(full_index: Settings) -> None:
+    on = open_index(full_index).search(LONG_QUESTION, k=10)
+    off = open_index(full_index.model_copy(update={"part_coverage_weight": 0.0})).search(LONG_QUESTION, k=10)
+    assert on.hits[0].title.startswith("LOOK-M")
+    # Without it, papers that match one clause ("vision-language", "data reduction") rank above.
+    assert not off.hits[0].title.startswith("LOOK-M")
+    # It only re-orders the top of the ranking and hands the vectors it read to answering.
+    assert {h.paper_id for h in on.hits[:RERANK_DEPTH]} == {h.paper_id for h in off.hits[:RERANK_DEPTH]}
+    assert set(on.sentence_vectors) == {h.paper_id for h in on.hits[:RERANK_DEPTH]}
+    assert "rerank" in on.timings_ms and "rerank" not in off.timings_ms
+
+
+@pytest.mark.slow
+def test_a_question_naming_a_paper_is_not_re_ranked(full_index: Settings) -> None:
+    ranking = open_index(full_index).search("In AdamP, how is the momentum term projected, and which layers use it?", k=10)
+    assert ranking.hits[0].title.startswith("AdamP") and "rerank" not in ranking.timings_ms
