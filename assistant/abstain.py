@@ -9,8 +9,11 @@ does better than the best-sentence similarity alone (evals/README.md, calibratio
   passage that says what was asked?);
 - `paper_similarity`: the best whole-paper vector similarity (title + mean of its
   sentences: is any paper about this as a whole?);
-- `keyword`: the best BM25 score among the retrieved papers (do the question's
-  words occur together anywhere?).
+- `keyword`: the best BM25 score of any paper (do the question's words occur
+  together anywhere?).
+
+All three mean the same whichever retriever ranked (`ASSISTANT_RETRIEVER`), so one
+calibration serves them all.
 
 `assistant calibrate` fits it on question sets with sklearn and writes
 `evals/abstention.json`; answering only needs the stored weights, so the query path
@@ -140,7 +143,7 @@ def question_signals(ranking: Any, evidence: Any, paper_similarity: float) -> di
     return {
         "best_sentence": evidence.best(1) if evidence.sources else 0.0,
         "paper_similarity": paper_similarity,
-        "keyword": max((h.keyword for h in ranking.hits), default=0.0),
+        "keyword": ranking.keyword_top,
     }
 
 

@@ -89,6 +89,7 @@ class Ranking:
     named: list[str] = field(default_factory=list)  # paper ids the question names
     timings_ms: dict[str, float] = field(default_factory=dict)
     paper_similarity: float | None = None  # best whole-paper vector similarity (None: dense was not run)
+    keyword_top: float = 0.0  # best BM25 score of any paper, whichever retriever ranked
     sentence_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # fetched for re-ranking; reused by answering
 
     @property
@@ -340,11 +341,11 @@ class Index:
             timings["embed"] = (time.perf_counter() - t0) * 1000
             dense, sent, paper_similarity = self.dense_scores(vector, pool)
             timings["dense"] = (time.perf_counter() - t0) * 1000 - timings["embed"]
-        keyword: dict[str, float] = {}
-        if retriever in ("hybrid", "bm25"):
-            t1 = time.perf_counter()
-            keyword = self.keyword_scores(query, pool)
-            timings["keyword"] = (time.perf_counter() - t1) * 1000
+        # Keyword scores are computed for every retriever (about 1 ms): abstention reads
+        # the best of them whichever ranking is used.
+        t1 = time.perf_counter()
+        keyword = self.keyword_scores(query, pool)
+        timings["keyword"] = (time.perf_counter() - t1) * 1000
         named = [pid for pid in self.named_papers(query) if pid in self.papers]
         fused = fuse(dense, keyword, retriever, self.settings.keyword_weight, self.settings.rrf_k)
         for rank, pid in enumerate(named):
@@ -375,7 +376,8 @@ class Index:
             timings["rerank"] = (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings,
-                       paper_similarity=paper_similarity, sentence_vectors=vectors)
+                       paper_similarity=paper_similarity, keyword_top=max(keyword.values(), default=0.0),
+                       sentence_vectors=vectors)
 
     def related(self, paper_id: str, k: int = 5) -> list[Hit]:
         vector = self.paper_vector(paper_id)

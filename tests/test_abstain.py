@@ -137,3 +137,15 @@ def test_calibrate_command_writes_a_model_that_the_pipeline_uses(full_index: Set
     answer = Assistant(full_index.model_copy(update={"abstain_model": target})).ask(
         "Which paper folds proteins with a diffusion model over amino-acid sequences?")
     assert answer.abstained and answer.answerability < fitted.threshold
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("retriever", ["dense", "bm25"])
+def test_answerable_questions_are_not_refused_with_another_retriever(assistant, retriever: str) -> None:
+    """The signals mean the same whichever retriever ranked (the best BM25 score of any
+    paper, not of the retrieved ones), so one calibration serves every retriever."""
+    for question in ("How can image diffusion models be compressed to 4-bit weights after training?",
+                     "Which optimizers were discovered by searching over programs?",
+                     "How do spiking neural networks learn synaptic delays?"):
+        answer = assistant.ask(question, retriever=retriever)
+        assert not answer.abstained, (retriever, question, answer.answerability)
