@@ -328,15 +328,41 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def headline(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The three questions a user cares about, each on its own questions: is the one
+    paper I mean first (single gold paper: R@1, R@5, MRR), are all the papers on a
+    topic there (several gold papers: all in the top 10), and does it say so when the
+    corpus has nothing (unanswerable abstained, answerable refused)."""
+    single = [r for r in rows if len(r["gold_titles"]) == 1]
+    several = [r for r in rows if len(r["gold_titles"]) >= 2]
+    out: dict[str, Any] = {
+        "single_n": len(single),
+        "single_recall@1": _mean(r["scores"].get("recall@1") for r in single),
+        "single_recall@5": _mean(r["scores"].get("recall@5") for r in single),
+        "single_mrr": _mean(r["scores"].get("mrr") for r in single),
+        "multi_n": len(several),
+        "multi_all@10": _mean(r["scores"].get("all@10") for r in several),
+        "unanswerable_n": sum(r["expects_abstention"] for r in rows),
+    }
+    answered = [r for r in rows if r["scores"].get("abstained") is not None]
+    if answered:
+        m = abstention_metrics([r["expects_abstention"] for r in answered], [bool(r["scores"]["abstained"]) for r in answered])
+        out["unanswerable_abstained"] = m["abstention_recall"]
+        out["false_abstention"] = m["false_abstention_rate"]
+    return out
+
+
 def summarize_config(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Overall, per type, per split (when the set has splits) and the recall@k curve."""
     by_type = {t: summarize([r for r in rows if r["type"] == t]) for t in _types_in(rows)}
     splits = sorted({r["split"] for r in rows if r.get("split")})
     scored = [r for r in rows if r["scores"].get("recall@10") is not None]
     curve = [_mean(recall_at_k(r["gold_titles"], r["retrieved_titles"], k) for r in scored) for k in range(1, K_MAX + 1)]
-    result: dict[str, Any] = {"overall": summarize(rows), "by_type": by_type, "recall_curve": curve}
+    result: dict[str, Any] = {"overall": summarize(rows), "by_type": by_type, "recall_curve": curve,
+                              "headline": {"all": headline(rows)}}
     if splits:
         result["by_split"] = {s: summarize([r for r in rows if r.get("split") == s]) for s in splits}
+        result["headline"].update({s: headline([r for r in rows if r.get("split") == s]) for s in splits})
     scored = [(r["answerability"], r["expects_abstention"]) for r in rows if r.get("answerability") is not None]
     if scored:
         points = roc_points([s for s, _ in scored], [e for _, e in scored])
@@ -682,6 +708,9 @@ def render_report(run: EvalRun, images: Sequence[str]) -> str:
     parts += ["## Overall", "", table(["config"] + [h for h, _ in OVERALL_COLUMNS],
                                       [[c] + [m[c]["overall"].get(k) for _, k in OVERALL_COLUMNS] for c in m]), ""]
     parts += [_conventions(), ""]
+    parts += ["## Headline: single-paper, multi-paper and unanswerable questions", "",
+              "Single = questions with one gold paper; multi = two or more (all@10: every one in the top 10); "
+              "unanswerable = empty gold list.", "", _headline_table(m), ""]
     for c in m:
         if m[c].get("by_split"):
             parts += [f"### {c}: by split", "", table(["split"] + [h for h, _ in TYPE_COLUMNS],
@@ -714,6 +743,19 @@ def _conventions() -> str:
 def _by_type_matrix(m: dict[str, Any], key: str) -> str:
     types = list(dict.fromkeys(t for v in m.values() for t, s in v["by_type"].items() if s.get(key) is not None))
     return table(["config"] + types, [[c] + [v["by_type"].get(t, {}).get(key) for t in types] for c, v in m.items()])
+
+
+HEADLINE_COLUMNS = (
+    ("single n", "single_n"), ("R@1", "single_recall@1"), ("R@5", "single_recall@5"), ("MRR", "single_mrr"),
+    ("multi n", "multi_n"), ("all@10", "multi_all@10"), ("unanswerable n", "unanswerable_n"),
+    ("abstained", "unanswerable_abstained"), ("false abst", "false_abstention"),
+)
+
+
+def _headline_table(m: dict[str, Any]) -> str:
+    rows = [[c, part] + [h.get(k) for _, k in HEADLINE_COLUMNS]
+            for c in m for part, h in m[c].get("headline", {}).items()]
+    return table(["config", "questions"] + [h for h, _ in HEADLINE_COLUMNS], rows)
 
 
 def _multi_table(m: dict[str, Any]) -> str:

@@ -371,3 +371,25 @@ def test_llm_mode_scores_the_draft_before_verification(full_index) -> None:
     assert out.groundedness == 1.0
     s = score_question(q, out)
     assert s["fact_recall"] == 1.0 and s["cite_recall"] == 1.0 and s["invalid_citations"] == 0.0
+
+
+def test_headline_separates_single_paper_multi_paper_and_unanswerable_questions() -> None:
+    from assistant.evaluate import headline
+
+    def row(gold: list[str], expects: bool, abstained: float | None, **scores: float) -> dict:
+        return {"gold_titles": gold, "expects_abstention": expects, "scores": {"abstained": abstained, **scores}}
+
+    rows = [
+        row(["A"], False, 0.0, **{"recall@1": 1.0, "recall@5": 1.0, "mrr": 1.0, "all@10": 1.0}),
+        row(["B"], False, 1.0, **{"recall@1": 0.0, "recall@5": 1.0, "mrr": 0.5, "all@10": 1.0}),
+        row(["C", "D"], False, 0.0, **{"recall@1": 0.5, "recall@5": 0.5, "mrr": 1.0, "all@10": 0.0}),
+        row([], True, 1.0),
+        row([], True, 0.0),
+    ]
+    h = headline(rows)
+    assert (h["single_n"], h["single_recall@1"], h["single_recall@5"], h["single_mrr"]) == (2, 0.5, 1.0, 0.75)
+    assert (h["multi_n"], h["multi_all@10"]) == (1, 0.0)
+    assert (h["unanswerable_n"], h["unanswerable_abstained"]) == (2, 0.5)
+    assert h["false_abstention"] == pytest.approx(1 / 3)
+    retrieval_only = headline([{**r, "scores": {k: v for k, v in r["scores"].items() if k != "abstained"}} for r in rows])
+    assert "unanswerable_abstained" not in retrieval_only  # baselines do not answer
