@@ -19,7 +19,10 @@ calibration serves them all.
 `evals/abstention.json`; answering only needs the stored weights, so the query path
 pays a dot product. The threshold is chosen on the fitting questions for a target
 false-abstention rate (5%), since refusing an answerable question costs a user more
-than a cited near miss, which still shows its sources.
+than a cited near miss, which still shows its sources. Between it and a higher
+caution threshold (at most 15% of answerable questions below it) the answer comes
+with a notice that the closest papers may not do exactly what was asked: most near
+misses the model cannot refuse still get told apart that way.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class AbstentionModel:
     means: dict[str, float]
     scales: dict[str, float]
     threshold: float  # abstain when answerability is below this
+    caution_threshold: float  # below this (and above `threshold`) the answer carries a caution notice
     fitted_on: dict[str, Any] = field(default_factory=dict)  # what it was calibrated on, and how well it did
 
     def answerability(self, signals: dict[str, float]) -> float:
@@ -91,8 +95,8 @@ def operating_threshold(scores: Sequence[float], answerable: Sequence[bool], max
     return kept[allowed]  # abstain strictly below: exactly `allowed` answerable ones do
 
 
-def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, c: float = 0.3,
-        signals: Sequence[str] = SIGNALS, meta: dict[str, Any] | None = None) -> AbstentionModel:
+def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, max_caution: float = 0.15,
+        c: float = 0.3, signals: Sequence[str] = SIGNALS, meta: dict[str, Any] | None = None) -> AbstentionModel:
     """Fits the model on (signals, answerable) pairs. C=0.3 (fairly strong L2) because a
     calibration set has a few dozen unanswerable questions; leave-one-out figures of
     the fitted model go into `fitted_on`."""
@@ -114,6 +118,8 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
     loo = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)), x, y,
                             cv=LeaveOneOut(), method="predict_proba")[:, 1]
     threshold = operating_threshold(fitted.tolist(), y.tolist(), max_false)
+    caution = max(threshold, operating_threshold(fitted.tolist(), y.tolist(), max_caution))
+    answered = fitted >= threshold
     loo_threshold = operating_threshold(loo.tolist(), y.tolist(), max_false)
     report = {
         "questions": int(len(y)),
@@ -122,6 +128,9 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
         "C": c,
         "fitted_abstention_recall": float(np.mean(fitted[~y] < threshold)),
         "fitted_false_abstention": float(np.mean(fitted[y] < threshold)),
+        "max_caution": max_caution,
+        "fitted_unanswerable_answered_with_caution": float(np.mean(fitted[~y & answered] < caution)) if (~y & answered).any() else None,
+        "fitted_answerable_answered_with_caution": float(np.mean(fitted[y & answered] < caution)),
         "loo_auc": float(roc_auc_score(y, loo)),
         "loo_abstention_recall": float(np.mean(loo[~y] < loo_threshold)),
         "loo_false_abstention": float(np.mean(loo[y] < loo_threshold)),
@@ -134,6 +143,7 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
         means={name: float(m) for name, m in zip(signals, scaler.mean_)},
         scales={name: float(s) for name, s in zip(signals, scaler.scale_)},
         threshold=float(threshold),
+        caution_threshold=float(caution),
         fitted_on={**(meta or {}), **report},
     )
 

@@ -251,6 +251,8 @@ def calibrate(
               f"paper-naming questions left out). Threshold {model.threshold:.3f} (answerability).")
     out.print(f"  on the fitting questions: abstains on {r['fitted_abstention_recall']:.0%} of unanswerable, "
               f"{r['fitted_false_abstention']:.1%} of answerable")
+    out.print(f"  caution notice below {model.caution_threshold:.3f}: on {r['fitted_unanswerable_answered_with_caution'] or 0:.0%} "
+              f"of the unanswerable questions it answers, {r['fitted_answerable_answered_with_caution']:.0%} of the answerable ones")
     out.print(f"  leave-one-out: ROC AUC {r['loo_auc']:.3f}; at <= {max_false:.0%} false abstention it abstains on "
               f"{r['loo_abstention_recall']:.0%} of unanswerable ({r['loo_false_abstention']:.1%} false)")
     alone = ", ".join(f"{k[4:-6]} {v:.3f}" for k, v in r.items() if k.startswith("auc_"))

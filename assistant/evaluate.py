@@ -251,6 +251,7 @@ class Output:
     cited_titles: list[str] = field(default_factory=list)
     cited_supported: list[bool] = field(default_factory=list)
     answerability: float | None = None  # what the pipeline abstains on (Answer.answerability)
+    cautioned: bool = False  # answered with the low-confidence notice
     groundedness: float | None = None
     draft_groundedness: float | None = None
     removed_citations: int = 0
@@ -294,6 +295,7 @@ def score_question(q: Question, o: Output) -> dict[str, float | None]:
     if o.answer_text is not None:
         scores.update({name: fn(q, o) for name, fn in ANSWER_METRICS.items()})
         scores["abstained"] = float(bool(o.abstained))
+        scores["cautioned"] = float(o.cautioned)
     return scores
 
 
@@ -349,6 +351,11 @@ def headline(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         m = abstention_metrics([r["expects_abstention"] for r in answered], [bool(r["scores"]["abstained"]) for r in answered])
         out["unanswerable_abstained"] = m["abstention_recall"]
         out["false_abstention"] = m["false_abstention_rate"]
+        unanswerable = [r for r in answered if r["expects_abstention"]]
+        answerable = [r for r in answered if not r["expects_abstention"]]
+        flagged = lambda r: bool(r["scores"]["abstained"] or r["scores"].get("cautioned"))  # noqa: E731
+        out["unanswerable_abstained_or_cautioned"] = _mean(float(flagged(r)) for r in unanswerable)
+        out["answerable_cautioned"] = _mean(r["scores"].get("cautioned") for r in answerable)
     return out
 
 
@@ -447,7 +454,7 @@ def ask_once(assistant: Any, q: Question, mode: str, retriever: str) -> tuple[An
 
 def pipeline_output(assistant: Any, q: Question, mode: str, retriever: str) -> Output:
     """Runs one question and extracts everything the metrics need from the Answer."""
-    from assistant.pipeline import QuestionError
+    from assistant.pipeline import CAUTION_NOTICE, QuestionError
 
     index = assistant.index
     t0 = time.perf_counter()
@@ -469,6 +476,7 @@ def pipeline_output(assistant: Any, q: Question, mode: str, retriever: str) -> O
         cited_titles=[c.title for c in answer.citations],
         cited_supported=[c.supported for c in answer.citations],
         answerability=answer.answerability,
+        cautioned=CAUTION_NOTICE in answer.notices,
         groundedness=final_groundedness(answer, index, threshold),
         draft_groundedness=draft_groundedness(
             draft, answer_evidence(assistant, answer.question, answer.retrieved, index), index, threshold
@@ -710,7 +718,9 @@ def render_report(run: EvalRun, images: Sequence[str]) -> str:
     parts += [_conventions(), ""]
     parts += ["## Headline: single-paper, multi-paper and unanswerable questions", "",
               "Single = questions with one gold paper; multi = two or more (all@10: every one in the top 10); "
-              "unanswerable = empty gold list.", "", _headline_table(m), ""]
+              "unanswerable = empty gold list. abst or caution = unanswerable questions refused or answered with "
+              "the low-confidence notice; answerable cautioned = answerable questions that got the notice.", "",
+              _headline_table(m), ""]
     for c in m:
         if m[c].get("by_split"):
             parts += [f"### {c}: by split", "", table(["split"] + [h for h, _ in TYPE_COLUMNS],
@@ -749,6 +759,7 @@ HEADLINE_COLUMNS = (
     ("single n", "single_n"), ("R@1", "single_recall@1"), ("R@5", "single_recall@5"), ("MRR", "single_mrr"),
     ("multi n", "multi_n"), ("all@10", "multi_all@10"), ("unanswerable n", "unanswerable_n"),
     ("abstained", "unanswerable_abstained"), ("false abst", "false_abstention"),
+    ("abst or caution", "unanswerable_abstained_or_cautioned"), ("answerable cautioned", "answerable_cautioned"),
 )
 
 

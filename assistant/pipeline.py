@@ -63,6 +63,8 @@ _FOLLOW_UP = re.compile(
 )
 
 
+CAUTION_NOTICE = ("Low confidence: these are the closest papers in the corpus, but none may do exactly what "
+                  "you asked.")
 # A title lookup whose best sentence match is below this finds nothing (the
 # similarity of the old single-signal abstention threshold, evals/README.md).
 LOOKUP_MIN_SIMILARITY = 0.44
@@ -204,6 +206,9 @@ class Assistant:
             yield Event("token", answer.answer)
             yield Event("answer", answer=answer)
             return
+        if answerability < max(threshold, self.abstention.caution_threshold):
+            notices.append(CAUTION_NOTICE)
+            yield Event("notice", CAUTION_NOTICE)
 
         draft = ""
         used_mode = mode

@@ -48,6 +48,9 @@ def test_fit_ranks_unanswerable_questions_lower_and_keeps_its_false_abstention_b
     assert model.fitted_on["questions"] == len(rows) and model.fitted_on["unanswerable"] == 30
     assert 0.5 < model.fitted_on["loo_auc"] <= 1.0
     assert model.weights["best_sentence"] > 0 and model.weights["keyword"] > 0
+    # The caution band sits above the refusal threshold and flags at most 15% of answerable questions.
+    assert model.threshold <= model.caution_threshold
+    assert sum(s < model.caution_threshold for s in answerable) <= 0.15 * len(answerable)
     model.save(tmp_path / "m.json")
     again = AbstentionModel.load(tmp_path / "m.json")
     assert again == model
@@ -73,7 +76,7 @@ def test_the_shipped_calibration_loads_and_documents_itself() -> None:
 @pytest.mark.parametrize("content,needle", [
     ("{not json", "unreadable"),
     (json.dumps({"weights": {"mystery": 1.0}, "intercept": 0, "means": {"mystery": 0}, "scales": {"mystery": 1},
-                 "threshold": 0.5}), "unknown or unscaled"),
+                 "threshold": 0.5, "caution_threshold": 0.6}), "unknown or unscaled"),
     (json.dumps({"weights": {"keyword": 1.0}}), "unreadable"),
 ])
 def test_a_damaged_calibration_names_the_file_and_the_fix(tmp_path: Path, content: str, needle: str) -> None:
@@ -149,3 +152,15 @@ def test_answerable_questions_are_not_refused_with_another_retriever(assistant, 
                      "How do spiking neural networks learn synaptic delays?"):
         answer = assistant.ask(question, retriever=retriever)
         assert not answer.abstained, (retriever, question, answer.answerability)
+
+
+@pytest.mark.slow
+def test_a_near_miss_it_answers_carries_a_caution_notice(assistant) -> None:
+    from assistant.pipeline import CAUTION_NOTICE
+
+    near_miss = assistant.ask("Which spiking network paper runs on Intel Loihi hardware and reports energy per inference?")
+    clear = assistant.ask("Which papers learn synaptic delays in spiking neural networks?")
+    model = assistant.abstention
+    assert not near_miss.abstained and model.threshold <= near_miss.answerability < model.caution_threshold
+    assert CAUTION_NOTICE in near_miss.notices and near_miss.citations  # still shows what is closest
+    assert clear.answerability >= model.caution_threshold and CAUTION_NOTICE not in clear.notices

@@ -380,16 +380,19 @@ def test_headline_separates_single_paper_multi_paper_and_unanswerable_questions(
         return {"gold_titles": gold, "expects_abstention": expects, "scores": {"abstained": abstained, **scores}}
 
     rows = [
-        row(["A"], False, 0.0, **{"recall@1": 1.0, "recall@5": 1.0, "mrr": 1.0, "all@10": 1.0}),
-        row(["B"], False, 1.0, **{"recall@1": 0.0, "recall@5": 1.0, "mrr": 0.5, "all@10": 1.0}),
-        row(["C", "D"], False, 0.0, **{"recall@1": 0.5, "recall@5": 0.5, "mrr": 1.0, "all@10": 0.0}),
-        row([], True, 1.0),
-        row([], True, 0.0),
+        row(["A"], False, 0.0, **{"recall@1": 1.0, "recall@5": 1.0, "mrr": 1.0, "all@10": 1.0, "cautioned": 1.0}),
+        row(["B"], False, 1.0, **{"recall@1": 0.0, "recall@5": 1.0, "mrr": 0.5, "all@10": 1.0, "cautioned": 0.0}),
+        row(["C", "D"], False, 0.0, **{"recall@1": 0.5, "recall@5": 0.5, "mrr": 1.0, "all@10": 0.0, "cautioned": 0.0}),
+        row([], True, 1.0, cautioned=0.0),
+        row([], True, 0.0, cautioned=1.0),
+        row([], True, 0.0, cautioned=0.0),
     ]
     h = headline(rows)
     assert (h["single_n"], h["single_recall@1"], h["single_recall@5"], h["single_mrr"]) == (2, 0.5, 1.0, 0.75)
     assert (h["multi_n"], h["multi_all@10"]) == (1, 0.0)
-    assert (h["unanswerable_n"], h["unanswerable_abstained"]) == (2, 0.5)
+    assert (h["unanswerable_n"], h["unanswerable_abstained"]) == (3, pytest.approx(1 / 3))
     assert h["false_abstention"] == pytest.approx(1 / 3)
+    assert h["unanswerable_abstained_or_cautioned"] == pytest.approx(2 / 3)
+    assert h["answerable_cautioned"] == pytest.approx(1 / 3)
     retrieval_only = headline([{**r, "scores": {k: v for k, v in r["scores"].items() if k != "abstained"}} for r in rows])
     assert "unanswerable_abstained" not in retrieval_only  # baselines do not answer
