@@ -27,7 +27,8 @@ from typing import Any
 from assistant.config import PROJECT_ROOT, Settings
 
 QUESTIONS_FILE = PROJECT_ROOT / "evals" / "questions" / "core.jsonl"
-CONTRACT_KEYS = {"id", "question", "answer", "abstained", "citations", "retrieved", "mode", "timings_ms"}
+CONTRACT_KEYS = {"id", "question", "answer", "abstained", "answerability", "citations", "retrieved", "mode", "notices",
+                 "timings_ms"}
 MAX_CLIENTS = 64
 MAX_SECONDS = 3600.0
 REQUEST_TIMEOUT = 120.0  # one answer; bounds how long the run can overrun `seconds`

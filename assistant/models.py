@@ -93,11 +93,13 @@ class Answer(BaseModel):
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
+            "answerability": None if self.answerability is None else round(self.answerability, 4),
             "citations": [
                 {"n": c.n, "paper_id": c.paper_id, "title": c.title, "quote": c.quote, "url": c.url}
                 for c in self.citations
             ],
             "retrieved": [{"paper_id": h.paper_id, "title": h.title, "score": round(h.score, 6)} for h in self.retrieved],
             "mode": self.mode,
+            "notices": list(self.notices),
             "timings_ms": {k: round(self.timings_ms.get(k, 0.0), 2) for k in ("retrieve", "answer", "total")},
         }

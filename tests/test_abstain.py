@@ -163,4 +163,6 @@ def test_a_near_miss_it_answers_carries_a_caution_notice(assistant) -> None:
     model = assistant.abstention
     assert not near_miss.abstained and model.threshold <= near_miss.answerability < model.caution_threshold
     assert CAUTION_NOTICE in near_miss.notices and near_miss.citations  # still shows what is closest
+    contract = near_miss.contract()  # what `ask --json` and POST /api/ask return
+    assert contract["notices"] == [CAUTION_NOTICE] and contract["answerability"] == round(near_miss.answerability, 4)
     assert clear.answerability >= model.caution_threshold and CAUTION_NOTICE not in clear.notices

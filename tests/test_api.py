@@ -13,11 +13,11 @@ import pytest
 
 from assistant.config import Settings
 from assistant.chroma_server import free_port
+from assistant.loadtest import CONTRACT_KEYS
 from ui.testing import running_server
 
 pytestmark = pytest.mark.slow
 
-CONTRACT_KEYS = {"id", "question", "answer", "abstained", "citations", "retrieved", "mode", "timings_ms"}
 ADAMP = "adamp-slowing-down-the-d344cb"
 
 

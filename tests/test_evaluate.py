@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from assistant.loadtest import CONTRACT_KEYS
 from assistant.evaluate import (
     EvalRun,
     Output,
@@ -315,7 +316,7 @@ def test_a_three_question_run_writes_report_results_and_plots(full_index, tmp_pa
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["config"], r["id"]) for r in lines] == [(c, f"t-{i}") for c in ("hybrid", "li-bm25") for i in (1, 2, 3)]
     hybrid = {r["id"]: r for r in lines if r["config"] == "hybrid"}
-    assert set(hybrid["t-1"]["output"]) == {"id", "question", "answer", "abstained", "citations", "retrieved", "mode", "timings_ms"}
+    assert set(hybrid["t-1"]["output"]) == CONTRACT_KEYS
     assert hybrid["t-2"]["scores"]["recall@1"] == 1.0
     assert hybrid["t-3"]["scores"]["abstained"] == 1.0 and hybrid["t-3"]["scores"]["recall@5"] is None
     assert hybrid["t-1"]["scores"]["groundedness"] == 1.0

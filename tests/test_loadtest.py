@@ -8,7 +8,7 @@ import pytest
 from assistant.config import Settings
 from assistant.loadtest import contract_problem, load_questions, percentile, run_load
 
-GOOD = {"id": None, "question": "q", "answer": "An answer [1].", "abstained": False,
+GOOD = {"id": None, "question": "q", "answer": "An answer [1].", "abstained": False, "answerability": 0.9, "notices": [],
         "citations": [{"n": 1, "paper_id": "p", "title": "t", "quote": "x", "url": None}],
         "retrieved": [], "mode": "offline", "timings_ms": {"retrieve": 1.0, "answer": 1.0, "total": 2.0}}
 

@@ -102,7 +102,9 @@ def test_no_near_duplicate_sentences_in_an_answer(assistant: Assistant) -> None:
 
 def test_contract_is_exact(assistant: Assistant) -> None:
     data = assistant.ask("What is Timo?", qid="q1").contract()
-    assert list(data) == ["id", "question", "answer", "abstained", "citations", "retrieved", "mode", "timings_ms"]
+    assert list(data) == ["id", "question", "answer", "abstained", "answerability", "citations", "retrieved", "mode",
+                          "notices", "timings_ms"]
+    assert data["answerability"] == 1.0 and data["notices"] == []  # it names a paper: always answered
     assert data["id"] == "q1"
     assert set(data["citations"][0]) == {"n", "paper_id", "title", "quote", "url"}
     assert len(data["retrieved"]) >= 10 and set(data["retrieved"][0]) == {"paper_id", "title", "score"}
