@@ -166,3 +166,22 @@ def test_a_near_miss_it_answers_carries_a_caution_notice(assistant) -> None:
     contract = near_miss.contract()  # what `ask --json` and POST /api/ask return
     assert contract["notices"] == [CAUTION_NOTICE] and contract["answerability"] == round(near_miss.answerability, 4)
     assert clear.answerability >= model.caution_threshold and CAUTION_NOTICE not in clear.notices
+
+
+@pytest.mark.slow
+def test_calibrate_refuses_a_question_set_without_unanswerable_questions(full_index: Settings, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    for key, value in (("INDEX_DIR", full_index.index_dir), ("COLLECTION_PREFIX", full_index.collection_prefix)):
+        monkeypatch.setenv(f"ASSISTANT_{key}", str(value))
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "t-1", "question": "How do spiking networks learn delays?", "type": "concept",
+                                     "gold_titles": ["Learning Delays in Spiking Neural Networks using Dilated "
+                                                     "Convolutions with Learnable Spacings"]}) + "\n")
+    target = tmp_path / "abstention.json"
+    result = CliRunner().invoke(app, ["calibrate", "--questions", str(questions), "--out", str(target)])
+    assert result.exit_code == 1 and "both answerable and unanswerable" in result.output
+    assert not target.exists()  # nothing half-written
