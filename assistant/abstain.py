@@ -151,8 +151,13 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
     )
 
 
-def question_signals(ranking: Any, evidence: Any, paper_similarity: float) -> dict[str, float]:
-    """The model's inputs for one question, from what answering computes anyway."""
+def question_signals(ranking: Any, evidence: Any, index: Any) -> dict[str, float]:
+    """The model's inputs for one question, from what answering computes anyway; only
+    keyword-only retrieval needs one more Chroma query (the paper similarity)."""
+    paper_similarity = ranking.paper_similarity
+    if paper_similarity is None:
+        vector = ranking.query_vector
+        paper_similarity = index.paper_similarity(vector) if vector is not None else 0.0
     return {
         "best_sentence": evidence.best(1) if evidence.sources else 0.0,
         "paper_similarity": paper_similarity,
@@ -177,6 +182,5 @@ def calibration_rows(assistant: Any, questions: Sequence[Any],
         evidence = assistant.evidence(ranking, query, settings.top_k)
         if evidence.named:
             continue
-        paper_similarity = ranking.paper_similarity if ranking.paper_similarity is not None else 0.0
-        rows.append((question_signals(ranking, evidence, paper_similarity), not q.expects_abstention))
+        rows.append((question_signals(ranking, evidence, assistant.index), not q.expects_abstention))
     return rows

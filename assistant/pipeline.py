@@ -87,11 +87,7 @@ class Assistant:
         when the question names a paper, which is always answered."""
         if evidence.named:
             return 1.0
-        paper_similarity = ranking.paper_similarity
-        if paper_similarity is None:  # keyword-only retrieval computed no paper similarity
-            vector = ranking.query_vector
-            paper_similarity = self.index.paper_similarity(vector) if vector is not None else 0.0
-        return self.abstention.answerability(question_signals(ranking, evidence, paper_similarity))
+        return self.abstention.answerability(question_signals(ranking, evidence, self.index))
 
     @property
     def index(self) -> Index:

@@ -116,17 +116,22 @@ def test_the_threshold_setting_overrides_the_calibrated_one(full_index: Settings
     assert strict.answerability == pytest.approx(lenient.answerability)
 
 
-@pytest.mark.slow
-def test_calibrate_command_writes_a_model_that_the_pipeline_uses(full_index: Settings, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def run_calibrate(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str):
+    """`assistant calibrate ARGS` in-process against the test index."""
     from typer.testing import CliRunner
 
     from assistant.cli import app
 
-    for key, value in (("INDEX_DIR", full_index.index_dir), ("COLLECTION_PREFIX", full_index.collection_prefix)):
+    for key, value in (("INDEX_DIR", settings.index_dir), ("COLLECTION_PREFIX", settings.collection_prefix)):
         monkeypatch.setenv(f"ASSISTANT_{key}", str(value))
+    return CliRunner().invoke(app, ["calibrate", *args])
+
+
+@pytest.mark.slow
+def test_calibrate_command_writes_a_model_that_the_pipeline_uses(full_index: Settings, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "abstention.json"
-    result = CliRunner().invoke(app, ["calibrate", "--out", str(target)])
+    result = run_calibrate(full_index, monkeypatch, "--out", str(target))
     assert result.exit_code == 0, result.output
     assert "heldout and paper-naming questions left out" in result.output and "leave-one-out" in result.output
     fitted = AbstentionModel.load(target)
@@ -171,17 +176,11 @@ def test_a_near_miss_it_answers_carries_a_caution_notice(assistant) -> None:
 @pytest.mark.slow
 def test_calibrate_refuses_a_question_set_without_unanswerable_questions(full_index: Settings, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from typer.testing import CliRunner
-
-    from assistant.cli import app
-
-    for key, value in (("INDEX_DIR", full_index.index_dir), ("COLLECTION_PREFIX", full_index.collection_prefix)):
-        monkeypatch.setenv(f"ASSISTANT_{key}", str(value))
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps({"id": "t-1", "question": "How do spiking networks learn delays?", "type": "concept",
                                      "gold_titles": ["Learning Delays in Spiking Neural Networks using Dilated "
                                                      "Convolutions with Learnable Spacings"]}) + "\n")
     target = tmp_path / "abstention.json"
-    result = CliRunner().invoke(app, ["calibrate", "--questions", str(questions), "--out", str(target)])
+    result = run_calibrate(full_index, monkeypatch, "--questions", str(questions), "--out", str(target))
     assert result.exit_code == 1 and "both answerable and unanswerable" in result.output
     assert not target.exists()  # nothing half-written
