@@ -10,7 +10,11 @@ does better than the best-sentence similarity alone (evals/README.md, calibratio
 - `paper_similarity`: the best whole-paper vector similarity (title + mean of its
   sentences: is any paper about this as a whole?);
 - `keyword`: the best BM25 score of any paper (do the question's words occur
-  together anywhere?).
+  together anywhere?);
+- `word_support_min` and `word_support_weighted`: how near the top paper's words
+  come to the question's least supported content word, and to all of them
+  weighted by rarity (does the top paper speak of everything asked about?
+  `assistant/words.py`).
 
 All three mean the same whichever retriever ranked (`ASSISTANT_RETRIEVER`), so one
 calibration serves them all.
@@ -35,7 +39,7 @@ from typing import Any, Sequence
 
 from assistant.index import IndexProblem
 
-SIGNALS = ("best_sentence", "paper_similarity", "keyword")
+SIGNALS = ("best_sentence", "paper_similarity", "keyword", "word_support_min", "word_support_weighted")
 
 
 class AbstentionModelError(IndexProblem):
@@ -98,10 +102,24 @@ def operating_threshold(scores: Sequence[float], answerable: Sequence[bool], max
     return kept[allowed]  # abstain strictly below: exactly `allowed` answerable ones do
 
 
+def group_threshold(scores: Sequence[float], answerable: Sequence[bool], groups: Sequence[str],
+                    max_false: float) -> float:
+    """The lowest of the groups' operating thresholds, so that every question set keeps
+    its own false-abstention budget: pooled, the easy core set let the threshold refuse
+    8% of the hard set's answerable paraphrases (evals/README.md, calibration)."""
+    by_group: dict[str, tuple[list[float], list[bool]]] = {}
+    for score, ok, group in zip(scores, answerable, groups):
+        by_group.setdefault(group, ([], []))[0].append(score)
+        by_group[group][1].append(ok)
+    return min(operating_threshold(s, a, max_false) for s, a in by_group.values() if any(a))
+
+
 def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, max_caution: float = 0.15,
-        c: float = 0.3, signals: Sequence[str] = SIGNALS, meta: dict[str, Any] | None = None) -> AbstentionModel:
-    """Fits the model on (signals, answerable) pairs. C=0.3 (fairly strong L2) because a
-    calibration set has a few dozen unanswerable questions; leave-one-out figures of
+        c: float = 0.3, signals: Sequence[str] = SIGNALS, meta: dict[str, Any] | None = None,
+        groups: Sequence[str] | None = None) -> AbstentionModel:
+    """Fits the model on (signals, answerable) pairs; `groups` names each row's question
+    set (each keeps its own budget, `group_threshold`). C=0.3 (fairly strong L2) because
+    a calibration set has a few dozen unanswerable questions; leave-one-out figures of
     the fitted model go into `fitted_on`."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -120,10 +138,14 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
     fitted = pipe.predict_proba(x)[:, 1]
     loo = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)), x, y,
                             cv=LeaveOneOut(), method="predict_proba")[:, 1]
-    threshold = operating_threshold(fitted.tolist(), y.tolist(), max_false)
-    caution = max(threshold, operating_threshold(fitted.tolist(), y.tolist(), max_caution))
+    groups = list(groups) if groups is not None else ["all"] * len(rows)
+    # Thresholds are read off the leave-one-out scores, which behave like a new
+    # question's: read off the fitted scores, the hard set's false abstention in an
+    # evaluation came out above the budget (evals/README.md, calibration).
+    threshold = group_threshold(loo.tolist(), y.tolist(), groups, max_false)
+    caution = max(threshold, group_threshold(loo.tolist(), y.tolist(), groups, max_caution))
     answered = fitted >= threshold
-    loo_threshold = operating_threshold(loo.tolist(), y.tolist(), max_false)
+    loo_threshold = threshold
     report = {
         "questions": int(len(y)),
         "unanswerable": int((~y).sum()),
@@ -138,6 +160,10 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
         "loo_abstention_recall": float(np.mean(loo[~y] < loo_threshold)),
         "loo_false_abstention": float(np.mean(loo[y] < loo_threshold)),
     }
+    for group in sorted(set(groups)):
+        g = np.array([x == group for x in groups])
+        report[f"fitted_{group}"] = {"abstention_recall": float(np.mean(fitted[~y & g] < threshold)) if (~y & g).any() else None,
+                                     "false_abstention": float(np.mean(fitted[y & g] < threshold)) if (y & g).any() else None}
     for i, name in enumerate(signals):
         report[f"auc_{name}_alone"] = float(roc_auc_score(y, x[:, i]))
     return AbstentionModel(
@@ -151,26 +177,30 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
     )
 
 
-def question_signals(ranking: Any, evidence: Any, index: Any) -> dict[str, float]:
-    """The model's inputs for one question, from what answering computes anyway; only
+def question_signals(query: str, ranking: Any, evidence: Any, index: Any) -> dict[str, float]:
+    """The model's inputs for one question, mostly from what answering computes anyway;
     keyword-only retrieval needs one more Chroma query (the paper similarity)."""
     paper_similarity = ranking.paper_similarity
     if paper_similarity is None:
         vector = ranking.query_vector
         paper_similarity = index.paper_similarity(vector) if vector is not None else 0.0
+    weakest, weighted = index.words.support(query, evidence.sources[0].paper) if evidence.sources else (0.0, 0.0)
     return {
         "best_sentence": evidence.best(1) if evidence.sources else 0.0,
         "paper_similarity": paper_similarity,
         "keyword": ranking.keyword_top,
+        "word_support_min": weakest,
+        "word_support_weighted": weighted,
     }
 
 
 def calibration_rows(assistant: Any, questions: Sequence[Any],
                      progress: bool = True) -> list[tuple[dict[str, float], bool]]:
     """(signals, answerable) for each question through the same retrieval and evidence
-    the pipeline uses. Questions that name a paper are left out (the pipeline always
-    answers them), and so are heldout questions: calibrating on them would spend them
-    (evals/README.md, the heldout rule)."""
+    the pipeline uses. Questions that name a paper or are not in a language the model
+    reads are left out (the pipeline answers them whatever the model says), and so are
+    heldout questions: calibrating on them would spend them (evals/README.md, the
+    heldout rule)."""
     from tqdm import tqdm
 
     settings = assistant.settings
@@ -180,7 +210,7 @@ def calibration_rows(assistant: Any, questions: Sequence[Any],
         query = assistant.clean_question(q.question)
         ranking = assistant.index.search(query, k=max(settings.retrieve_k, 10))
         evidence = assistant.evidence(ranking, query, settings.top_k)
-        if evidence.named:
+        if evidence.named or not assistant.readable(query):
             continue
-        rows.append((question_signals(ranking, evidence, assistant.index), not q.expects_abstention))
+        rows.append((question_signals(query, ranking, evidence, assistant.index), not q.expects_abstention))
     return rows

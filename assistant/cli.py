@@ -45,8 +45,9 @@ def _load_corpus(settings: Settings) -> Any:
 def _progress(total: int, desc: str) -> Any:
     from tqdm import tqdm
 
-    err.print(f"{desc}: {total} papers to embed")
-    return tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, mininterval=1.0)
+    noun = desc.rsplit(" ", 1)[-1]  # "Embedding papers", "Embedding words"
+    err.print(f"{desc}: {total} {noun} to embed")
+    return tqdm(total=total, desc=desc, unit=noun.removesuffix("s"), file=sys.stderr, mininterval=1.0)
 
 
 @app.command()
@@ -239,18 +240,25 @@ def calibrate(
     settings = _settings()
     target = out_path or settings.abstain_model
     try:
-        qs = [q for path in questions for q in load_questions(path)]
-        rows = calibration_rows(_assistant(settings), qs)
+        assistant, rows, groups = _assistant(settings), [], []
+        for path in questions:  # each set keeps its own false-abstention budget
+            found = calibration_rows(assistant, load_questions(path))
+            rows += found
+            groups += [display_path(path)] * len(found)
         meta = {"question_sets": {display_path(p): file_sha256(p) for p in questions}}
-        model = fit(rows, max_false=max_false, meta=meta)
+        model = fit(rows, max_false=max_false, meta=meta, groups=groups)
     except (OSError, ValueError, IndexProblem) as exc:
         _fail(str(exc))
     model.save(target)
     r = model.fitted_on
-    out.print(f"Fitted on {r['questions']} questions ({r['unanswerable']} unanswerable; heldout and "
-              f"paper-naming questions left out). Threshold {model.threshold:.3f} (answerability).")
+    out.print(f"Fitted on {r['questions']} questions ({r['unanswerable']} unanswerable; heldout, "
+              f"paper-naming and non-English questions left out). Threshold {model.threshold:.3f} (answerability).")
     out.print(f"  on the fitting questions: abstains on {r['fitted_abstention_recall']:.0%} of unanswerable, "
               f"{r['fitted_false_abstention']:.1%} of answerable")
+    for key, value in r.items():
+        if key.startswith("fitted_") and isinstance(value, dict):
+            refused, false = value["abstention_recall"], value["false_abstention"]
+            out.print(f"    {key[7:]}: abstains on {refused or 0:.0%} of unanswerable, {false or 0:.1%} of answerable")
     out.print(f"  caution notice below {model.caution_threshold:.3f}: on {r['fitted_unanswerable_answered_with_caution'] or 0:.0%} "
               f"of the unanswerable questions it answers, {r['fitted_answerable_answered_with_caution']:.0%} of the answerable ones")
     out.print(f"  leave-one-out: ROC AUC {r['loo_auc']:.3f}; at <= {max_false:.0%} false abstention it abstains on "

@@ -37,8 +37,9 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.corpus import Corpus, load_corpus
-from assistant.embed import model_dim, model_fingerprint
+from assistant.embed import get_embedder, model_dim, model_fingerprint
 from assistant.models import Paper
+from assistant.words import WORDS_FILE, build_word_vectors
 
 log = logging.getLogger(__name__)
 
@@ -387,6 +388,8 @@ class SyncReport:
     embed_seconds: float = 0.0
     store_seconds: float = 0.0  # Chroma deletes and writes
     keyword_seconds: float = 0.0  # BM25 build (tokenize, index, persist)
+    words_embedded: int = 0  # vocabulary words embedded for word support (assistant/words.py)
+    words_seconds: float = 0.0
 
     @property
     def changed(self) -> bool:
@@ -482,7 +485,7 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
     papers.sort(key=lambda p: (p.occurrences[0].file, p.occurrences[0].line))
     fingerprint = _fingerprint(papers)
     manifest = read_manifest(settings.index_dir)
-    keyword_ok = (settings.index_dir / KEYWORD_DIR).is_dir() and (settings.index_dir / SNAPSHOT).exists()
+    keyword_ok = all((settings.index_dir / name).exists() for name in (KEYWORD_DIR, SNAPSHOT, WORDS_FILE))
     if keyword_ok and manifest is not None and "local_files" in manifest:  # older manifests have no digests
         keyword_ok = manifest["local_files"] == _local_digests(settings.index_dir)  # truncated, edited or missing file
     if not keyword_ok or manifest is None or manifest.get("corpus_fingerprint") != fingerprint or report.changed:
@@ -491,6 +494,12 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
         t0 = time.perf_counter()
         build_keyword_index(papers, settings.index_dir / KEYWORD_DIR)
         report.keyword_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        embedder = embedder or get_embedder(settings.embed_model_path, settings.embed_max_tokens,
+                                            settings.embed_batch_size)
+        report.words_embedded = build_word_vectors(papers, embedder.encode, store.model,
+                                                   settings.index_dir / WORDS_FILE, progress)
+        report.words_seconds = time.perf_counter() - t0
     n_papers, n_sentences = store.counts()
     report.papers = n_papers
     _atomic_write_json(
@@ -513,9 +522,9 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
 
 
 def _local_digests(index_dir: Path) -> dict[str, str]:
-    """Digests of the paper snapshot and every keyword-index file, kept in the manifest
-    so that a damaged local file is found and rebuilt by the next sync."""
-    files = [index_dir / SNAPSHOT, *sorted((index_dir / KEYWORD_DIR).glob("*"))]
+    """Digests of the paper snapshot, the word vectors and every keyword-index file, kept
+    in the manifest so that a damaged local file is found and rebuilt by the next sync."""
+    files = [index_dir / SNAPSHOT, index_dir / WORDS_FILE, *sorted((index_dir / KEYWORD_DIR).glob("*"))]
     return {p.relative_to(index_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
             for p in files if p.is_file()}
 
@@ -533,8 +542,6 @@ def _old_snapshot(index_dir: Path) -> dict[str, Paper]:
 
 def _embed_and_write(settings: Settings, store: Store, todo: list[Paper], hashes: dict[str, str],
                      report: SyncReport, progress: ProgressFactory | None, embedder: Any | None = None) -> None:
-    from assistant.embed import get_embedder
-
     if embedder is None:
         embedder = get_embedder(settings.embed_model_path, settings.embed_max_tokens, settings.embed_batch_size)
     if embedder.name != store.model:

@@ -20,6 +20,7 @@ from assistant.corpus import normalize_title
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Paper
 from assistant.retrieve import Filters, Index, Ranking, RetrieverName, open_index, paper_names
+from assistant.words import READABLE_SHARE
 
 
 class QuestionError(ValueError):
@@ -65,6 +66,8 @@ _FOLLOW_UP = re.compile(
 
 CAUTION_NOTICE = ("Low confidence: these are the closest papers in the corpus, but none may do exactly what "
                   "you asked.")
+LANGUAGE_NOTICE = ("This question does not look like English, which the search model reads best, so the papers "
+                   "it found may miss; asking in English usually finds more.")
 # A title lookup whose best sentence match is below this finds nothing (the
 # similarity of the old single-signal abstention threshold, evals/README.md).
 LOOKUP_MIN_SIMILARITY = 0.44
@@ -82,12 +85,18 @@ class Assistant:
             self._abstention = AbstentionModel.load(self.settings.abstain_model)
         return self._abstention
 
-    def answerability(self, ranking: Ranking, evidence: Evidence) -> float:
+    def answerability(self, query: str, ranking: Ranking, evidence: Evidence) -> float:
         """Probability that the corpus answers the question (assistant/abstain.py); 1.0
         when the question names a paper, which is always answered."""
         if evidence.named:
             return 1.0
-        return self.abstention.answerability(question_signals(ranking, evidence, self.index))
+        return self.abstention.answerability(question_signals(query, ranking, evidence, self.index))
+
+    def readable(self, query: str) -> bool:
+        """Whether the question is in a language the model reads (assistant/words.py).
+        The abstention model is calibrated on such questions only: on any other, every
+        similarity is low whatever it asks, so it is answered with LANGUAGE_NOTICE."""
+        return self.index.words.readable_share(query) >= READABLE_SHARE
 
     @property
     def index(self) -> Index:
@@ -172,8 +181,12 @@ class Assistant:
         query = self.contextualize(text, history)
         ranking = index.search(query, k=max(s.retrieve_k, 10), retriever=retriever or s.retriever, filters=filters)
         evidence = self.evidence(ranking, query, top_k)
-        answerability = self.answerability(ranking, evidence)
+        answerability = self.answerability(query, ranking, evidence)
         threshold = self.abstention.threshold if s.abstain_threshold is None else s.abstain_threshold
+        judged = evidence.named or self.readable(query)
+        if not judged:  # never refused by a model that cannot read it; said so instead
+            notices.append(LANGUAGE_NOTICE)
+            yield Event("notice", LANGUAGE_NOTICE)
         t_retrieved = time.perf_counter()
 
         def finish(answer_text: str, abstained: bool, verified_mode: str, citations=(), removed=()) -> Answer:
@@ -197,12 +210,12 @@ class Assistant:
                 answerability=answerability,
             )
 
-        if answerability < threshold:
+        if judged and answerability < threshold:
             answer = finish(abstain_text(ranking.hits[:3]), True, mode)
             yield Event("token", answer.answer)
             yield Event("answer", answer=answer)
             return
-        if answerability < max(threshold, self.abstention.caution_threshold):
+        if judged and answerability < max(threshold, self.abstention.caution_threshold):
             notices.append(CAUTION_NOTICE)
             yield Event("notice", CAUTION_NOTICE)
 

@@ -38,6 +38,7 @@ from assistant.index import (
 )
 from assistant.embed import model_fingerprint
 from assistant.models import Hit, Paper
+from assistant.words import WORDS_FILE, WordVectors
 
 RetrieverName = Literal["hybrid", "dense", "bm25"]
 
@@ -194,6 +195,14 @@ class Index:
             return BM25Retriever.from_persist_dir(str(self.settings.index_dir / KEYWORD_DIR))
         except Exception as exc:  # bm25s raises whatever its reader hits on a damaged file
             raise _damaged(self.settings, "keyword index", exc) from exc
+
+    @cached_property
+    def words(self) -> WordVectors:
+        """Vocabulary vectors for word support and the readable-language check (assistant/words.py)."""
+        try:
+            return WordVectors(self.settings.index_dir / WORDS_FILE, self.embedder.encode)
+        except Exception as exc:  # numpy's reader raises what it hits (BadZipFile on a truncated file)
+            raise _damaged(self.settings, "word vectors file", exc) from exc
 
     @cached_property
     def embedder(self) -> Any:

@@ -87,3 +87,7 @@ def assert_index_exact(settings: Settings) -> None:
     assert manifest["local_files"] == _local_digests(settings.index_dir)
     keyword = BM25Retriever.from_persist_dir(str(settings.index_dir / KEYWORD_DIR))
     assert len(keyword.corpus) == len(ids) + n_sentences
+    from assistant.words import WORDS_FILE, WordVectors, words_of
+
+    vocabulary = {w for p in papers for w in words_of(f"{p.title} {p.abstract}")}
+    assert set(WordVectors(settings.index_dir / WORDS_FILE, lambda words: None).row) == vocabulary

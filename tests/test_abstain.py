@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.abstain import SIGNALS, AbstentionModel, AbstentionModelError, fit, operating_threshold
+from assistant.abstain import (SIGNALS, AbstentionModel, AbstentionModelError, fit, group_threshold,
+                               operating_threshold)
 from assistant.config import Settings
 
 
@@ -24,15 +25,30 @@ def test_threshold_refuses_at_most_the_allowed_share_of_answerable_questions() -
     assert operating_threshold(scores, answerable, max_false=0.0) == 0.40  # refuses no answerable one
 
 
+def test_each_question_set_keeps_its_own_false_abstention_budget() -> None:
+    """Pooled, an easy set's many high-scored answerable questions let the threshold
+    rise into a hard set's answerable ones; per set, neither exceeds the budget."""
+    easy = [0.5 + i / 100 for i in range(80)]  # 80 answerable, all high
+    hard = [0.2 + i / 100 for i in range(20)]  # 20 answerable paraphrases, scored low
+    scores, answerable = easy + hard, [True] * 100
+    groups = ["core"] * 80 + ["hard"] * 20
+    pooled = operating_threshold(scores, answerable, 0.05)
+    assert sum(s < pooled for s in hard) > 0.05 * len(hard)  # pooled: 25% of the hard set refused
+    t = group_threshold(scores, answerable, groups, 0.05)
+    assert sum(s < t for s in hard) <= 0.05 * len(hard) and sum(s < t for s in easy) <= 0.05 * len(easy)
+
+
 def _synthetic_rows(n: int = 120, seed: int = 0) -> list[tuple[dict[str, float], bool]]:
-    """Answerable questions have a close sentence and keyword matches; unanswerable ones less so."""
+    """Answerable questions have a close sentence, keyword matches and supported words; unanswerable ones less so."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         answerable = i % 4 != 0
         base = 0.6 if answerable else 0.45
         rows.append(({"best_sentence": base + rng.gauss(0, 0.06), "paper_similarity": base - 0.05 + rng.gauss(0, 0.08),
-                      "keyword": (10 if answerable else 6) + rng.gauss(0, 2.5)}, answerable))
+                      "keyword": (10 if answerable else 6) + rng.gauss(0, 2.5),
+                      "word_support_min": base - 0.15 + rng.gauss(0, 0.08),
+                      "word_support_weighted": base + 0.1 + rng.gauss(0, 0.08)}, answerable))
     return rows
 
 
@@ -133,7 +149,7 @@ def test_calibrate_command_writes_a_model_that_the_pipeline_uses(full_index: Set
     target = tmp_path / "abstention.json"
     result = run_calibrate(full_index, monkeypatch, "--out", str(target))
     assert result.exit_code == 0, result.output
-    assert "heldout and paper-naming questions left out" in result.output and "leave-one-out" in result.output
+    assert "heldout, paper-naming and non-English questions left out" in result.output and "leave-one-out" in result.output
     fitted = AbstentionModel.load(target)
     shipped = AbstentionModel.load(Settings().abstain_model)
     # Same questions and corpus, another index build (Chroma's approximate neighbours may
@@ -160,10 +176,19 @@ def test_answerable_questions_are_not_refused_with_another_retriever(assistant, 
 
 
 @pytest.mark.slow
+def test_a_near_miss_on_a_word_the_cluster_never_uses_is_refused(assistant) -> None:
+    """Spiking-network papers abound, but none speaks of Loihi or measured energy: the
+    word support signal refuses it (the three-signal model only cautioned)."""
+    near_miss = assistant.ask("Which spiking network paper runs on Intel Loihi hardware and reports energy per inference?")
+    assert near_miss.abstained and near_miss.answerability < assistant.abstention.threshold
+    assert near_miss.suggestions  # the nearest papers are still named
+
+
+@pytest.mark.slow
 def test_a_near_miss_it_answers_carries_a_caution_notice(assistant) -> None:
     from assistant.pipeline import CAUTION_NOTICE
 
-    near_miss = assistant.ask("Which spiking network paper runs on Intel Loihi hardware and reports energy per inference?")
+    near_miss = assistant.ask("Which paper compresses a video diffusion model to 4-bit weights after training?")
     clear = assistant.ask("Which papers learn synaptic delays in spiking neural networks?")
     model = assistant.abstention
     assert not near_miss.abstained and model.threshold <= near_miss.answerability < model.caution_threshold

@@ -21,6 +21,7 @@ from assistant.chroma_server import ChromaServer
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.index import KEYWORD_DIR, MANIFEST, SNAPSHOT, IndexProblem, StoreUnavailable, sync
 from assistant.chroma_server import free_port
+from assistant.words import WORDS_FILE
 from tests.conftest import assert_index_exact, write_small_corpus
 
 pytestmark = pytest.mark.slow
@@ -79,6 +80,8 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], bool]] = {  # name -> (damage, v
     "manifest deleted": (lambda d: (d / MANIFEST).unlink(), False),
     "paper snapshot truncated": (lambda d: _truncate(d / SNAPSHOT, 0.5), False),
     "paper snapshot deleted": (lambda d: (d / SNAPSHOT).unlink(), False),
+    "word vectors truncated": (lambda d: _truncate(d / WORDS_FILE, 0.5), False),
+    "word vectors deleted": (lambda d: (d / WORDS_FILE).unlink(), False),
 }
 
 
@@ -99,7 +102,7 @@ def test_damaged_index_is_rebuilt_to_exactly_the_corpus(pristine: Settings, copy
 
 
 @pytest.mark.parametrize("damage", ["keyword file deleted", "keyword vocabulary corrupted", "paper snapshot truncated",
-                                    "paper snapshot deleted"])
+                                    "paper snapshot deleted", "word vectors truncated", "word vectors deleted"])
 def test_damaged_local_files_give_a_clear_message_until_repaired(copy: Settings, damage: str) -> None:
     """Before `assistant index` repairs it, a question gets a message that says what to run, not a crash."""
     from assistant.pipeline import Assistant

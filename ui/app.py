@@ -301,7 +301,7 @@ class BuildProgress:
         self.done += n
 
     def close(self) -> None:
-        self.desc = "Writing the keyword index and manifest"
+        self.total, self.desc = 0, "Writing the keyword index and manifest"
 
     def html(self) -> str:
         elapsed = f"{time.monotonic() - self.t0:.0f} s"
@@ -309,7 +309,7 @@ class BuildProgress:
             return f"<div id='build-progress'>{fmt.esc(self.desc)}… ({elapsed})</div>"
         pct = 100 * self.done // self.total
         return (f"<div id='build-progress'><progress max='{self.total}' value='{self.done}'></progress> "
-                f"{fmt.esc(self.desc)}: {self.done} / {self.total} papers ({pct}%, {elapsed})</div>")
+                f"{fmt.esc(self.desc)}: {self.done} / {self.total} ({pct}%, {elapsed})</div>")
 
 
 # ---------------------------------------------------------------- layout

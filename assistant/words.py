@@ -1,0 +1,170 @@
+"""Word support: does the top paper speak of every thing the question asks about?
+
+A near miss ("4-bit quantization of a *music* diffusion model") matches its cluster
+as a whole, so sentence and paper similarities stay high; what gives it away is one
+question word that nothing in the top paper comes near ("music" against an image
+diffusion abstract). For each content word of the question this takes its best
+embedding similarity to any word of the top paper; abstention reads the weakest
+word and an idf-weighted mean (rare words count more; `assistant/abstain.py`).
+Measured on core + hard tune (evals/README.md): leave-one-out ROC AUC of the
+abstention model 0.82 -> 0.88.
+
+Word vectors come from the same model as everything else, one vector per word of the
+corpus vocabulary, embedded at index time (a few seconds for the 356 papers) and
+stored beside the keyword index; encoding a paper's 100-200 words per question would
+cost ~95 ms on 2 cores. Comparing question words with whole sentences instead was
+tried: no better than chance (AUC 0.47-0.66).
+
+The same vocabulary tells when a question is not in a language the model reads:
+most of its words are neither corpus words nor English function words. Similarity
+scores of such a question are low whatever it asks (the French, Spanish, German and
+Chinese questions of the core set were the four lowest-scored answerable ones), so
+the pipeline answers it with a notice rather than let abstention refuse it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from assistant.models import Paper
+
+WORDS_FILE = "words.npz"
+# Below this share of readable words (corpus words or English function words) a
+# question is taken to be in a language the model does not read. Measured: English
+# questions of the eval sets score 0.60 or more, the five non-English ones 0.26 or less.
+READABLE_SHARE = 0.5
+
+_WORD = re.compile(r"[^\W\d_][\w\-]*")
+# Words that frame a question rather than say what it is about.
+_FRAMING = set(
+    "paper papers work works method methods approach approaches model models propose proposes proposed "
+    "show shows use uses using used based new way ways study studies make makes made help helps let lets "
+    "like kind idea ideas research researchers authors collection corpus article remember looking want "
+    "does did know tell".split()
+)
+
+
+def _english_stopwords() -> frozenset[str]:
+    """NLTK's English stopword list as llama-index ships it (importing scikit-learn's
+    list would cost 1.3 s of start-up)."""
+    spec = importlib.util.find_spec("llama_index.core")
+    assert spec is not None and spec.origin is not None
+    path = Path(spec.origin).parent / "_static" / "nltk_cache" / "corpora" / "stopwords" / "english"
+    return frozenset(path.read_text(encoding="utf-8").split())
+
+
+ENGLISH_STOPWORDS = _english_stopwords()
+STOPWORDS = ENGLISH_STOPWORDS | _FRAMING
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def content_words(question: str) -> list[str]:
+    """The words a question is about, in order, once each."""
+    return [w for w in dict.fromkeys(words_of(question)) if w not in STOPWORDS and len(w) >= 3]
+
+
+def _paper_text(paper: Paper) -> str:
+    return f"{paper.title} {paper.abstract}"
+
+
+def build_word_vectors(papers: Iterable[Paper], encode: Callable[[list[str]], np.ndarray], model: str,
+                       target: Path, progress: Callable[[int, str], Any] | None = None) -> int:
+    """Writes the corpus vocabulary, its document frequencies and one vector per word.
+    Vectors of words already in the previous file (same model) are reused, so a corpus
+    change embeds only its new words. Returns how many words were embedded."""
+    df: dict[str, int] = {}
+    n_papers = 0
+    for paper in papers:
+        n_papers += 1
+        for w in set(words_of(_paper_text(paper))):
+            df[w] = df.get(w, 0) + 1
+    words = sorted(df)
+    old: dict[str, np.ndarray] = {}
+    try:
+        with np.load(target, allow_pickle=False) as data:
+            if str(data["model"]) == model:
+                old = dict(zip(data["words"].tolist(), data["vectors"]))
+    except Exception:  # noqa: BLE001 - missing, truncated (BadZipFile) or foreign: embed everything
+        pass
+    todo = [w for w in words if w not in old]
+    fresh: dict[str, np.ndarray] = {}
+    bar = progress(len(todo), "Embedding words") if progress and todo else None
+    for start in range(0, len(todo), 512):
+        chunk = todo[start : start + 512]
+        fresh.update(zip(chunk, encode(chunk).astype(np.float16)))
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    rows = [fresh[w] if w in fresh else old[w] for w in words]
+    vectors = np.stack(rows).astype(np.float16) if rows else np.zeros((0, 0), dtype=np.float16)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, words=np.array(words), df=np.array([df[w] for w in words], dtype=np.int32), vectors=vectors,
+             model=np.array(model), papers=np.array(n_papers))
+    os.replace(tmp, target)
+    return len(todo)
+
+
+class WordVectors:
+    """The stored vocabulary, read once per process."""
+
+    def __init__(self, path: Path, encode: Callable[[list[str]], np.ndarray]) -> None:
+        with np.load(path, allow_pickle=False) as data:
+            words = data["words"].tolist()
+            self.df = data["df"]
+            self.vectors = data["vectors"]
+            self.model = str(data["model"])
+            self.n_papers = int(data["papers"])
+        self.row = {w: i for i, w in enumerate(words)}
+        self._encode = encode
+        self._paper_rows: dict[str, np.ndarray] = {}
+        self._unknown: dict[str, np.ndarray] = {}
+
+    def readable_share(self, question: str) -> float:
+        """Share of the question's words that are corpus words or English function words."""
+        words = words_of(question)
+        if not words:
+            return 1.0
+        return sum(w in self.row or w in ENGLISH_STOPWORDS for w in words) / len(words)
+
+    def _question_vectors(self, words: list[str]) -> np.ndarray:
+        missing = [w for w in words if w not in self.row and w not in self._unknown]
+        if missing:  # words the corpus never uses: one model call, then remembered
+            if len(self._unknown) > 10_000:
+                self._unknown.clear()
+            self._unknown.update(zip(missing, self._encode(missing)))
+        return np.array([self.vectors[self.row[w]] if w in self.row else self._unknown[w] for w in words],
+                        dtype=np.float32)
+
+    def _rows_of(self, paper: Paper) -> np.ndarray:
+        rows = self._paper_rows.get(paper.paper_id)
+        if rows is None:
+            rows = np.array(sorted({self.row[w] for w in words_of(_paper_text(paper)) if w in self.row}), dtype=np.int64)
+            if len(self._paper_rows) > 50_000:
+                self._paper_rows.clear()
+            self._paper_rows[paper.paper_id] = rows
+        return rows
+
+    def support(self, question: str, paper: Paper) -> tuple[float, float]:
+        """(weakest, idf-weighted mean) over the question's content words of each word's
+        best similarity to a word of the paper. A question without content words
+        lacks nothing: (1, 1)."""
+        words = content_words(question)
+        rows = self._rows_of(paper)
+        if not words or not len(rows):
+            return (1.0, 1.0) if not words else (0.0, 0.0)
+        best = (self._question_vectors(words) @ self.vectors[rows].astype(np.float32).T).max(axis=1)
+        idf = np.array([math.log((self.n_papers + 1) / (int(self.df[self.row[w]]) + 1 if w in self.row else 1))
+                        for w in words])
+        weighted = float((best * idf).sum() / idf.sum()) if idf.sum() > 0 else float(best.mean())
+        return float(best.min()), weighted
