@@ -155,8 +155,9 @@ def _distinctive_names(papers: dict[str, Paper]) -> list[tuple[str, str, re.Patt
 
 
 def _damaged(settings: Settings, part: str, exc: BaseException) -> IndexProblem:
-    return IndexProblem(f"The {part} in {settings.index_dir} is damaged ({type(exc).__name__}). "
-                        "Run `assistant index` to repair it (nothing is re-embedded).")
+    state = "missing (built by an older version?)" if isinstance(exc, FileNotFoundError) else f"damaged ({type(exc).__name__})"
+    return IndexProblem(f"The {part} in {settings.index_dir} is {state}. "
+                        "Run `assistant index` to repair it (no paper is re-embedded).")
 
 
 class Index:
@@ -182,6 +183,10 @@ class Index:
         except (OSError, ValueError, KeyError) as exc:
             raise _damaged(settings, "paper snapshot", exc) from exc
         self.sentences: dict[str, list[str]] = {pid: split_sentences(p.abstract) for pid, p in self.papers.items()}
+        try:  # vocabulary vectors for word support and the language check (assistant/words.py)
+            self.words = WordVectors(settings.index_dir / WORDS_FILE, lambda texts: self.embedder.encode(texts))
+        except Exception as exc:  # numpy's reader raises what it hits (BadZipFile on a truncated file)
+            raise _damaged(settings, "word vectors file", exc) from exc
         self.store = Store(settings, create=False)
         self._names = _distinctive_names(self.papers)
         self._corpus_stamp: tuple[tuple[str, int, int], ...] | None = None
@@ -195,14 +200,6 @@ class Index:
             return BM25Retriever.from_persist_dir(str(self.settings.index_dir / KEYWORD_DIR))
         except Exception as exc:  # bm25s raises whatever its reader hits on a damaged file
             raise _damaged(self.settings, "keyword index", exc) from exc
-
-    @cached_property
-    def words(self) -> WordVectors:
-        """Vocabulary vectors for word support and the readable-language check (assistant/words.py)."""
-        try:
-            return WordVectors(self.settings.index_dir / WORDS_FILE, self.embedder.encode)
-        except Exception as exc:  # numpy's reader raises what it hits (BadZipFile on a truncated file)
-            raise _damaged(self.settings, "word vectors file", exc) from exc
 
     @cached_property
     def embedder(self) -> Any:
