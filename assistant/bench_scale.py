@@ -147,7 +147,10 @@ def child_index(out: Path, cache_path: Path | None) -> None:
         "store_s": report.store_seconds,
         "keyword_s": report.keyword_seconds,
         "model_load_s": model_load,
-        "model_units": embedder.misses if embedder else report.units_embedded,
+        # the vocabulary's words go to the model as well (assistant/words.py): counted apart
+        "model_units": embedder.misses - report.words_embedded if embedder else report.units_embedded,
+        "words_embedded": report.words_embedded,
+        "words_s": report.words_seconds,
         "cached_units": embedder.hits if embedder else 0,
         "model_s": embedder.model_seconds if embedder else report.embed_seconds,
         "peak_rss_mib": peak_rss_mib(),
@@ -320,9 +323,10 @@ def run_one(size: int, store: str, corpus: Path, work: Path, cache: Path | None,
                                    log_tail=(run_dir / "index.log").read_text(encoding="utf-8", errors="replace")[-1500:])
             return result
         data = json.loads((run_dir / "index.json").read_text(encoding="utf-8"))
-        other = data["sync_s"] - data["embed_s"] - data["store_s"] - data["keyword_s"]
+        other = data["sync_s"] - data["embed_s"] - data["store_s"] - data["keyword_s"] - data["words_s"]
         result["index"].update(
             papers=data["papers"], units=data["units"], model_units=data["model_units"], cached_units=data["cached_units"],
+            words_embedded=data["words_embedded"], words_s=round(data["words_s"], 1),
             sync_s=round(data["sync_s"], 1), embed_s=round(data["embed_s"], 1), store_s=round(data["store_s"], 1),
             keyword_s=round(data["keyword_s"], 1), other_s=round(other, 1), model_s=round(data["model_s"], 1),
             model_load_s=round(data["model_load_s"], 1), peak_rss_mib=data["peak_rss_mib"],

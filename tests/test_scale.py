@@ -136,6 +136,7 @@ def test_scale_bench_end_to_end_on_the_embedded_store(tmp_path: Path) -> None:
     ix = run["index"]
     assert ix["papers"] == CI_SIZE and ix["units"] == CI_SIZE + gen["sentences"]
     assert ix["model_units"] == CI_SIZE and ix["cached_units"] == gen["sentences"]  # titles only went to the model
+    assert ix["words_embedded"] > 1000  # and the vocabulary, once
     assert ix["sync_s"] > 0 and ix["papers_per_s"] > 0 and ix["store_papers_per_s"] > 0
     assert 0 < ix["embed_s"] + ix["store_s"] + ix["keyword_s"] <= ix["sync_s"] + 0.2
     assert 100 < ix["peak_rss_mib"] < 20_000
