@@ -114,6 +114,19 @@ def group_threshold(scores: Sequence[float], answerable: Sequence[bool], groups:
     return min(operating_threshold(s, a, max_false) for s, a in by_group.values() if any(a))
 
 
+def margin_threshold(scores: Sequence[float], answerable: Sequence[bool], limit: float) -> float:
+    """Midway between the highest-scored unanswerable question refused below `limit` and
+    the lowest answerable one above it. The budget's limit usually sits higher, where
+    it refuses more answerable questions and no more unanswerable ones (on core + hard
+    tune: 4.2% -> 0% of the hard set's answerable questions, same refusals)."""
+    refused = [s for s, a in zip(scores, answerable) if not a and s < limit]
+    if not refused:
+        return limit
+    top = max(refused)
+    above = [s for s, a in zip(scores, answerable) if a and s > top]
+    return (top + min(above)) / 2 if above else limit
+
+
 def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, max_caution: float = 0.15,
         c: float = 0.3, signals: Sequence[str] = SIGNALS, meta: dict[str, Any] | None = None,
         groups: Sequence[str] | None = None) -> AbstentionModel:
@@ -142,7 +155,7 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
     # Thresholds are read off the leave-one-out scores, which behave like a new
     # question's: read off the fitted scores, the hard set's false abstention in an
     # evaluation came out above the budget (evals/README.md, calibration).
-    threshold = group_threshold(loo.tolist(), y.tolist(), groups, max_false)
+    threshold = margin_threshold(loo.tolist(), y.tolist(), group_threshold(loo.tolist(), y.tolist(), groups, max_false))
     caution = max(threshold, group_threshold(loo.tolist(), y.tolist(), groups, max_caution))
     answered = fitted >= threshold
     loo_threshold = threshold

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     part_coverage_weight: float = Field(
         0.005, ge=0, description="Weight of question-part coverage when re-ordering the top 10 (0 = off)."
     )
+    word_support_weight: float = Field(
+        0.02, ge=0, description="Weight of word support when re-ordering the top 20 (0 = off)."
+    )
+    word_support_min_share: float = Field(
+        0.5, ge=0, description="Share of the least supported word in that word support (the rest: the idf-weighted mean)."
+    )
     # The abstention model is fitted by `assistant calibrate` on evals core + hard (tune
     # split) and stores its own threshold (5% false abstention there; evals/README.md).
     abstain_model: Path = Field(PROJECT_ROOT / "evals" / "abstention.json", description="Calibrated abstention model.")

@@ -597,7 +597,10 @@ def run_settings(settings: Settings, index: Any, questions_path: Path, split: st
         "support_threshold": settings.support_threshold,
         "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (latency is wall time)",
         "fusion": {"rrf_k": settings.rrf_k, "keyword_weight": settings.keyword_weight,
-                   "paper_unit_share": settings.paper_unit_share, "second_sentence_share": settings.second_sentence_share},
+                   "paper_unit_share": settings.paper_unit_share, "second_sentence_share": settings.second_sentence_share,
+                   "part_coverage_weight": settings.part_coverage_weight,
+                   "word_support_weight": settings.word_support_weight,
+                   "word_support_min_share": settings.word_support_min_share},
     }
     if mode == "llm":
         record["llm_model"] = settings.llm_model

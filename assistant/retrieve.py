@@ -10,7 +10,10 @@ evals/reports compares the two).
 The top 10 are then re-ordered by how well each paper covers every part of a long
 question ("which quantized denoiser ... also stores ... and picks ..."): the
 weakest part's best sentence similarity, so a paper that matches one clause
-strongly but ignores another drops below one that matches them all.
+strongly but ignores another drops below one that matches them all. Last, the top
+20 are re-ordered by word support (assistant/words.py): a paraphrase's words
+("event-driven", "tap locations") have near neighbours among the words of the one
+paper that does what was asked, not among its cluster's.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ RetrieverName = Literal["hybrid", "dense", "bm25"]
 
 NAME_BONUS = 1.0  # larger than any fused score: a named paper goes first
 RERANK_DEPTH = 10  # papers re-ordered by question-part coverage
+WORD_RERANK_DEPTH = 20  # papers re-ordered by word support (no store read: deeper is cheap)
 
 # Where a question splits into parts: punctuation and the words that start a clause.
 _PART_BREAK = re.compile(
@@ -103,6 +107,7 @@ GENERIC_ACRONYMS = {
     "AI", "ML", "NLP", "LLM", "LLMS", "MLLM", "MLLMS", "LVLM", "LVLMS", "VLM", "VLMS", "GPU", "GPUS", "TPU", "TPUS",
     "CPU", "RL", "RLHF", "DNN", "DNNS", "CNN", "CNNS", "RNN", "RNNS", "GAN", "GANS", "VAE", "SOTA", "KV", "QA", "ODE",
     "SDE", "PDE", "PDES", "SGD", "MCTS", "DPO", "PPO", "SNN", "SNNS", "TTS", "SFT", "COT", "AR", "3D", "4D", "2D", "1D",
+    "SLAM", "ASR", "OCR", "VQA",
 }
 
 
@@ -252,6 +257,19 @@ class Index:
         hits[: len(head)] = head
         return vectors
 
+    def rerank_by_words(self, hits: list[Hit], query: str) -> None:
+        """Re-orders the first WORD_RERANK_DEPTH hits by fused score + weight x word support
+        (assistant/words.py): each question word's nearest word in the paper, so the one
+        paper of a cluster that speaks of every thing asked about rises above neighbours
+        that share the cluster's sentences. Tuned on evals core + hard tune (evals/README.md)."""
+        s = self.settings
+        head = hits[:WORD_RERANK_DEPTH]
+        for hit in head:
+            weakest, weighted = self.words.support(query, self.papers[hit.paper_id])
+            hit.score += s.word_support_weight * (weighted + s.word_support_min_share * weakest)
+        head.sort(key=lambda h: -h.score)
+        hits[: len(head)] = head
+
     def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]], float]:
         """Per paper: a dense score (best sentence, a share of the second best and of
         the paper vector's similarity; the shares are settings) and its sentences ranked
@@ -373,13 +391,18 @@ class Index:
                     best_sentences=best[:5],
                 )
             )
-            if len(hits) >= k:
+            if len(hits) >= max(k, WORD_RERANK_DEPTH):
                 break
         vectors: dict[str, np.ndarray] = {}
         if part_vectors is not None and not named:
             t1 = time.perf_counter()
             vectors = self.rerank_by_parts(hits, part_vectors)
             timings["rerank"] = (time.perf_counter() - t1) * 1000
+        if retriever != "bm25" and self.settings.word_support_weight > 0 and not named:
+            t1 = time.perf_counter()
+            self.rerank_by_words(hits, query)
+            timings["words"] = (time.perf_counter() - t1) * 1000
+        hits = hits[:k]
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings,
                        paper_similarity=paper_similarity, keyword_top=max(keyword.values(), default=0.0),
@@ -438,7 +461,8 @@ def open_index(settings: Settings, reload: bool = False) -> Index:
     """One loaded index per (folder, store, ranking settings) in a process; `reload` after a re-index."""
     key = (settings.index_dir, settings.chroma_url, settings.collection_prefix, settings.corpus_dir,
            settings.dense_candidates, settings.rrf_k, settings.keyword_weight, settings.paper_unit_share,
-           settings.second_sentence_share, settings.part_coverage_weight)
+           settings.second_sentence_share, settings.part_coverage_weight, settings.word_support_weight,
+           settings.word_support_min_share)
     with _indexes_lock:
         if reload or key not in _indexes:
             _indexes[key] = Index(settings)

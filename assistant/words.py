@@ -1,13 +1,13 @@
-"""Word support: does the top paper speak of every thing the question asks about?
+"""Word support: does a paper speak of every thing the question asks about?
 
 A near miss ("4-bit quantization of a *music* diffusion model") matches its cluster
 as a whole, so sentence and paper similarities stay high; what gives it away is one
 question word that nothing in the top paper comes near ("music" against an image
 diffusion abstract). For each content word of the question this takes its best
 embedding similarity to any word of the top paper; abstention reads the weakest
-word and an idf-weighted mean (rare words count more; `assistant/abstain.py`).
-Measured on core + hard tune (evals/README.md): leave-one-out ROC AUC of the
-abstention model 0.82 -> 0.88.
+word and an idf-weighted mean (rare words count more; `assistant/abstain.py`), and
+retrieval re-orders its top 20 by the same two figures (`Index.rerank_by_words`).
+Measured on core + hard tune (evals/README.md): hard-tune recall@1 0.658 -> 0.816.
 
 Word vectors come from the same model as everything else, one vector per word of the
 corpus vocabulary, embedded at index time (a few seconds for the 356 papers) and

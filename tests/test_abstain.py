@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.abstain import (SIGNALS, AbstentionModel, AbstentionModelError, fit, group_threshold,
-                               operating_threshold)
+                               margin_threshold, operating_threshold)
 from assistant.config import Settings
 
 
@@ -36,6 +36,19 @@ def test_each_question_set_keeps_its_own_false_abstention_budget() -> None:
     assert sum(s < pooled for s in hard) > 0.05 * len(hard)  # pooled: 25% of the hard set refused
     t = group_threshold(scores, answerable, groups, 0.05)
     assert sum(s < t for s in hard) <= 0.05 * len(hard) and sum(s < t for s in easy) <= 0.05 * len(easy)
+
+
+def test_the_threshold_refuses_no_answerable_question_that_buys_no_refusal() -> None:
+    # unanswerable at 0.1-0.3; answerable at 0.35, 0.4 and up: a 10% budget would allow
+    # refusing up to 0.45, which costs two answerable questions and refuses nothing more.
+    scores = [0.1, 0.2, 0.3] + [0.35, 0.4] + [0.5 + i / 100 for i in range(18)]
+    answerable = [False] * 3 + [True] * 20
+    limit = operating_threshold(scores, answerable, 0.10)
+    assert limit == 0.5
+    t = margin_threshold(scores, answerable, limit)
+    assert t == pytest.approx(0.325)  # midway between 0.3 (refused) and 0.35 (answered)
+    assert all(s < t for s in scores[:3]) and not any(s < t for s in scores[3:])
+    assert margin_threshold(scores, answerable, 0.05) == 0.05  # nothing refused below: the limit stands
 
 
 def _synthetic_rows(n: int = 120, seed: int = 0) -> list[tuple[dict[str, float], bool]]:
@@ -176,10 +189,9 @@ def test_answerable_questions_are_not_refused_with_another_retriever(assistant, 
 
 
 @pytest.mark.slow
-def test_a_near_miss_on_a_word_the_cluster_never_uses_is_refused(assistant) -> None:
-    """Spiking-network papers abound, but none speaks of Loihi or measured energy: the
-    word support signal refuses it (the three-signal model only cautioned)."""
-    near_miss = assistant.ask("Which spiking network paper runs on Intel Loihi hardware and reports energy per inference?")
+def test_a_near_miss_is_refused_and_the_nearest_papers_are_named(assistant) -> None:
+    """hard-111 (tune split): reinforcement learning papers abound, none places macros on a chip."""
+    near_miss = assistant.ask("Which paper uses reinforcement learning to place macros on a chip floorplan?")
     assert near_miss.abstained and near_miss.answerability < assistant.abstention.threshold
     assert near_miss.suggestions  # the nearest papers are still named
 
@@ -188,7 +200,8 @@ def test_a_near_miss_on_a_word_the_cluster_never_uses_is_refused(assistant) -> N
 def test_a_near_miss_it_answers_carries_a_caution_notice(assistant) -> None:
     from assistant.pipeline import CAUTION_NOTICE
 
-    near_miss = assistant.ask("Which paper compresses a video diffusion model to 4-bit weights after training?")
+    near_miss = assistant.ask("Is there an explainability method for ordinary static graph neural networks on node "
+                              "classification, in the spirit of GNNExplainer?")  # hard-113, tune split
     clear = assistant.ask("Which papers learn synaptic delays in spiking neural networks?")
     model = assistant.abstention
     assert not near_miss.abstained and model.threshold <= near_miss.answerability < model.caution_threshold

@@ -210,6 +210,14 @@ def test_lookup_resolves_names_acronyms_typos_and_descriptions(assistant: Assist
     assert found.status == "found" and found.paper.title.startswith(title_start)
 
 
+def test_a_field_acronym_in_a_question_does_not_name_a_paper(assistant: Assistant) -> None:
+    """"SLAM" is in one title (EN-SLAM's), but a question about SLAM systems is not a
+    question about that paper: naming it would skip abstention (hard-105, a near miss)."""
+    question = "Is there a SLAM system that uses 3D Gaussian splatting as its map representation?"
+    assert assistant.index.named_papers(question) == []
+    assert assistant.ask(question).answerability < 1.0  # judged like any other question
+
+
 def test_lookup_by_id(assistant: Assistant) -> None:
     pid = assistant.lookup("AdamP").paper.paper_id
     assert assistant.lookup(pid).paper.paper_id == pid

@@ -145,7 +145,7 @@ def test_scale_bench_end_to_end_on_the_embedded_store(tmp_path: Path) -> None:
     for r in RETRIEVERS:
         lat = q["retrievers"][r]
         assert lat["n"] == q["samples_per_retriever"] > 0 and 0 < lat["p50"] <= lat["p95"]
-    assert set(q["retrievers"]["hybrid"]["steps_p50"]) == {"embed", "dense", "keyword"}
+    assert set(q["retrievers"]["hybrid"]["steps_p50"]) == {"embed", "dense", "keyword", "words"}
     long = q["hybrid_long_questions"]  # several-clause questions are re-ranked by their parts
     assert long["n"] > 0 and 0 < long["p50"] <= long["p95"] and "rerank" in long["steps_p50"]
     assert all(v["p50"] > 0 for v in q["profile"].values())
