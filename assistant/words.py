@@ -122,7 +122,9 @@ class WordVectors:
         with np.load(path, allow_pickle=False) as data:
             words = data["words"].tolist()
             self.df = data["df"]
-            self.vectors = data["vectors"]
+            # float16 on disk, float32 in memory (12 MB for 7.7k words): converting each
+            # paper's rows per question cost ~2 ms of the re-rank's ~4 ms
+            self.vectors = data["vectors"].astype(np.float32)
             self.model = str(data["model"])
             self.n_papers = int(data["papers"])
         self.row = {w: i for i, w in enumerate(words)}
@@ -163,7 +165,7 @@ class WordVectors:
         rows = self._rows_of(paper)
         if not words or not len(rows):
             return (1.0, 1.0) if not words else (0.0, 0.0)
-        best = (self._question_vectors(words) @ self.vectors[rows].astype(np.float32).T).max(axis=1)
+        best = (self._question_vectors(words) @ self.vectors[rows].T).max(axis=1)
         idf = np.array([math.log((self.n_papers + 1) / (int(self.df[self.row[w]]) + 1 if w in self.row else 1))
                         for w in words])
         weighted = float((best * idf).sum() / idf.sum()) if idf.sum() > 0 else float(best.mean())
