@@ -197,7 +197,7 @@ def question_signals(query: str, ranking: Any, evidence: Any, index: Any) -> dic
     if paper_similarity is None:
         vector = ranking.query_vector
         paper_similarity = index.paper_similarity(vector) if vector is not None else 0.0
-    weakest, weighted = index.words.support(query, evidence.sources[0].paper) if evidence.sources else (0.0, 0.0)
+    weakest, weighted = index.words.support(query, [evidence.sources[0].paper])[0] if evidence.sources else (0.0, 0.0)
     return {
         "best_sentence": evidence.best(1) if evidence.sources else 0.0,
         "paper_similarity": paper_similarity,

@@ -264,8 +264,7 @@ class Index:
         that share the cluster's sentences. Tuned on evals core + hard tune (evals/README.md)."""
         s = self.settings
         head = hits[:WORD_RERANK_DEPTH]
-        for hit in head:
-            weakest, weighted = self.words.support(query, self.papers[hit.paper_id])
+        for hit, (weakest, weighted) in zip(head, self.words.support(query, [self.papers[h.paper_id] for h in head])):
             hit.score += s.word_support_weight * (weighted + s.word_support_min_share * weakest)
         head.sort(key=lambda h: -h.score)
         hits[: len(head)] = head

@@ -157,16 +157,24 @@ class WordVectors:
             self._paper_rows[paper.paper_id] = rows
         return rows
 
-    def support(self, question: str, paper: Paper) -> tuple[float, float]:
-        """(weakest, idf-weighted mean) over the question's content words of each word's
-        best similarity to a word of the paper. A question without content words
-        lacks nothing: (1, 1)."""
+    def support(self, question: str, papers: list[Paper]) -> list[tuple[float, float]]:
+        """Per paper: (weakest, idf-weighted mean) over the question's content words of
+        each word's best similarity to a word of the paper. The question's words, vectors
+        and weights are worked out once for all the papers. A question without content
+        words lacks nothing: (1, 1)."""
         words = content_words(question)
-        rows = self._rows_of(paper)
-        if not words or not len(rows):
-            return (1.0, 1.0) if not words else (0.0, 0.0)
-        best = (self._question_vectors(words) @ self.vectors[rows].T).max(axis=1)
+        if not words:
+            return [(1.0, 1.0)] * len(papers)
+        vectors = self._question_vectors(words)
         idf = np.array([math.log((self.n_papers + 1) / (int(self.df[self.row[w]]) + 1 if w in self.row else 1))
                         for w in words])
-        weighted = float((best * idf).sum() / idf.sum()) if idf.sum() > 0 else float(best.mean())
-        return float(best.min()), weighted
+        out = []
+        for paper in papers:
+            rows = self._rows_of(paper)
+            if not len(rows):
+                out.append((0.0, 0.0))
+                continue
+            best = (vectors @ self.vectors[rows].T).max(axis=1)
+            weighted = float((best * idf).sum() / idf.sum()) if idf.sum() > 0 else float(best.mean())
+            out.append((float(best.min()), weighted))
+        return out

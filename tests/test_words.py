@@ -63,12 +63,12 @@ def test_vocabulary_vectors_are_the_models_and_only_new_words_are_embedded_again
 def test_a_word_the_top_paper_never_comes_near_lowers_its_support(assistant) -> None:
     index = assistant.index
     paper = next(p for p in index.papers.values() if p.title.startswith("TFMQ-DM"))
-    inside = index.words.support("temporal feature quantization of diffusion models", paper)
+    (inside,) = index.words.support("temporal feature quantization of diffusion models", [paper])
     assert inside[0] == pytest.approx(1.0, abs=2e-3)  # every word occurs in the abstract
-    near_miss = index.words.support("temporal feature quantization of music diffusion models", paper)
+    (near_miss,) = index.words.support("temporal feature quantization of music diffusion models", [paper])
     assert near_miss[0] < inside[0] - 0.3 and near_miss[1] < inside[1]
     # a word the corpus never uses is embedded on the fly, not an error
-    assert index.words.support("quantization of zxqvbw diffusion", paper)[0] < 0.9
+    assert index.words.support("quantization of zxqvbw diffusion", [paper])[0][0] < 0.9
 
 
 QUESTIONS = {json.loads(line)["id"]: json.loads(line)["question"]
