@@ -55,10 +55,6 @@ class Settings(BaseSettings):
     word_support_min_share: float = Field(
         0.5, ge=0, description="Share of the least supported word in that word support (the rest: the idf-weighted mean)."
     )
-    several_papers_weight: float = Field(
-        0.04, ge=0, description="For questions asking for several papers, weight of each of the top 20's similarity "
-        "to the first two when re-ordering them (0 = off)."
-    )
     # The abstention model is fitted by `assistant calibrate` on evals core + hard (tune
     # split) and stores its own threshold (5% false abstention there; evals/README.md).
     abstain_model: Path = Field(PROJECT_ROOT / "evals" / "abstention.json", description="Calibrated abstention model.")

@@ -600,8 +600,7 @@ def run_settings(settings: Settings, index: Any, questions_path: Path, split: st
                    "paper_unit_share": settings.paper_unit_share, "second_sentence_share": settings.second_sentence_share,
                    "part_coverage_weight": settings.part_coverage_weight,
                    "word_support_weight": settings.word_support_weight,
-                   "word_support_min_share": settings.word_support_min_share,
-                   "several_papers_weight": settings.several_papers_weight},
+                   "word_support_min_share": settings.word_support_min_share},
     }
     if mode == "llm":
         record["llm_model"] = settings.llm_model

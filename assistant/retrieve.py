@@ -48,12 +48,6 @@ RetrieverName = Literal["hybrid", "dense", "bm25"]
 NAME_BONUS = 1.0  # larger than any fused score: a named paper goes first
 RERANK_DEPTH = 10  # papers re-ordered by question-part coverage
 WORD_RERANK_DEPTH = 20  # papers re-ordered by word support (no store read: deeper is cheap)
-FEEDBACK_SEEDS = 2  # for questions asking for several papers: the papers whose neighbours are favoured
-# "Which works ...", "What papers ...", "List approaches ...": the user wants the whole family.
-SEVERAL_PAPERS = re.compile(
-    r"^\W*(which|what|list|name|find|show|are there|give)\b[^?.]{0,40}?\b(works|papers|studies|approaches|methods|articles)\b",
-    re.IGNORECASE,
-)
 
 # Where a question splits into parts: punctuation and the words that start a clause.
 _PART_BREAK = re.compile(
@@ -275,28 +269,6 @@ class Index:
         head.sort(key=lambda h: -h.score)
         hits[: len(head)] = head
 
-    def rerank_by_neighbours(self, hits: list[Hit]) -> None:
-        """Pseudo-relevance feedback for questions that ask for several papers: the first
-        WORD_RERANK_DEPTH hits get weight x their paper vector's similarity to the mean of
-        the first FEEDBACK_SEEDS, so the rest of a family the question describes in its
-        own words rises into the top 10 (multi-paper questions of evals core + hard tune:
-        every gold paper in the top 10, 32 -> 35 of 41; single-paper questions unchanged)."""
-        head = hits[:WORD_RERANK_DEPTH]
-        if len(head) <= FEEDBACK_SEEDS:
-            return
-        got = self.store.papers.get(ids=[f"{h.paper_id}#p" for h in head], include=["embeddings"])
-        by_id = {pid.removesuffix("#p"): np.asarray(v, dtype=np.float32) for pid, v in zip(got["ids"], got["embeddings"])}
-        seeds = [by_id[h.paper_id] for h in head[:FEEDBACK_SEEDS] if h.paper_id in by_id]
-        if not seeds:
-            return
-        centre = np.mean(seeds, axis=0)
-        centre /= max(float(np.linalg.norm(centre)), 1e-9)
-        for hit in head:
-            if hit.paper_id in by_id:
-                hit.score += self.settings.several_papers_weight * float(by_id[hit.paper_id] @ centre)
-        head.sort(key=lambda h: -h.score)
-        hits[: len(head)] = head
-
     def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]], float]:
         """Per paper: a dense score (best sentence, a share of the second best and of
         the paper vector's similarity; the shares are settings) and its sentences ranked
@@ -429,10 +401,6 @@ class Index:
             t1 = time.perf_counter()
             self.rerank_by_words(hits, query)
             timings["words"] = (time.perf_counter() - t1) * 1000
-        if retriever != "bm25" and self.settings.several_papers_weight > 0 and not named and SEVERAL_PAPERS.search(query):
-            t1 = time.perf_counter()
-            self.rerank_by_neighbours(hits)
-            timings["feedback"] = (time.perf_counter() - t1) * 1000
         hits = hits[:k]
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings,
@@ -493,7 +461,7 @@ def open_index(settings: Settings, reload: bool = False) -> Index:
     key = (settings.index_dir, settings.chroma_url, settings.collection_prefix, settings.corpus_dir,
            settings.dense_candidates, settings.rrf_k, settings.keyword_weight, settings.paper_unit_share,
            settings.second_sentence_share, settings.part_coverage_weight, settings.word_support_weight,
-           settings.word_support_min_share, settings.several_papers_weight)
+           settings.word_support_min_share)
     with _indexes_lock:
         if reload or key not in _indexes:
             _indexes[key] = Index(settings)
