@@ -158,7 +158,6 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
     threshold = margin_threshold(loo.tolist(), y.tolist(), group_threshold(loo.tolist(), y.tolist(), groups, max_false))
     caution = max(threshold, group_threshold(loo.tolist(), y.tolist(), groups, max_caution))
     answered = fitted >= threshold
-    loo_threshold = threshold
     report = {
         "questions": int(len(y)),
         "unanswerable": int((~y).sum()),
@@ -170,8 +169,8 @@ def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, 
         "fitted_unanswerable_answered_with_caution": float(np.mean(fitted[~y & answered] < caution)) if (~y & answered).any() else None,
         "fitted_answerable_answered_with_caution": float(np.mean(fitted[y & answered] < caution)),
         "loo_auc": float(roc_auc_score(y, loo)),
-        "loo_abstention_recall": float(np.mean(loo[~y] < loo_threshold)),
-        "loo_false_abstention": float(np.mean(loo[y] < loo_threshold)),
+        "loo_abstention_recall": float(np.mean(loo[~y] < threshold)),
+        "loo_false_abstention": float(np.mean(loo[y] < threshold)),
     }
     for group in sorted(set(groups)):
         g = np.array([x == group for x in groups])
