@@ -19,9 +19,13 @@ from evals.check_overlap import check_file, corpus_stats
 
 QUESTIONS_DIR = PROJECT_ROOT / "evals" / "questions"
 REQUIRED_KEYS = {"id", "question", "type", "gold_titles", "answer_facts", "notes"}
-OPTIONAL_KEYS = {"split"}
+OPTIONAL_KEYS = {"split", "unanswerable_kind"}
 TYPES = {"concept", "fact", "multi", "lookup", "compare", "unanswerable", "adversarial"}
 SPLITS = {"tune", "heldout"}
+UNANSWERABLE_KINDS = {"off_topic", "near_miss"}
+MAX_FACTS = 3
+# Files whose questions carry a tune/heldout split.
+SPLIT_FILES = {"hard", "refusal"}
 QUESTION_FILES = sorted(QUESTIONS_DIR.glob("*.jsonl"))
 
 
@@ -47,6 +51,12 @@ def abstracts_by_title() -> dict[str, str]:
     return {normalize_title(p.title): p.abstract for p in corpus.papers}
 
 
+@pytest.fixture(scope="module")
+def titles_by_norm() -> dict[str, str]:
+    corpus = load_corpus(Settings().corpus_dir)
+    return {normalize_title(p.title): p.title for p in corpus.papers}
+
+
 def _all(question_sets: dict[str, list[dict]]):
     for name, rows in question_sets.items():
         for q in rows:
@@ -55,7 +65,7 @@ def _all(question_sets: dict[str, list[dict]]):
 
 def test_expected_files_exist() -> None:
     names = {p.stem for p in QUESTION_FILES}
-    assert {"core", "heldout", "hard"} <= names, names
+    assert {"core", "heldout", "hard", "refusal"} <= names, names
 
 
 def test_keys_and_value_types(question_sets) -> None:
@@ -118,14 +128,47 @@ def test_gold_presence_matches_type(question_sets) -> None:
             assert len(q["gold_titles"]) >= 2, f"{q['id']}: multi needs at least two papers"
 
 
-def test_answer_facts_occur_in_a_gold_abstract(question_sets, abstracts_by_title) -> None:
+def test_answer_facts_occur_verbatim_in_a_gold_paper(question_sets, abstracts_by_title, titles_by_norm) -> None:
+    """Each fact is an exact (case-sensitive) substring of a gold abstract or gold title."""
     bad = []
     for _, q in _all(question_sets):
-        abstracts = [abstracts_by_title.get(normalize_title(t), "").lower() for t in q["gold_titles"]]
+        texts = []
+        for t in q["gold_titles"]:
+            texts.append(abstracts_by_title.get(normalize_title(t), ""))
+            texts.append(titles_by_norm.get(normalize_title(t), ""))
         for fact in q["answer_facts"]:
-            if not any(fact.lower() in a for a in abstracts):
+            if fact != fact.strip() or not any(fact in text for text in texts):
                 bad.append((q["id"], fact))
     assert not bad, bad
+
+
+def test_every_gold_question_has_answer_facts(question_sets) -> None:
+    missing = [q["id"] for _, q in _all(question_sets) if q["gold_titles"] and not q["answer_facts"]]
+    assert not missing, missing
+    too_many = [q["id"] for _, q in _all(question_sets) if len(q["answer_facts"]) > MAX_FACTS]
+    assert not too_many, too_many
+
+
+def test_unanswerable_questions_carry_a_kind(question_sets) -> None:
+    for _, q in _all(question_sets):
+        if q["type"] == "unanswerable":
+            assert q.get("unanswerable_kind") in UNANSWERABLE_KINDS, f"{q['id']}: kind {q.get('unanswerable_kind')!r}"
+        else:
+            assert "unanswerable_kind" not in q, f"{q['id']}: unanswerable_kind on a {q['type']} question"
+
+
+def test_refusal_size_kinds_and_split(question_sets) -> None:
+    refusal = question_sets["refusal"]
+    assert len(refusal) >= 48, len(refusal)
+    assert all(q["type"] == "unanswerable" for q in refusal)
+    assert all("split" in q for q in refusal), "every refusal question needs a split"
+    kinds = Counter(q["unanswerable_kind"] for q in refusal)
+    assert all(kinds[k] >= 20 for k in UNANSWERABLE_KINDS), kinds
+    share = sum(q["split"] == "heldout" for q in refusal) / len(refusal)
+    assert 0.3 <= share <= 0.37, share
+    # The heldout third is balanced across the two kinds.
+    held = Counter(q["unanswerable_kind"] for q in refusal if q["split"] == "heldout")
+    assert abs(held["off_topic"] - held["near_miss"]) <= 1, held
 
 
 def test_core_size_and_types(question_sets) -> None:
@@ -151,9 +194,9 @@ def test_hard_size_and_split(question_sets) -> None:
     assert {"concept", "multi", "unanswerable"} <= kinds, kinds
 
 
-def test_only_hard_has_splits(question_sets) -> None:
+def test_only_split_files_have_splits(question_sets) -> None:
     for name, rows in question_sets.items():
-        if name != "hard":
+        if name not in SPLIT_FILES:
             assert not any("split" in q for q in rows), f"{name}.jsonl should not carry a split"
 
 
