@@ -18,8 +18,8 @@ from typing import Protocol
 import numpy as np
 from rapidfuzz import fuzz
 
-from assistant.citations import Source, strip_markers
-from assistant.llm import LLMClient
+from assistant.citations import MARKER, MarkerStream, Source, claim_text, marker_numbers, strip_markers
+from assistant.llm import LLMClient, LLMError
 
 NO_ANSWER = "INSUFFICIENT_SOURCES"
 NEAR_DUPLICATE = 85  # rapidfuzz ratio above which two sentences say the same thing
@@ -47,90 +47,83 @@ class Evidence:
 class Answerer(Protocol):
     mode: str
 
-    def draft(self, question: str, evidence: Evidence) -> Iterator[str]: ...
-
-
-def short_name(title: str) -> str:
-    head = re.split(r":\s", title, maxsplit=1)[0]
-    return head if head != title and len(head) <= 40 else (title if len(title) <= 70 else title[:67].rstrip() + "...")
-
-
-class OfflineAnswerer:
-    mode = "offline"
-
-    def __init__(self, max_papers: int = 5, floor: float = 0.3) -> None:
-        self.max_papers = max_papers
-        self.floor = floor
-
-    def select(self, evidence: Evidence) -> list[tuple[int, list[int]]]:
-        """(source n, sentence indexes) to use: the best sentences of the papers close
-        to the top, skipping near-duplicates (the corpus has papers sharing sentences)."""
-        top = evidence.relevance
-        chosen: list[tuple[int, list[int]]] = []
-        used: list[str] = []
-        for src in evidence.sources:
-            sims = evidence.similarities.get(src.n, [])
-            if not sims:
-                continue
-            best = max(sims)
-            if src.n not in evidence.named and (best < self.floor or best < top - PAPER_MARGIN):
-                continue
-            ranked = sorted(range(len(sims)), key=lambda i: -sims[i])
-            picks: list[int] = []
-            for i in ranked[:3]:
-                if picks and (sims[i] < best - SENTENCE_MARGIN or len(picks) >= 2):
-                    break
-                text = src.sentences[i]
-                if len(text) < 25 or any(fuzz.ratio(text, u) >= NEAR_DUPLICATE for u in used):
-                    continue
-                picks.append(i)
-                used.append(text)
-            if picks:
-                chosen.append((src.n, sorted(picks)))
-            if len(chosen) >= self.max_papers:
-                break
-        return chosen
-
     def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
-        chosen = self.select(evidence)
-        if not chosen:
-            return
-        by_n = {s.n: s for s in evidence.sources}
-        lead_n, lead_idx = chosen[0]
-        lead = by_n[lead_n]
-        # An abstract's own references ("RoPE [32]") are dropped: they would read as citations.
-        yield f"**{short_name(lead.paper.title)}**: " + " ".join(
-            f"{strip_markers(lead.sentences[i])} [{lead_n}]" for i in lead_idx
-        )
-        if len(chosen) > 1:
-            yield "\n\nOther papers in the corpus on this:\n"
-            for n, idx in chosen[1:]:
-                src = by_n[n]
-                yield f"\n- **{short_name(src.paper.title)}**: " + " ".join(
-                    f"{strip_markers(src.sentences[i])} [{n}]" for i in idx
-                )
+        context = self.context(evidence)
+        messages = self.messages(question, evidence, context)
+        shown = {src.n: [_clean(src.sentences[i]) for i in picks] for src, picks in context}
+        numbers = {k: src.n for k, (src, _) in enumerate(context, 1)}
+        beyond = max((s.n for s in evidence.sources), default=0)
+        # A number the model was not shown stays unknown to verify() after the mapping.
+        markers = MarkerStream(lambda k: numbers.get(k, beyond + k))
+        info: dict[str, object] = {}
+        reply = ""
+        for token in self.client.stream(messages, info):
+            text = markers.feed(token)
+            if text:
+                reply += text
+                yield text
+        text = markers.flush()
+        if text:
+            reply += text
+            yield text
+        problem = reply_problem(reply, shown, self.system, truncated=info.get("finish_reason") == "length")
+        if problem:
+            raise UnusableAnswer(f"The LLM's answer was unusable: {problem}")
+        if _NO_ANSWER_VARIANT.search(reply) and NO_ANSWER not in reply:
+            yield "\n" + NO_ANSWER  # "Insufficient sources." means what the pipeline looks for
 
 
-class LLMAnswerer:
-    mode = "llm"
+def _clean(sentence: str) -> str:
+    """An abstract's own references ("RoPE [32]") would read as sources to the model."""
+    return strip_markers(sentence).strip()
 
-    def __init__(self, client: LLMClient, prompts_dir: Path) -> None:
-        self.client = client
-        self.system = (prompts_dir / "answer_system.md").read_text(encoding="utf-8").strip()
-        self.user = (prompts_dir / "answer_user.md").read_text(encoding="utf-8").strip()
-        self.source = (prompts_dir / "source.md").read_text(encoding="utf-8").strip()
 
-    def messages(self, question: str, evidence: Evidence) -> list[dict[str, str]]:
-        sources = "\n\n".join(
-            self.source.format(n=s.n, title=s.paper.title, date=s.paper.date or "date unknown",
-                               abstract=strip_markers(s.paper.abstract))  # its own "[32]" would read as a source
-            for s in evidence.sources
-        )
-        return [
-            {"role": "system", "content": self.system},
-            {"role": "user", "content": self.user.format(sources=sources, question=question)},
-        ]
+def _usable(sentence: str) -> bool:
+    """Links, code-availability notes and fragments tell the model nothing it can answer from."""
+    return len(sentence) >= 25 and not _BOILERPLATE.search(sentence)
 
-    def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
-        yield from self.client.stream(self.messages(question, evidence))
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.casefold())
+
+
+def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "",
+                  truncated: bool = False) -> str | None:
+    """Why the model's reply is not an answer, in words for the notice; None when it may
+    be one (verification then checks every citation). `shown`: source n -> the
+    sentences the model was given."""
+    text = reply.strip()
+    if not text:
+        return "it was empty"
+    markers = list(MARKER.finditer(text))
+    prose = _words(_NO_ANSWER_VARIANT.sub(" ", claim_text(text)))
+    if _NO_ANSWER_VARIANT.search(text):
+        if markers and len(prose) >= WORDS_PER_MARKER:
+            return "it both answered and said the sources were insufficient"
+        return None
+    if markers and len(prose) < WORDS_PER_MARKER:
+        return "it held citation markers and no answer"
+    numbers = [n for m in markers for n in marker_numbers(m.group(1))]
+    unknown = {n for n in numbers if n not in shown}
+    if len(markers) >= RUN_ON_MARKERS and len(prose) < WORDS_PER_MARKER * len(markers):
+        return f"it was a run-on list of {len(markers)} citation markers"
+    if len(unknown) >= 3:
+        return f"it cited {len(unknown)} sources that do not exist (only {len(shown)} were given)"
+    if instructions:
+        said = " ".join(prose)
+        rule_words = _words(instructions)
+        for i in range(len(rule_words) - ECHO_WORDS + 1):
+            if " ".join(rule_words[i:i + ECHO_WORDS]) in said:
+                return "it repeated the instructions instead of answering"
+    low = " ".join(_words(text))
+    for n, sentences in shown.items():
+        run = best = 0
+        for sentence in sentences:
+            words = " ".join(_words(sentence))
+            run = run + 1 if words and words in low else 0
+            best = max(best, run)
+        if best >= COPIED_SENTENCES:
+            return f"it copied source {n} instead of answering"
+    if truncated:
+        return "it was cut off at the token limit before it finished"
+    return None

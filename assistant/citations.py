@@ -68,6 +68,100 @@ def marker_numbers(group: str) -> list[int]:
     return out
 
 
+# Other shapes models write for a citation: [Source 1], [source 1, 2], (1), (Source 2), [^1],
+# 【1】, 【1†source】, ［1］, [1 and 2], [Sources 1 & 3]. `normalize_markers` rewrites them as
+# MARKER shapes so that verify() checks them like any other; abstracts keep their own
+# parentheses, since only the LLM's text is normalised.
+_PREFIX = r"(?:(?:sources?|src|papers?|refs?|references?|docs?|documents?|abstracts?|citations?|s)\s*[:#]?\s*|#|\^)"
+_NUM = rf"{_PREFIX}?\d{{1,3}}(?:\s*\u2020[^\]\)\u3011\uff3d\n]{{0,20}})?"
+_SEP = r"(?:\s*(?:[,;&\-\u2013\u2014]|\band\b|\bto\b)\s*)+"
+_SHAPE = re.compile(
+    rf"(?P<open>[\[\(\u3010\uff3b])\s*(?P<body>{_NUM}(?:{_SEP}{_NUM})*)\s*(?P<close>[\]\)\u3011\uff3d])",
+    re.IGNORECASE,
+)
+_PAIRS = {"[": "]", "(": ")", "\u3010": "\u3011", "\uff3b": "\uff3d"}
+OPENERS = "".join(_PAIRS)
+_ITEM = re.compile(r"(\d{1,3})(?:\s*\u2020[^,;&]*)?|([\-\u2013\u2014]|\bto\b)|([,;&]|\band\b)", re.IGNORECASE)
+
+
+def normalize_markers(text: str, renumber: Callable[[int], int] | None = None) -> str:
+    """The LLM's citation markers, whatever their shape, as `[1]`, `[1, 2]` or `[1-3]`
+    (with `renumber`, ranges are written out: `[2, 5, 3]`). A bare number in
+    parentheses counts only where a citation stands (before punctuation, another
+    marker or the line's end; after a sentence): "two goals: (1) speed" is an
+    enumeration and stays as it is."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        opener, closer, body = match.group("open"), match.group("close"), match.group("body")
+        if _PAIRS[opener] != closer:
+            return match.group(0)
+        if opener == "(" and not re.search(r"[a-z#^]", body, re.IGNORECASE):
+            after = text[match.end():]
+            before = text[max(0, match.start() - 3):match.start()]
+            at_citation = re.match(r"[ \t]*(?:[.,;:!?\[\n]|$)", after) is not None
+            after_sentence = (re.search(r"[.!?]\s*$", before) is not None
+                              and not re.search(r"\b(?:Eqs?|Figs?|Sec|Tab|No|cf)\.\s*$", text[:match.start()]))
+            if not (at_citation or after_sentence):
+                return match.group(0)
+        items: list[str] = []
+        pending_range = False
+        for num, dash, _comma in _ITEM.findall(body):
+            if num:
+                if pending_range and items:
+                    items[-1] = f"{items[-1]}-{num}"
+                else:
+                    items.append(num)
+                pending_range = False
+            elif dash:
+                pending_range = True
+        if renumber is not None:
+            items = [str(renumber(n)) for n in marker_numbers(", ".join(items))]
+        return f"[{', '.join(items)}]"
+
+    return _SHAPE.sub(rewrite, text)
+
+
+class MarkerStream:
+    """`normalize_markers` over a token stream: text is passed on as it comes, except
+    from an opening bracket that is not closed yet (or closed by the last character,
+    when what follows decides), which waits for at most `HOLD` characters. `renumber`
+    maps the numbers the model saw to the caller's."""
+
+    HOLD = 40
+
+    def __init__(self, renumber: Callable[[int], int] | None = None) -> None:
+        self._buffer = ""
+        self._sent = ""
+        self._renumber = renumber
+
+    def feed(self, text: str) -> str:
+        self._buffer += text
+        cut = len(self._buffer)
+        last = max(self._buffer.rfind(o) for o in OPENERS)
+        if last >= 0 and len(self._buffer) - last <= self.HOLD:
+            tail = self._buffer[last:]
+            closer = max(tail.rfind(c) for c in _PAIRS.values())
+            if closer < 0 or not tail[closer + 1:].strip():  # what follows the closer decides "(1)"
+                cut = last
+        if cut == 0:
+            return ""
+        # A match never spans the cut: the held text starts at an unclosed opener.
+        ready, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return self._emit(ready)
+
+    def flush(self) -> str:
+        ready, self._buffer = self._buffer, ""
+        return self._emit(ready)
+
+    def _emit(self, ready: str) -> str:
+        """Normalised with the characters before it, which decide "(1)" after a sentence."""
+        context = self._sent
+        out = normalize_markers(context + ready, self._renumber)
+        out = out[len(context):] if out.startswith(context) else normalize_markers(ready, self._renumber)
+        self._sent = (self._sent + out)[-12:]
+        return out
+
+
 def best_support(claim: str, sentences: list[str], sentence_vectors: np.ndarray | None,
                  claim_vector: np.ndarray | None) -> tuple[int, float]:
     """Index of the paper sentence that best supports the claim, and how well.
@@ -152,7 +246,6 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
                 url=src.paper.url,
                 sentence_index=idx,
                 support=round(sim, 4),
-                supported=True,
                 date=src.paper.date,
             )
         )

@@ -1,53 +1,34 @@
-"""`assistant` command line: index, ask, paper, calibrate, stats, corpus, serve, eval, bench.
-Formatting lives here; every answer comes from `pipeline.Assistant`."""
+"""`assistant` command line: index, ask, paper, stats, corpus. Formatting lives
+here; every answer comes from `pipeline.Assistant`. The web server (`serve`, from
+ui/) and the lab (`eval`, `calibrate`, `bench`, from evals/) plug their commands
+in through the `assistant.commands` entry points, so this module imports neither."""
 
 from __future__ import annotations
 
 import json
-import sys
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from assistant.config import PROJECT_ROOT, Settings
-from assistant.corpus import CorpusError, load_corpus
+from assistant.config import Settings
+from assistant.console import err, fail, load_settings, out, progress
+from assistant.corpus import Corpus, CorpusError, load_corpus
+
+if TYPE_CHECKING:
+    from assistant.models import Answer
+    from assistant.pipeline import Assistant
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Research assistant over ML paper abstracts.")
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
-app.add_typer(bench_app, name="bench")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
 
 
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except Exception as exc:  # pydantic ValidationError: show the bad setting, not a trace
-        err.print(f"[red]Invalid settings:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]Error:[/red] {escape(message)}")
-    raise typer.Exit(code)
-
-
-def _load_corpus(settings: Settings) -> Any:
+def _load_corpus(settings: Settings) -> Corpus:
     try:
         return load_corpus(settings.corpus_dir)
     except CorpusError as exc:
-        _fail(str(exc))
-
-
-def _progress(total: int, desc: str) -> Any:
-    from tqdm import tqdm
-
-    noun = desc.rsplit(" ", 1)[-1]  # "Embedding papers", "Embedding words"
-    err.print(f"{desc}: {total} {noun} to embed")
-    return tqdm(total=total, desc=desc, unit=noun.removesuffix("s"), file=sys.stderr, mininterval=1.0)
+        fail(str(exc))
 
 
 @app.command()
@@ -56,12 +37,12 @@ def index(rebuild: bool = typer.Option(False, help="Drop the vector store and em
     """Build or update the index: embeds only new or changed papers."""
     from assistant.index import IndexProblem, sync
 
-    settings = _settings()
+    settings = load_settings()
     try:
-        report = sync(settings, progress=None if quiet else _progress, rebuild=rebuild,
+        report = sync(settings, progress=None if quiet else progress, rebuild=rebuild,
                       on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/yellow]"))
     except (IndexProblem, CorpusError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     for message in report.errors:
         err.print(f"[yellow]Skipped file:[/yellow] {escape(message)}")
@@ -78,23 +59,17 @@ def index(rebuild: bool = typer.Option(False, help="Drop the vector store and em
     )
 
 
-def _assistant(settings: Settings) -> Any:
+def _assistant(settings: Settings) -> Assistant:
     from assistant.pipeline import Assistant
 
     return Assistant(settings)
 
 
-def _filters(date_from: str | None, date_to: str | None, source_file: str | None) -> Any:
-    from assistant.retrieve import Filters
-
-    return Filters(date_from=date_from, date_to=date_to, source_file=source_file)
-
-
-def _print_answer(answer: Any, streamed: bool) -> None:
+def _print_answer(answer: Answer, streamed: bool) -> None:
     if not streamed:
         out.print(escape(answer.answer))
     for notice in answer.notices:
-        err.print(f"[yellow]Note:[/yellow] {escape(notice)}")
+        err.print(f"[yellow]Note:[/yellow] {escape(notice.message)}")
     if answer.citations:
         out.print("\n[bold]Sources[/bold]")
         for c in answer.citations:
@@ -124,18 +99,24 @@ def ask(
     from assistant.pipeline import QuestionError
 
     if mode not in (None, "offline", "llm") or retriever not in (None, "hybrid", "dense", "bm25"):
-        _fail("--mode is offline or llm; --retriever is hybrid, dense or bm25", 2)
-    settings = _settings()
+        fail("--mode is offline or llm; --retriever is hybrid, dense or bm25", 2)
+    from assistant.retrieve import Filters
+
+    try:
+        filters = Filters.parse(date_from, date_to, source_file)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    settings = load_settings()
     assistant = _assistant(settings)
-    options = dict(mode=mode, retriever=retriever, top_k=top_k, filters=_filters(date_from, date_to, source_file))
+    options = dict(mode=mode, retriever=retriever, top_k=top_k, filters=filters)
     try:
         if questions is not None:
             _ask_file(assistant, questions, options)
             return
         if question is None:
-            _fail("give a QUESTION or --questions FILE", 2)
+            fail("give a QUESTION or --questions FILE", 2)
         if as_json:
-            out.print_json(json.dumps(assistant.ask(question, **options).contract(), ensure_ascii=False))
+            out.print_json(assistant.ask(question, **options).contract().model_dump_json())
             return
         streamed = False
         answer = None
@@ -153,17 +134,17 @@ def ask(
         if answer is not None:
             _print_answer(answer, streamed)
     except QuestionError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except IndexProblem as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
-def _ask_file(assistant: Any, path: Path, options: dict[str, Any]) -> None:
+def _ask_file(assistant: Assistant, path: Path, options: dict[str, Any]) -> None:
     """One JSON answer per input line; models load once. Bad lines get an error object."""
     from assistant.pipeline import QuestionError
 
     if not path.exists():
-        _fail(f"{path}: file not found", 2)
+        fail(f"{path}: file not found", 2)
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -174,7 +155,7 @@ def _ask_file(assistant: Any, path: Path, options: dict[str, Any]) -> None:
             print(json.dumps({"id": None, "error": f"{path}:{lineno}: expected a JSON object with 'question'"}), flush=True)
             continue
         try:
-            print(json.dumps(assistant.ask(q, qid=qid, **options).contract(), ensure_ascii=False), flush=True)
+            print(assistant.ask(q, qid=qid, **options).contract().model_dump_json(), flush=True)
         except QuestionError as exc:
             print(json.dumps({"id": qid, "question": q, "error": str(exc)}, ensure_ascii=False), flush=True)
 
@@ -186,15 +167,15 @@ def paper(query: str = typer.Argument(..., help="Paper id, title (typos fine), n
     from assistant.index import IndexProblem
     from assistant.pipeline import QuestionError
 
-    assistant = _assistant(_settings())
+    assistant = _assistant(load_settings())
     try:
         found = assistant.lookup(query)
         related = assistant.related(found.paper.paper_id) if found.paper else []
     except QuestionError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
         return
     except IndexProblem as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if as_json:
         data: dict[str, Any] = {"status": found.status, "query": found.query, "message": found.message,
@@ -225,55 +206,11 @@ def paper(query: str = typer.Argument(..., help="Paper id, title (typos fine), n
 
 
 @app.command()
-def calibrate(
-    questions: list[Path] = typer.Option(
-        [PROJECT_ROOT / "evals/questions/core.jsonl", PROJECT_ROOT / "evals/questions/hard.jsonl"], "--questions",
-        help="Question sets to fit on (repeatable); their heldout questions are always left out."),
-    max_false: float = typer.Option(0.05, min=0.0, max=0.5, help="False-abstention rate the threshold allows."),
-    out_path: Optional[Path] = typer.Option(None, "--out", help="Where the model goes (default: ASSISTANT_ABSTAIN_MODEL)."),
-) -> None:
-    """Fit the abstention model on question sets and store it (evals/README.md, calibration)."""
-    from assistant.abstain import calibration_rows, fit
-    from assistant.evaluate import display_path, file_sha256, load_questions
-    from assistant.index import IndexProblem
-
-    settings = _settings()
-    target = out_path or settings.abstain_model
-    try:
-        assistant, rows, groups = _assistant(settings), [], []
-        for path in questions:  # each set keeps its own false-abstention budget
-            found = calibration_rows(assistant, load_questions(path))
-            rows += found
-            groups += [display_path(path)] * len(found)
-        meta = {"question_sets": {display_path(p): file_sha256(p) for p in questions}}
-        model = fit(rows, max_false=max_false, meta=meta, groups=groups)
-    except (OSError, ValueError, IndexProblem) as exc:
-        _fail(str(exc))
-    model.save(target)
-    r = model.fitted_on
-    out.print(f"Fitted on {r['questions']} questions ({r['unanswerable']} unanswerable; heldout, "
-              f"paper-naming and non-English questions left out). Threshold {model.threshold:.3f} (answerability).")
-    out.print(f"  on the fitting questions: abstains on {r['fitted_abstention_recall']:.0%} of unanswerable, "
-              f"{r['fitted_false_abstention']:.1%} of answerable")
-    for key, value in r.items():
-        if key.startswith("fitted_") and isinstance(value, dict):
-            refused, false = value["abstention_recall"], value["false_abstention"]
-            out.print(f"    {key[7:]}: abstains on {refused or 0:.0%} of unanswerable, {false or 0:.1%} of answerable")
-    out.print(f"  caution notice below {model.caution_threshold:.3f}: on {r['fitted_unanswerable_answered_with_caution'] or 0:.0%} "
-              f"of the unanswerable questions it answers, {r['fitted_answerable_answered_with_caution']:.0%} of the answerable ones")
-    out.print(f"  leave-one-out: ROC AUC {r['loo_auc']:.3f}; at <= {max_false:.0%} false abstention it abstains on "
-              f"{r['loo_abstention_recall']:.0%} of unanswerable ({r['loo_false_abstention']:.1%} false)")
-    alone = ", ".join(f"{k[4:-6]} {v:.3f}" for k, v in r.items() if k.startswith("auc_"))
-    out.print(f"  ROC AUC of each signal alone: {alone}")
-    out.print(f"Wrote {target}")
-
-
-@app.command()
 def stats(as_json: bool = typer.Option(False, "--json")) -> None:
     """Corpus and index figures."""
     from assistant.index import read_manifest
 
-    settings = _settings()
+    settings = load_settings()
     corpus = _load_corpus(settings)
     manifest = read_manifest(settings.index_dir)
     data = {
@@ -309,7 +246,7 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command()
 def corpus(jsonl: bool = typer.Option(True, "--jsonl/--summary", help="Every parsed paper as one JSON object per line.")) -> None:
     """Export what was ingested."""
-    parsed = _load_corpus(_settings())
+    parsed = _load_corpus(load_settings())
     for message in parsed.errors:
         err.print(f"Skipped file: {message}")
     if not jsonl:
@@ -321,56 +258,28 @@ def corpus(jsonl: bool = typer.Option(True, "--jsonl/--summary", help="Every par
         print(json.dumps(row, ensure_ascii=False))
 
 
-@bench_app.command("index")
-def bench_index() -> None:
-    """Cold build, no-op re-index and one-paper change vs llama-index's default build."""
-    from assistant.bench import bench_index as run
-
-    run()
-
-
-@bench_app.command("query")
-def bench_query(repeats: int = typer.Option(5, help="Passes over the question list.")) -> None:
-    """Retrieval and offline answer latency beside a plain Chroma query; cold start."""
-    from assistant.bench import bench_query as run
-
-    run(repeats)
+def _plug_in_commands() -> None:
+    """Adds the commands other packages declare (ui: serve; evals: eval, calibrate,
+    bench). One whose package or extra is not installed is left out of --help."""
+    for ep in entry_points(group="assistant.commands"):
+        try:
+            command = ep.load()
+        except ImportError:
+            continue
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=ep.name)
+        else:
+            app.command(ep.name)(command)
 
 
-@bench_app.command("load")
-def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /api/ask."),
-               seconds: float = typer.Option(60.0, help="Duration of the load."),
-               max_requests: Optional[int] = typer.Option(None, help="Stop after this many answers."),
-               as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text.")) -> None:
-    """Concurrent clients against a fresh `assistant serve` (loopback, offline) while the UI is probed."""
-    from assistant.loadtest import bench_load as run
-
-    try:
-        report = run(clients, seconds, max_requests, as_json)
-    except (ValueError, RuntimeError) as exc:
-        _fail(str(exc))
-        return
-    if report.errors or report.probe_errors:
-        raise typer.Exit(1)
-
-
-@bench_app.command("scale")
-def bench_scale(sizes: str = typer.Option("1000,10000,100000", help="Corpus sizes (papers), comma-separated."),
-                store: str = typer.Option("embedded,server", help="embedded and/or server (a `chroma run` per run)."),
-                out_dir: Path = typer.Option(Path("docs/scale"), "--out", help="Where results.json and scale.png go."),
-                real_embed_sizes: str = typer.Option("1000", help="Sizes embedded fully by the model ('all' = no vector reuse)."),
-                repeats: int = typer.Option(5, help="Passes over the question list per retriever."),
-                timeout: float = typer.Option(1500.0, help="Seconds after which one index or query phase is stopped."),
-                append: bool = typer.Option(False, help="Merge into an existing results.json.")) -> None:
-    """Index throughput, disk, peak RSS and query p50/p95 against corpus size (generated corpora)."""
-    from assistant.bench_scale import command
-
-    command(sizes, store, out_dir, real_embed_sizes, repeats, timeout, append)
+_plug_in_commands()
 
 
 def main() -> None:
     app()
-from assistant.evaluate import eval_command as _eval  # noqa: E402
-app.command("eval")(_eval)
-from assistant.serve import serve as _serve  # noqa: E402
-app.command("serve")(_serve)
+
+
+# `assistant llm serve`: the packaged local model (assistant/local_llm.py; the local-llm extra).
+from assistant.local_llm import cli_app as _llm_cli  # noqa: E402
+
+app.add_typer(_llm_cli(), name="llm")  # type: ignore[arg-type]

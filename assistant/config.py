@@ -10,7 +10,12 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# Run from a source checkout, the corpus and the index default to the checkout's
+# data/ and var/ whatever the working directory; installed from a wheel, to the
+# working directory's.
+_HOME = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path(".")
 
 
 def _default_model_path() -> Path:
@@ -24,8 +29,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=None, extra="ignore")
 
     # Where things live.
-    corpus_dir: Path = Field(PROJECT_ROOT / "data" / "corpus", description="Folder of listing files (*.txt).")
-    index_dir: Path = Field(PROJECT_ROOT / "var" / "index", description="Manifest, keyword index and embedded Chroma.")
+    corpus_dir: Path = Field(_HOME / "data" / "corpus", description="Folder of listing files (*.txt).")
+    index_dir: Path = Field(_HOME / "var" / "index", description="Manifest, keyword index and embedded Chroma.")
     chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; unset = embedded Chroma.")
     collection_prefix: str = Field("papers", description="Prefix of the Chroma collection names.")
 
@@ -57,7 +62,7 @@ class Settings(BaseSettings):
     )
     # The abstention model is fitted by `assistant calibrate` on evals core + hard (tune
     # split) and stores its own threshold (5% false abstention there; evals/README.md).
-    abstain_model: Path = Field(PROJECT_ROOT / "evals" / "abstention.json", description="Calibrated abstention model.")
+    abstain_model: Path = Field(PACKAGE_DIR / "abstention.json", description="Calibrated abstention model.")
     abstain_threshold: float | None = Field(
         None, ge=0, le=1, description="Answerability below which it abstains; unset = the calibrated threshold."
     )
@@ -75,6 +80,12 @@ class Settings(BaseSettings):
     llm_retries: int = Field(1, ge=0, le=5)
     llm_temperature: float = 0.0
     llm_max_tokens: int = 600
+    # What the model reads: the chosen sentences of the sources, within this many tokens
+    # (about 4 characters each). A 0.5B model on 2 cores reads ~80 tokens/s, a served
+    # model thousands; `assistant llm serve` prints the figure for the local model.
+    llm_context_tokens: int = Field(
+        1200, ge=50, le=100_000, description="Token budget of the sources handed to the LLM (chosen sentences)."
+    )
 
     # Serving.
     host: str = "127.0.0.1"
@@ -89,12 +100,20 @@ class Settings(BaseSettings):
 
     @property
     def prompts_dir(self) -> Path:
-        return PROJECT_ROOT / "prompts"
+        """The prompt files ship as the `prompts` package, so an installed wheel has them."""
+        import prompts
+
+        return Path(prompts.__file__).parent
+
+    @property
+    def llm_configured(self) -> bool:
+        """Whether the user named an endpoint or a key: what `auto` mode and every status line go by."""
+        return bool(self.llm_base_url or self.llm_api_key)
 
     def answer_mode(self) -> Literal["offline", "llm"]:
         """`auto` means: use the LLM only when the user configured an endpoint or key."""
         if self.mode == "auto":
-            return "llm" if (self.llm_base_url or self.llm_api_key) else "offline"
+            return "llm" if self.llm_configured else "offline"
         return self.mode
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-
 _WEIGHT_SAMPLES = 16
 _SAMPLE_BYTES = 64 * 1024
 

@@ -38,6 +38,8 @@ import numpy as np
 from assistant.config import Settings
 from assistant.corpus import Corpus, load_corpus
 from assistant.embed import get_embedder, model_dim, model_fingerprint
+from assistant.files import atomic_write_json
+from assistant.keyword import KEYWORD_FORMAT, build_keyword_index
 from assistant.models import Paper
 from assistant.words import WORDS_FILE, build_word_vectors
 
@@ -280,15 +282,6 @@ class Store:
 # ---------------------------------------------------------------- local files
 
 
-def _atomic_write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     path = index_dir / MANIFEST
     if not path.exists():
@@ -302,40 +295,6 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
 def read_snapshot(index_dir: Path) -> list[Paper]:
     data = json.loads((index_dir / SNAPSHOT).read_text(encoding="utf-8"))
     return [Paper.model_validate(p) for p in data["papers"]]
-
-
-def build_keyword_index(papers: list[Paper], target: Path) -> int:
-    """BM25 (llama-index's BM25Retriever over bm25s) over the same units as Chroma.
-    Built in a temporary folder and swapped in by rename."""
-    from llama_index.core.schema import TextNode
-    from llama_index.retrievers.bm25 import BM25Retriever
-
-    nodes = []
-    for paper in papers:
-        for unit in units_for(paper):
-            text = f"{paper.title}. {paper.title}. {paper.abstract}" if unit.kind == "paper" else unit.text
-            meta = {"paper_id": unit.paper_id, "kind": unit.kind, "index": unit.index}
-            nodes.append(
-                TextNode(
-                    id_=unit.id,
-                    text=text,
-                    metadata=meta,
-                    excluded_embed_metadata_keys=list(meta),
-                    excluded_llm_metadata_keys=list(meta),
-                )
-            )
-    retriever = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(len(nodes), 100), verbose=False)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    retriever.persist(str(tmp), show_progress=False)  # bm25s prints a bar of its own otherwise
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-    return len(nodes)
 
 
 @contextlib.contextmanager
@@ -486,13 +445,15 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
     fingerprint = _fingerprint(papers)
     manifest = read_manifest(settings.index_dir)
     keyword_ok = all((settings.index_dir / name).exists() for name in (KEYWORD_DIR, SNAPSHOT, WORDS_FILE))
+    keyword_ok = keyword_ok and manifest is not None and manifest.get("keyword_format") == KEYWORD_FORMAT
     if keyword_ok and manifest is not None and "local_files" in manifest:  # older manifests have no digests
         keyword_ok = manifest["local_files"] == _local_digests(settings.index_dir)  # truncated, edited or missing file
     if not keyword_ok or manifest is None or manifest.get("corpus_fingerprint") != fingerprint or report.changed:
-        _atomic_write_json(settings.index_dir / SNAPSHOT, {"papers": [p.model_dump() for p in papers]})
+        atomic_write_json(settings.index_dir / SNAPSHOT, {"papers": [p.model_dump() for p in papers]})
         report.keyword_rebuilt = True
         t0 = time.perf_counter()
-        build_keyword_index(papers, settings.index_dir / KEYWORD_DIR)
+        build_keyword_index([(u.paper_id, _keyword_text(p, u)) for p in papers for u in units_for(p)],
+                            settings.index_dir / KEYWORD_DIR)
         report.keyword_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         embedder = embedder or get_embedder(settings.embed_model_path, settings.embed_max_tokens,
@@ -502,10 +463,11 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
         report.words_seconds = time.perf_counter() - t0
     n_papers, n_sentences = store.counts()
     report.papers = n_papers
-    _atomic_write_json(
+    atomic_write_json(
         settings.index_dir / MANIFEST,
         {
             "schema": SCHEMA_VERSION,
+            "keyword_format": KEYWORD_FORMAT,
             "embed_model": store.model,
             "dim": model_dim(settings.embed_model_path),
             "corpus_fingerprint": fingerprint,
@@ -519,6 +481,12 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
         },
     )
     return report
+
+
+def _keyword_text(paper: Paper, unit: Unit) -> str:
+    """BM25 reads each sentence, and for the paper unit the title twice and the
+    abstract (a title word weighs like a repeated abstract word)."""
+    return f"{paper.title}. {paper.title}. {paper.abstract}" if unit.kind == "paper" else unit.text
 
 
 def _local_digests(index_dir: Path) -> dict[str, str]:

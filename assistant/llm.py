@@ -117,9 +117,11 @@ class LLMClient:
                 attempt += 1
                 time.sleep(delay)
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], info: dict[str, Any] | None = None) -> Iterator[str]:
         """Yields text deltas. Raises LLMError, also mid-stream, with a short reason.
-        A stream is never retried once it started (tokens would repeat)."""
+        A stream is never retried once it started (tokens would repeat). `info` gets the
+        `finish_reason` ("length": cut off at `llm_max_tokens`), which is how a caller
+        tells a finished answer from a truncated one."""
         if self._config_error is not None:
             raise self._config_error
         produced = False
@@ -129,6 +131,9 @@ class LLMClient:
                     choices: Any = getattr(chunk, "choices", None)
                     if not choices:
                         continue
+                    finish = getattr(choices[0], "finish_reason", None)
+                    if info is not None and isinstance(finish, str):
+                        info["finish_reason"] = finish
                     delta = getattr(choices[0], "delta", None)
                     text = getattr(delta, "content", None) if delta is not None else None
                     if isinstance(text, str) and text:

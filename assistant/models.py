@@ -1,11 +1,12 @@
-"""Data objects that cross module lines. `Answer.contract()` is the JSON that
-`assistant ask --json`, the HTTP API and the evaluation runner all emit."""
+"""Data objects that cross module lines. `AnswerContract` is the one published
+shape of an answer: `assistant ask --json`, `POST /api/ask` (and its OpenAPI
+schema), the evaluation results and the load test all come from it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Occurrence(BaseModel):
@@ -67,39 +68,99 @@ class Citation(BaseModel):
     quote: str
     url: str | None = None
     sentence_index: int | None = None
-    support: float | None = None  # similarity between the claim and the quote
-    supported: bool = True
+    support: float | None = None  # similarity between the claim and the quote (1.0: quoted verbatim)
     date: str | None = None
 
 
+NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_insufficient"]
+
+
+class Notice(BaseModel):
+    """Something the user should know about an answer, typed so that front ends and
+    the evaluation read its kind instead of matching its wording."""
+
+    kind: NoticeKind = Field(description="stale_index: the corpus changed since indexing; language: not English; "
+                             "caution: low answerability; llm_fallback: the LLM failed and the offline answer is "
+                             "shown; llm_insufficient: the LLM said its sources do not answer.")
+    message: str
+
+
+class CitationContract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(description="The [n] marker in the answer text; numbered in order of first appearance.")
+    paper_id: str
+    title: str
+    quote: str = Field(description="The abstract sentence the claim rests on, verbatim.")
+    url: str | None = None
+
+
+class RetrievedContract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paper_id: str
+    title: str
+    score: float
+
+
+class Timings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retrieve: float
+    answer: float
+    total: float
+
+
+class AnswerContract(BaseModel):
+    """The documented answer object (README: Output contract)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    question: str
+    answer: str = Field(description="Text with [n] citation markers, or the refusal naming the nearest papers.")
+    abstained: bool
+    answerability: float | None = Field(
+        None, description="The abstention model's probability that the corpus answers it (1.0 when it names a paper).")
+    citations: list[CitationContract]
+    retrieved: list[RetrievedContract]
+    mode: Literal["offline", "llm"]
+    notices: list[Notice]
+    timings_ms: Timings
+
+
 class Answer(BaseModel):
+    """What the pipeline produces: the contract plus what the front ends show
+    beside it (where each quote sits in its abstract, what verification removed)."""
+
     id: str | None = None
     question: str
     answer: str
     abstained: bool
     citations: list[Citation]
     retrieved: list[Hit]
-    mode: str
+    mode: Literal["offline", "llm"]
     timings_ms: dict[str, float]
-    notices: list[str] = Field(default_factory=list)
+    notices: list[Notice] = Field(default_factory=list)
     suggestions: list[Hit] = Field(default_factory=list)
     removed_citations: list[str] = Field(default_factory=list)
-    answerability: float | None = None  # the abstention model's probability that the corpus answers it
+    answerability: float | None = None
 
-    def contract(self) -> dict[str, Any]:
-        """Exactly the documented `ask --json` object (README: Output contract)."""
-        return {
-            "id": self.id,
-            "question": self.question,
-            "answer": self.answer,
-            "abstained": self.abstained,
-            "answerability": None if self.answerability is None else round(self.answerability, 4),
-            "citations": [
-                {"n": c.n, "paper_id": c.paper_id, "title": c.title, "quote": c.quote, "url": c.url}
-                for c in self.citations
-            ],
-            "retrieved": [{"paper_id": h.paper_id, "title": h.title, "score": round(h.score, 6)} for h in self.retrieved],
-            "mode": self.mode,
-            "notices": list(self.notices),
-            "timings_ms": {k: round(self.timings_ms.get(k, 0.0), 2) for k in ("retrieve", "answer", "total")},
-        }
+    def has_notice(self, kind: NoticeKind) -> bool:
+        return any(n.kind == kind for n in self.notices)
+
+    def contract(self) -> AnswerContract:
+        return AnswerContract(
+            id=self.id,
+            question=self.question,
+            answer=self.answer,
+            abstained=self.abstained,
+            answerability=None if self.answerability is None else round(self.answerability, 4),
+            citations=[CitationContract(n=c.n, paper_id=c.paper_id, title=c.title, quote=c.quote, url=c.url)
+                       for c in self.citations],
+            retrieved=[RetrievedContract(paper_id=h.paper_id, title=h.title, score=round(h.score, 6))
+                       for h in self.retrieved],
+            mode=self.mode,
+            notices=list(self.notices),
+            timings_ms=Timings(**{k: round(self.timings_ms.get(k, 0.0), 2) for k in ("retrieve", "answer", "total")}),
+        )

@@ -13,13 +13,26 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 
 from assistant.abstain import AbstentionModel, question_signals
-from assistant.answer import NO_ANSWER, Evidence, LLMAnswerer, OfflineAnswerer, short_name
-from assistant.citations import Source, verify
+from assistant.answer import (
+    NO_ANSWER,
+    Evidence,
+    LLMAnswerer,
+    OfflineAnswerer,
+    short_name,
+)
+from assistant.citations import Source, Verified, verify
 from assistant.config import Settings
 from assistant.corpus import normalize_title
 from assistant.llm import LLMClient, LLMError
-from assistant.models import Answer, Hit, Paper
-from assistant.retrieve import Filters, Index, Ranking, RetrieverName, open_index, paper_names
+from assistant.models import Answer, Hit, Notice, NoticeKind, Paper
+from assistant.retrieve import (
+    Filters,
+    Index,
+    Ranking,
+    RetrieverName,
+    open_index,
+    paper_names,
+)
 from assistant.words import READABLE_SHARE
 
 
@@ -39,6 +52,7 @@ class Event:
     kind: Literal["token", "notice", "reset", "answer"]
     text: str = ""
     answer: Answer | None = None
+    notice: Notice | None = None
 
 
 @dataclass
@@ -159,7 +173,7 @@ class Assistant:
         return self._llm
 
     def llm_status(self) -> tuple[bool, str]:
-        if not (self.settings.llm_base_url or self.settings.llm_api_key):
+        if not self.settings.llm_configured:
             return False, "no LLM endpoint configured (set ASSISTANT_LLM_BASE_URL or OPENAI_API_KEY)"
         return self._llm_client().health()
 
@@ -174,10 +188,14 @@ class Assistant:
         mode = mode or s.answer_mode()
         top_k = top_k or s.top_k
         index = self.index
-        notices: list[str] = []
+        notices: list[Notice] = []
+
+        def notice(kind: NoticeKind, message: str) -> Event:
+            notices.append(Notice(kind=kind, message=message))
+            return Event("notice", message, notice=notices[-1])
+
         if stale := index.stale_notice():
-            notices.append(stale)
-            yield Event("notice", stale)
+            yield notice("stale_index", stale)
         query = self.contextualize(text, history)
         ranking = index.search(query, k=max(s.retrieve_k, 10), retriever=retriever or s.retriever, filters=filters)
         evidence = self.evidence(ranking, query, top_k)
@@ -185,80 +203,67 @@ class Assistant:
         threshold = self.abstention.threshold if s.abstain_threshold is None else s.abstain_threshold
         judged = evidence.named or self.readable(query)
         if not judged:  # never refused by a model that cannot read it; said so instead
-            notices.append(LANGUAGE_NOTICE)
-            yield Event("notice", LANGUAGE_NOTICE)
+            yield notice("language", LANGUAGE_NOTICE)
         t_retrieved = time.perf_counter()
 
-        def finish(answer_text: str, abstained: bool, verified_mode: str, citations=(), removed=()) -> Answer:
+        def finish(answer_text: str, abstained: bool, used_mode: str, verified: Verified | None = None) -> Answer:
             end = time.perf_counter()
             return Answer(
-                id=qid,
-                question=text,
-                answer=answer_text,
-                abstained=abstained,
-                citations=list(citations),
-                retrieved=ranking.hits,
-                mode=verified_mode,
-                timings_ms={
-                    "retrieve": (t_retrieved - t0) * 1000,
-                    "answer": (end - t_retrieved) * 1000,
-                    "total": (end - t0) * 1000,
-                },
-                notices=notices,
-                suggestions=ranking.hits[:3] if abstained else [],
-                removed_citations=list(removed),
-                answerability=answerability,
+                id=qid, question=text, answer=answer_text, abstained=abstained,
+                citations=verified.citations if verified else [], retrieved=ranking.hits, mode=used_mode,
+                timings_ms={"retrieve": (t_retrieved - t0) * 1000, "answer": (end - t_retrieved) * 1000,
+                            "total": (end - t0) * 1000},
+                notices=notices, suggestions=ranking.hits[:3] if abstained else [],
+                removed_citations=verified.removed if verified else [], answerability=answerability,
             )
 
-        if judged and answerability < threshold:
-            answer = finish(abstain_text(ranking.hits[:3]), True, mode)
+        def refuse(used_mode: str, drafted: bool) -> Iterator[Event]:
+            answer = finish(abstain_text(ranking.hits[:3]), True, used_mode)
+            if drafted:
+                yield Event("reset")
             yield Event("token", answer.answer)
             yield Event("answer", answer=answer)
+
+        if judged and answerability < threshold:
+            yield from refuse(mode, drafted=False)
             return
         if judged and answerability < max(threshold, self.abstention.caution_threshold):
-            notices.append(CAUTION_NOTICE)
-            yield Event("notice", CAUTION_NOTICE)
+            yield notice("caution", CAUTION_NOTICE)
 
-        draft = ""
-        used_mode = mode
+        verify_draft = lambda draft: verify(draft, evidence.sources, index.embedder.encode,  # noqa: E731
+                                            s.support_threshold, evidence.vectors) if draft else None
+        verified: Verified | None = None
         if mode == "llm":
+            draft = ""
             try:
                 for token in LLMAnswerer(self._llm_client(), s.prompts_dir).draft(text, evidence):
                     draft += token
                     yield Event("token", token)
-                if NO_ANSWER in draft:
-                    answer = finish(abstain_text(ranking.hits[:3]), True, "llm")
-                    yield Event("reset")
-                    yield Event("token", answer.answer)
-                    yield Event("answer", answer=answer)
-                    return
             except LLMError as exc:
                 partial = " (the partial answer above was discarded)" if draft else ""
-                notices.append(f"{exc}; showing the offline answer instead{partial}.")
-                yield Event("notice", notices[-1])
-                draft, used_mode = "", "offline"
-        verified = verify(draft, evidence.sources, index.embedder.encode, s.support_threshold, evidence.vectors) if draft else None
-        if used_mode == "llm" and (verified is None or not verified.citations):
-            notices.append("The LLM's answer carried no citation the sources support; showing the offline answer instead.")
-            yield Event("notice", notices[-1])
-            used_mode, verified = "offline", None
-        if verified is None:
-            draft = "".join(OfflineAnswerer(max_papers=top_k).draft(text, evidence))
-            verified = verify(draft, evidence.sources, index.embedder.encode, s.support_threshold, evidence.vectors) if draft else None
-            if used_mode != mode or mode == "offline":
+                yield notice("llm_fallback", f"{exc}; showing the offline answer instead{partial}.")
+            else:
+                if NO_ANSWER in draft:
+                    notices.append(Notice(kind="llm_insufficient", message="The LLM found no answer in the sources."))
+                    yield from refuse("llm", drafted=True)
+                    return
+                verified = verify_draft(draft)
+                if verified is None or not verified.citations:
+                    verified = None
+                    yield notice("llm_fallback", "The LLM's answer carried no citation the sources support; "
+                                                 "showing the offline answer instead.")
+            if verified is not None:
                 yield Event("reset")
-                if verified is not None:
-                    yield Event("token", verified.text)
+                yield Event("token", verified.text)
+                yield Event("answer", answer=finish(verified.text, False, "llm", verified))
+                return
+        verified = verify_draft("".join(OfflineAnswerer(max_papers=top_k).draft(text, evidence)))
         if verified is None or not verified.citations:
-            answer = finish(abstain_text(ranking.hits[:3]), True, used_mode)
-            yield Event("reset")
-            yield Event("token", answer.answer)
-            yield Event("answer", answer=answer)
+            yield from refuse("offline", drafted=mode == "llm")
             return
-        if used_mode == "llm":
-            yield Event("reset")
-            yield Event("token", verified.text)
-        yield Event("answer", answer=finish(verified.text, False, used_mode, verified.citations, verified.removed))
+        yield Event("reset")
+        yield Event("token", verified.text)
+        yield Event("answer", answer=finish(verified.text, False, "offline", verified))
 
     def ask(self, question: str, history: Sequence[Turn] = (), **options: object) -> Answer:
         for event in self.stream(question, history, **options):  # type: ignore[arg-type]

@@ -29,17 +29,18 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.corpus import load_corpus
+from assistant.embed import model_fingerprint
 from assistant.index import (
     KEYWORD_DIR,
     IndexMissing,
     IndexProblem,
     Store,
+    _fingerprint,
     read_manifest,
     read_snapshot,
     split_sentences,
-    _fingerprint,
 )
-from assistant.embed import model_fingerprint
+from assistant.keyword import KEYWORD_FORMAT, KeywordIndex
 from assistant.models import Hit, Paper
 from assistant.words import WORDS_FILE, WordVectors
 
@@ -69,6 +70,16 @@ class Filters:
     date_to: str | None = None
     source_file: str | None = None
 
+    @classmethod
+    def parse(cls, date_from: str | None = None, date_to: str | None = None,
+              source_file: str | None = None) -> Filters | None:
+        """What a user types in the CLI, the UI or the API: "2024", "2024-06" or
+        "2024-06-01" mean the first day of that period as a lower bound and its last
+        as an upper one. None when nothing is set; ValueError names a bad date."""
+        lower, upper = _date_bound(date_from, "-01-01"), _date_bound(date_to, "-12-31")
+        source = (source_file or "").strip() or None
+        return cls(lower, upper, source) if (lower or upper or source) else None
+
     def active(self) -> bool:
         return bool(self.date_from or self.date_to or self.source_file)
 
@@ -83,6 +94,20 @@ class Filters:
             if self.date_to and paper.published > self.date_to:
                 return False
         return True
+
+
+_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
+
+
+def _date_bound(value: str | None, fill: str) -> str | None:
+    """An ISO date from a year, month or day, completed with `fill` ("-12-31" is an
+    upper bound for any month since dates compare as strings)."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if not _DATE.match(text):
+        raise ValueError(f"The date {text!r} is not a date; use YYYY, YYYY-MM or YYYY-MM-DD.")
+    return text + fill[len(text) - 4:] if len(text) < 10 else text
 
 
 @dataclass
@@ -182,6 +207,11 @@ class Index:
                 f"The index in {settings.index_dir} was built with {manifest.get('embed_model')}, "
                 f"but the configured model is {expected}. Run `assistant index` to rebuild it."
             )
+        if manifest.get("keyword_format") != KEYWORD_FORMAT:
+            raise IndexProblem(
+                f"The keyword index in {settings.index_dir} was written by an older version of the assistant. "
+                "Run `assistant index` to rebuild it (no paper is re-embedded)."
+            )
         self.manifest = manifest
         try:
             self.papers: dict[str, Paper] = {p.paper_id: p for p in read_snapshot(settings.index_dir)}
@@ -198,11 +228,9 @@ class Index:
         self._stale = False
 
     @cached_property
-    def bm25(self) -> Any:
-        from llama_index.retrievers.bm25 import BM25Retriever
-
+    def keyword(self) -> KeywordIndex:
         try:
-            return BM25Retriever.from_persist_dir(str(self.settings.index_dir / KEYWORD_DIR))
+            return KeywordIndex(self.settings.index_dir / KEYWORD_DIR)
         except Exception as exc:  # bm25s raises whatever its reader hits on a damaged file
             raise _damaged(self.settings, "keyword index", exc) from exc
 
@@ -297,31 +325,8 @@ class Index:
         return max((1.0 - float(d) for d in res["distances"][0]), default=0.0)
 
     def keyword_scores(self, query: str, n: int) -> dict[str, float]:
-        """Per paper: its best BM25 unit score among the top `n` units. The query is
-        tokenized exactly as llama-index's BM25Retriever does; scoring is `bm25_scores`."""
-        import bm25s
-
-        retriever = self.bm25
-        stemmer = None if retriever.skip_stemming else retriever.stemmer
-        tokens = bm25s.tokenize(query, stemmer=stemmer, token_pattern=retriever.token_pattern, return_ids=False,
-                                show_progress=False)
-        token_ids = retriever.bm25.get_tokens_ids(tokens[0]) if tokens else []
-        if not token_ids:
-            return {}
-        scores = bm25_scores(retriever.bm25, token_ids)
-        top = np.flatnonzero(scores > 0)  # selecting among matches only: np.partition is slow on
-        if len(top) > n:  # a million tied zeros (105 ms at 1M units, against 1 ms here)
-            matched = scores[top]
-            cut = np.partition(matched, len(matched) - n)[len(matched) - n]
-            # ties at the cut go to the lower unit number, so a query always gets the same
-            # papers (bm25s leaves them to argpartition)
-            above = top[matched > cut]
-            top = np.concatenate([above, top[matched == cut][: n - len(above)]])
-        out: dict[str, float] = {}
-        for i in top:
-            pid = retriever.corpus[i]["paper_id"]
-            out[pid] = max(out.get(pid, 0.0), float(scores[i]))
-        return out
+        """Per paper: its best BM25 unit score among the top `n` units (assistant/keyword.py)."""
+        return self.keyword.best_per_paper(query, n)
 
     def sentence_vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
         """Stored sentence embeddings of some papers (one Chroma read), rows in abstract order."""
@@ -418,23 +423,6 @@ class Index:
             if pid != paper_id and pid in self.papers:
                 out.append(Hit(paper_id=pid, title=self.papers[pid].title, score=1.0 - float(dist), dense=1.0 - float(dist)))
         return out[:k]
-
-
-def bm25_scores(bm25: Any, token_ids: list[int]) -> np.ndarray:
-    """bm25s's own BM25 scores of every unit for one query, identical to
-    `bm25s.BM25.get_scores_from_ids`, computed faster. bm25s 0.3 adds each query
-    term's posting list with `np.add.at` (unbuffered, ~10x slower than a fancy-index
-    add); within one term's posting list each unit occurs once, so `+=` gives the
-    same sums. At 100k generated papers (1.05M units) a common query term's list
-    has ~10^5 entries and bm25s's retrieval took p95 ~200 ms (docs/scale/README.md)."""
-    data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
-    scores = np.zeros(bm25.scores["num_docs"], dtype=np.dtype(bm25.dtype))
-    for t in token_ids:  # a repeated query term counts again, as in bm25s
-        start, end = indptr[t], indptr[t + 1]
-        scores[indices[start:end]] += data[start:end]
-    if bm25.nonoccurrence_array is not None:  # BM25L / BM25+ variants
-        scores += bm25.nonoccurrence_array[np.asarray(token_ids)].sum()
-    return scores
 
 
 def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: RetrieverName,

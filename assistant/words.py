@@ -24,15 +24,14 @@ the pipeline answers it with a notice rather than let abstention refuse it.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from assistant.files import atomic_path
 from assistant.models import Paper
 
 WORDS_FILE = "words.npz"
@@ -52,12 +51,10 @@ _FRAMING = set(
 
 
 def _english_stopwords() -> frozenset[str]:
-    """NLTK's English stopword list as llama-index ships it (importing scikit-learn's
-    list would cost 1.3 s of start-up)."""
-    spec = importlib.util.find_spec("llama_index.core")
-    assert spec is not None and spec.origin is not None
-    path = Path(spec.origin).parent / "_static" / "nltk_cache" / "corpora" / "stopwords" / "english"
-    return frozenset(path.read_text(encoding="utf-8").split())
+    """NLTK's English stopword list (Apache-2.0), shipped with the package: the word
+    signals were calibrated with it (importing scikit-learn's list instead would
+    cost 1.3 s of start-up and shift every calibrated threshold)."""
+    return frozenset((Path(__file__).parent / "stopwords_en.txt").read_text(encoding="utf-8").split())
 
 
 ENGLISH_STOPWORDS = _english_stopwords()
@@ -108,10 +105,9 @@ def build_word_vectors(papers: Iterable[Paper], encode: Callable[[list[str]], np
         bar.close()
     rows = [fresh[w] if w in fresh else old[w] for w in words]
     vectors = np.stack(rows).astype(np.float16) if rows else np.zeros((0, 0), dtype=np.float16)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, words=np.array(words), df=np.array([df[w] for w in words], dtype=np.int32), vectors=vectors,
-             model=np.array(model), papers=np.array(n_papers))
-    os.replace(tmp, target)
+    with atomic_path(target, ".npz") as tmp:
+        np.savez(tmp, words=np.array(words), df=np.array([df[w] for w in words], dtype=np.int32), vectors=vectors,
+                 model=np.array(model), papers=np.array(n_papers))
     return len(todo)
 
 

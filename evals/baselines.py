@@ -69,7 +69,8 @@ class Baselines:
         return self._nodes
 
     def _vector(self) -> Any:
-        from llama_index.core import Settings as LISettings, VectorStoreIndex
+        from llama_index.core import Settings as LISettings
+        from llama_index.core import VectorStoreIndex
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
         LISettings.llm = None

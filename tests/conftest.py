@@ -66,11 +66,17 @@ def assert_index_exact(settings: Settings) -> None:
     """The index holds exactly the corpus's papers, no more, no fewer, each complete
     with its current content: Chroma paper units with the right content hash, every
     sentence unit, the paper snapshot, the keyword index and the manifest agree."""
-    from llama_index.retrievers.bm25 import BM25Retriever
-
     from assistant.corpus import load_corpus
-    from assistant.index import (KEYWORD_DIR, UNITS_VERSION, Store, _local_digests, read_manifest, read_snapshot,
-                                 split_sentences)
+    from assistant.index import (
+        KEYWORD_DIR,
+        UNITS_VERSION,
+        Store,
+        _local_digests,
+        read_manifest,
+        read_snapshot,
+        split_sentences,
+    )
+    from assistant.keyword import KeywordIndex
 
     papers = load_corpus(settings.corpus_dir).papers
     ids = {p.paper_id for p in papers}
@@ -85,8 +91,8 @@ def assert_index_exact(settings: Settings) -> None:
     manifest = read_manifest(settings.index_dir)
     assert manifest is not None and manifest["papers"] == len(ids) and manifest["sentences"] == n_sentences
     assert manifest["local_files"] == _local_digests(settings.index_dir)
-    keyword = BM25Retriever.from_persist_dir(str(settings.index_dir / KEYWORD_DIR))
-    assert len(keyword.corpus) == len(ids) + n_sentences
+    keyword = KeywordIndex(settings.index_dir / KEYWORD_DIR)
+    assert len(keyword) == len(ids) + n_sentences and set(keyword.unit_papers) == ids
     from assistant.words import WORDS_FILE, WordVectors, words_of
 
     vocabulary = {w for p in papers for w in words_of(f"{p.title} {p.abstract}")}

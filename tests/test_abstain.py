@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.abstain import (SIGNALS, AbstentionModel, AbstentionModelError, fit, group_threshold,
-                               margin_threshold, operating_threshold)
+from assistant.abstain import SIGNALS, AbstentionModel, AbstentionModelError
 from assistant.config import Settings
+from evals.calibrate import fit, group_threshold, margin_threshold, operating_threshold
 
 
 def test_threshold_refuses_at_most_the_allowed_share_of_answerable_questions() -> None:
@@ -198,17 +198,16 @@ def test_a_near_miss_is_refused_and_the_nearest_papers_are_named(assistant) -> N
 
 @pytest.mark.slow
 def test_a_near_miss_it_answers_carries_a_caution_notice(assistant) -> None:
-    from assistant.pipeline import CAUTION_NOTICE
-
     near_miss = assistant.ask("Is there an explainability method for ordinary static graph neural networks on node "
                               "classification, in the spirit of GNNExplainer?")  # hard-113, tune split
     clear = assistant.ask("Which papers learn synaptic delays in spiking neural networks?")
     model = assistant.abstention
     assert not near_miss.abstained and model.threshold <= near_miss.answerability < model.caution_threshold
-    assert CAUTION_NOTICE in near_miss.notices and near_miss.citations  # still shows what is closest
-    contract = near_miss.contract()  # what `ask --json` and POST /api/ask return
-    assert contract["notices"] == [CAUTION_NOTICE] and contract["answerability"] == round(near_miss.answerability, 4)
-    assert clear.answerability >= model.caution_threshold and CAUTION_NOTICE not in clear.notices
+    assert near_miss.has_notice("caution") and near_miss.citations  # still shows what is closest
+    contract = near_miss.contract().model_dump(mode="json")  # what `ask --json` and POST /api/ask return
+    assert [n["kind"] for n in contract["notices"]] == ["caution"]
+    assert contract["answerability"] == round(near_miss.answerability, 4)
+    assert clear.answerability >= model.caution_threshold and not clear.has_notice("caution")
 
 
 @pytest.mark.slow

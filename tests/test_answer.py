@@ -13,8 +13,21 @@ import pytest
 from pydantic import SecretStr
 from rapidfuzz import fuzz
 
-from assistant.answer import NEAR_DUPLICATE, NO_ANSWER, Evidence, LLMAnswerer, OfflineAnswerer, short_name
-from assistant.citations import MARKER, _split_keep_layout, claim_text, strip_markers, verify
+from assistant.answer import (
+    NEAR_DUPLICATE,
+    NO_ANSWER,
+    Evidence,
+    LLMAnswerer,
+    OfflineAnswerer,
+    short_name,
+)
+from assistant.citations import (
+    MARKER,
+    _split_keep_layout,
+    claim_text,
+    strip_markers,
+    verify,
+)
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.llm import LLMClient, LLMError
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
@@ -226,4 +239,4 @@ def test_offline_answer_is_identical_across_assistants(full_index: Settings) -> 
 
     q = REAL[0]
     a, b = Assistant(full_index).ask(q, mode="offline"), Assistant(full_index).ask(q, mode="offline")
-    assert a.answer == b.answer and a.contract()["citations"] == b.contract()["citations"]
+    assert a.answer == b.answer and a.contract().model_dump(mode="json")["citations"] == b.contract().model_dump(mode="json")["citations"]

@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from assistant.config import Settings
-from assistant.chroma_server import free_port
-from assistant.loadtest import CONTRACT_KEYS
-from ui.testing import running_server
+from assistant.models import AnswerContract
+from evals.servers import free_port, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +51,13 @@ def test_ask_returns_exactly_the_contract(client: httpx.Client, assistant) -> No
     r = client.post("/api/ask", json={"question": q})
     assert r.status_code == 200
     data = r.json()
-    assert set(data) == CONTRACT_KEYS
+    AnswerContract.model_validate(data)  # exactly the contract: no key missing, none extra
+    assert set(data) == set(AnswerContract.model_fields)
     assert set(data["timings_ms"]) == {"retrieve", "answer", "total"}
     assert data["mode"] == "offline" and not data["abstained"]
     assert data["citations"][0]["title"].startswith("AdamP")
     assert all(set(c) == {"n", "paper_id", "title", "quote", "url"} for c in data["citations"])
-    local = assistant.ask(q).contract()  # the same pipeline in-process gives the same answer
+    local = assistant.ask(q).contract().model_dump(mode="json")  # the same pipeline in-process gives the same answer
     assert {k: v for k, v in data.items() if k != "timings_ms"} == {k: v for k, v in local.items() if k != "timings_ms"}
 
 
@@ -73,7 +73,7 @@ def test_ask_options_and_history(client: httpx.Client) -> None:
                                           "retriever": "bm25", "mode": "offline"}).json()
     assert len(small["citations"]) <= 1
     dated = client.post("/api/ask", json={"question": "diffusion models", "date_from": "2024"}).json()
-    assert set(dated) == CONTRACT_KEYS
+    assert set(dated) == set(AnswerContract.model_fields)
 
 
 def test_off_topic_question_abstains(client: httpx.Client) -> None:
@@ -129,8 +129,20 @@ def test_openapi_documents_the_routes(client: httpx.Client) -> None:
     schema = client.get("/openapi.json").json()
     assert {"/api/ask", "/api/papers/{paper_id}", "/api/search", "/api/health"} <= set(schema["paths"])
     ask = schema["paths"]["/api/ask"]["post"]
-    assert "AskRequest" in str(ask["requestBody"]) and "AnswerOut" in str(ask["responses"]["200"])
+    assert "AskRequest" in str(ask["requestBody"]) and "AnswerContract" in str(ask["responses"]["200"])
     assert client.get("/api/docs").status_code == 200
+
+
+def test_openapi_answer_schema_has_exactly_the_keys_ask_returns(client: httpx.Client) -> None:
+    """A client generated from /openapi.json sees every field POST /api/ask returns, and
+    no field it never returns (the published schema once lacked answerability and notices)."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    answer = client.post("/api/ask", json={"question": "What does AdamP change in the optimizer step?"}).json()
+    assert set(schemas["AnswerContract"]["properties"]) == set(answer)
+    assert set(schemas["CitationContract"]["properties"]) == set(answer["citations"][0])
+    assert set(schemas["RetrievedContract"]["properties"]) == set(answer["retrieved"][0])
+    assert set(schemas["Timings"]["properties"]) == set(answer["timings_ms"])
+    assert set(schemas["Notice"]["properties"]) == {"kind", "message"}
 
 
 def test_ui_is_served_beside_the_api(client: httpx.Client) -> None:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from assistant.config import Settings
 from assistant.index import split_sentences
-from tests.fake_llm_server import FakeLLM, Reply, parse_sources
-from assistant.chroma_server import free_port
+from evals.servers import ARTIFACTS, free_port, running_server
 from tests.conftest import write_small_corpus
-from ui.testing import ARTIFACTS, running_server
+from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -83,8 +83,7 @@ def server(full_index: Settings, llm: FakeLLM) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()

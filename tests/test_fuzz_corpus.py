@@ -10,9 +10,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from assistant.corpus import CHROME, CorpusError, extract_urls, load_corpus, merge, normalize_ws, parse_file
+from assistant.corpus import (
+    CHROME,
+    CorpusError,
+    extract_urls,
+    load_corpus,
+    merge,
+    normalize_ws,
+    parse_file,
+)
 from assistant.index import split_sentences
 from tests.conftest import CORPUS
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from assistant.config import Settings
 from assistant.models import Answer
-from assistant.chroma_server import free_port
+from evals.servers import free_port
 from tests.conftest import assert_index_exact, write_small_corpus
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 
@@ -157,7 +157,7 @@ def test_api_key_never_reaches_responses_pages_or_logs(full_index: Settings) -> 
     Also checks the server listens on 127.0.0.1 only."""
     import psutil
 
-    from ui.testing import ARTIFACTS, running_server
+    from evals.servers import ARTIFACTS, running_server
 
     failures = [
         Reply.error(401, f"Incorrect API key provided: {SECRET}"),

@@ -12,9 +12,17 @@ from pathlib import Path
 import pytest
 
 from assistant.config import PROJECT_ROOT, Settings
-from assistant.chroma_server import ChromaServer
-from assistant.index import IndexBusy, Store, index_lock, read_manifest, split_sentences, sync, units_for
 from assistant.corpus import load_corpus
+from assistant.index import (
+    IndexBusy,
+    Store,
+    index_lock,
+    read_manifest,
+    split_sentences,
+    sync,
+    units_for,
+)
+from evals.servers import ChromaServer
 from tests.conftest import assert_index_exact, write_small_corpus
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.config import Settings
-from assistant.loadtest import contract_problem, load_questions, percentile, run_load
+from evals.bench.load import contract_problem, load_questions, run_load
 
 GOOD = {"id": None, "question": "q", "answer": "An answer [1].", "abstained": False, "answerability": 0.9, "notices": [],
         "citations": [{"n": 1, "paper_id": "p", "title": "t", "quote": "x", "url": None}],
@@ -20,14 +20,12 @@ def test_contract_check() -> None:
     assert "not the contract" in contract_problem(200, {"error": "x"})
     assert "not the contract" in contract_problem(200, GOOD | {"extra": 1})
     assert contract_problem(200, GOOD | {"citations": []}) == "answer without citations"
-    assert contract_problem(200, GOOD | {"citations": [{"n": 1}]}) == "citation without its fields"
+    assert "not the contract" in contract_problem(200, GOOD | {"citations": [{"n": 1}]})  # citation fields missing
+    assert "not the contract" in contract_problem(200, GOOD | {"notices": ["a bare string"]})  # notices are typed
     assert contract_problem(200, None) is not None
 
 
-def test_percentiles_and_questions() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert (percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)) == (50.0, 95.0, 99.0)
-    assert percentile([], 0.5) == 0.0 and percentile([7.0], 0.99) == 7.0
+def test_questions() -> None:
     assert len(load_questions()) >= 100
 
 

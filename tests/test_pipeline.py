@@ -185,7 +185,7 @@ def test_stale_index_is_flagged(tmp_path: Path, full_index: Settings) -> None:
     listing.write_text(listing.read_text(encoding="utf-8") + "\nA brand new paper title\n" + "New abstract text. " * 60, encoding="utf-8")
     settings = full_index.model_copy(update={"corpus_dir": corpus})
     answer = Assistant(settings).ask("What is Timo?")
-    assert any("run `assistant index`" in n for n in answer.notices)
+    assert any(n.kind == "stale_index" and "run `assistant index`" in n.message for n in answer.notices)
 
 
 # ------------------------------------------------------------ lookup

@@ -10,7 +10,13 @@ import pytest
 
 from assistant.corpus import CHROME, load_corpus, normalize_title, parse_file
 from assistant.index import split_sentences
-from assistant.scale import CachedEmbedder, VectorCache, generate_corpus, generate_papers, real_sentences
+from evals.bench.synth import (
+    CachedEmbedder,
+    VectorCache,
+    generate_corpus,
+    generate_papers,
+    real_sentences,
+)
 from tests.conftest import CORPUS
 
 # The slow test's size: a 10k run with reused vectors takes ~4.5 min on the quiet
@@ -81,7 +87,7 @@ def test_sentences_keep_their_place_and_come_from_one_topic(source) -> None:
     for i, p in enumerate(sorted(source, key=lambda p: p.paper_id)):
         for s in split_sentences(p.abstract):
             by_sentence.setdefault(s, set()).add(i)
-    from assistant.scale import topic_neighbours
+    from evals.bench.synth import topic_neighbours
 
     near = topic_neighbours(source)
     for g in papers:
@@ -124,7 +130,7 @@ def test_vector_cache_round_trip_and_cached_embedder(tmp_path: Path) -> None:
 def test_scale_bench_end_to_end_on_the_embedded_store(tmp_path: Path) -> None:
     """The benchmark pipeline at CI_SIZE with reused sentence vectors: every field
     present and sane (no timing thresholds)."""
-    from assistant.bench_scale import RETRIEVERS, run_scale, table
+    from evals.bench.scale import RETRIEVERS, run_scale, table
 
     results = run_scale([CI_SIZE], ["embedded"], tmp_path / "out", real_embed_sizes=[], repeats=1,
                         work=tmp_path / "work", log=lambda _m: None)

@@ -11,8 +11,6 @@ import pytest
 
 from assistant.models import Answer, Citation, Hit, Occurrence, Paper
 from ui import format as fmt
-from ui.api import iso_lower, iso_upper
-from ui.app import date_from_filter
 from ui.corpus_map import figure_json, pca_2d
 from ui.server import parse_auth
 
@@ -162,16 +160,19 @@ def test_citation_text_has_title_date_and_url() -> None:
     assert fmt.citation_text(paper(urls=[], published=None, date=None)) == "AdamP: Slowing Down the Slowdown (date unknown)."
 
 
-def test_date_filter_accepts_years_and_refuses_garbage() -> None:
-    from assistant.pipeline import QuestionError
+def test_dates_are_parsed_once_for_cli_ui_and_api() -> None:
+    """A year or month means its first day as a lower bound and its last as an upper one,
+    wherever the user types it (assistant ask --date-from, the UI's field, POST /api/ask)."""
+    from assistant.retrieve import Filters
 
-    assert date_from_filter("") is None
-    assert date_from_filter("2024").date_from == "2024-01-01"  # type: ignore[union-attr]
-    assert date_from_filter("2024-06").date_from == "2024-06-01"  # type: ignore[union-attr]
-    assert date_from_filter(" 2024-06-15 ").date_from == "2024-06-15"  # type: ignore[union-attr]
-    with pytest.raises(QuestionError, match="YYYY"):
-        date_from_filter("last year")
-    assert (iso_lower("2023"), iso_upper("2023"), iso_upper("2023-02")) == ("2023-01-01", "2023-12-31", "2023-02-31")
+    assert Filters.parse() is None and Filters.parse("", " ") is None
+    assert Filters.parse("2024") == Filters("2024-01-01", None, None)
+    assert Filters.parse("2024-06", "2023") == Filters("2024-06-01", "2023-12-31", None)
+    assert Filters.parse(" 2024-06-15 ", "2023-02") == Filters("2024-06-15", "2023-02-31", None)
+    assert Filters.parse(source_file="003") == Filters(None, None, "003")
+    for bad in ("last year", "2024-13", "2024-06-32", "24"):
+        with pytest.raises(ValueError, match="YYYY"):
+            Filters.parse(bad)
 
 
 def test_parse_auth() -> None:

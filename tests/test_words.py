@@ -12,7 +12,13 @@ import pytest
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.corpus import load_corpus
-from assistant.words import WORDS_FILE, WordVectors, build_word_vectors, content_words, words_of
+from assistant.words import (
+    WORDS_FILE,
+    WordVectors,
+    build_word_vectors,
+    content_words,
+    words_of,
+)
 from tests.conftest import write_small_corpus
 
 
@@ -80,18 +86,16 @@ def test_a_question_in_another_language_gets_a_notice_instead_of_a_refusal_by_th
     """Before the language check all four were refused as unanswerable although the
     corpus holds their papers; now the abstention model leaves them alone and the user
     is told why results may miss (the Chinese one still finds nothing to cite)."""
-    from assistant.pipeline import CAUTION_NOTICE, LANGUAGE_NOTICE
 
     answer = assistant.ask(QUESTIONS[qid])
     assert not assistant.readable(QUESTIONS[qid])
-    assert LANGUAGE_NOTICE in answer.notices and CAUTION_NOTICE not in answer.notices
+    assert answer.has_notice("language") and not answer.has_notice("caution")
     if qid == "core-101":  # Spanish, with "KV" and "token" to go on: answered from the right paper
         assert not answer.abstained and answer.citations[0].title == "KV Prediction for Improved Time to First Token"
 
 
 def test_english_questions_are_read_as_english(assistant) -> None:
-    from assistant.pipeline import LANGUAGE_NOTICE
 
     english = [q for qid, q in QUESTIONS.items() if qid not in {"core-101", "core-102", "core-103", "core-110"}]
     assert all(assistant.readable(q) for q in english)
-    assert LANGUAGE_NOTICE not in assistant.ask("How does h-Edit perform image editing with diffusion models?").notices
+    assert not assistant.ask("How does h-Edit perform image editing with diffusion models?").has_notice("language")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.index import IndexProblem
-from assistant.models import Answer, Citation
+from assistant.models import Answer, AnswerContract, Citation, RetrievedContract
 from assistant.pipeline import Assistant, QuestionError, Turn, UnknownPaper
 from assistant.retrieve import Filters
 
@@ -68,33 +68,6 @@ class AskRequest(BaseModel):
     date_to: str | None = Field(None, pattern=ISO_DATE, description="Only papers published on or before (YYYY[-MM[-DD]]).")
 
 
-class CitationOut(BaseModel):
-    n: int
-    paper_id: str
-    title: str
-    quote: str
-    url: str | None
-
-
-class HitOut(BaseModel):
-    paper_id: str
-    title: str
-    score: float
-
-
-class AnswerOut(BaseModel):
-    """Exactly `Answer.contract()`: the same object `assistant ask --json` prints."""
-
-    id: str | None
-    question: str
-    answer: str
-    abstained: bool
-    citations: list[CitationOut]
-    retrieved: list[HitOut]
-    mode: str
-    timings_ms: dict[str, float]
-
-
 class Error(BaseModel):
     error: str
 
@@ -115,20 +88,6 @@ def to_turns(history: list[HistoryTurn]) -> list[Turn]:
                         retrieved=[], mode="offline", timings_ms={})
         turns.append(Turn(item.question, answer))
     return turns
-
-
-def iso_lower(value: str | None) -> str | None:
-    """"2024" -> "2024-01-01": a year or month means its first day."""
-    if not value:
-        return None
-    return value + "-01-01"[len(value) - 4:] if len(value) < 10 else value
-
-
-def iso_upper(value: str | None) -> str | None:
-    """"2024" -> "2024-12-31" (string comparison, so "-31" covers every month)."""
-    if not value:
-        return None
-    return value + "-12-31"[len(value) - 4:] if len(value) < 10 else value
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -167,7 +126,7 @@ class Api:
 
     def router(self) -> APIRouter:
         r = APIRouter(prefix="/api", tags=["api"])
-        r.add_api_route("/ask", self.ask, methods=["POST"], response_model=AnswerOut, responses=ERRORS,
+        r.add_api_route("/ask", self.ask, methods=["POST"], response_model=AnswerContract, responses=ERRORS,
                         summary="Answer a question with verified citations")
         r.add_api_route("/papers/{paper_id}", self.paper, methods=["GET"], responses=ERRORS,
                         summary="A paper with its five most related papers")
@@ -188,21 +147,20 @@ class Api:
     async def ask(self, body: AskRequest) -> Any:
         """Returns exactly the `ask --json` contract."""
         options: dict[str, Any] = {"mode": body.mode, "top_k": body.top_k, "retriever": body.retriever}
-        if body.date_from or body.date_to:
-            options["filters"] = Filters(date_from=iso_lower(body.date_from), date_to=iso_upper(body.date_to))
         try:
+            options["filters"] = Filters.parse(body.date_from, body.date_to)
             answer = await self.run(lambda: self.assistant.ask(body.question, to_turns(body.history), **options))
-        except QuestionError as exc:
+        except (QuestionError, ValueError) as exc:
             return _error(400, str(exc))
         except IndexProblem as exc:
             return _error(503, str(exc))
-        return JSONResponse(answer.contract())
+        return answer.contract()
 
     async def paper(self, paper_id: str) -> Any:
         def get() -> dict[str, Any]:
             paper = self.assistant.paper(paper_id)
             related = self.assistant.related(paper_id)
-            return {"paper": paper.model_dump(), "related": [HitOut(**h.model_dump()).model_dump() for h in related]}
+            return {"paper": paper.model_dump(), "related": [RetrievedContract(paper_id=h.paper_id, title=h.title, score=h.score).model_dump() for h in related]}
 
         try:
             return await self.run(get)
@@ -244,7 +202,7 @@ def health_report(assistant: Assistant) -> dict[str, Any]:
         index["message"] = str(exc)
     except Exception as exc:  # Chroma server down or damaged store: a reason, not a trace
         chroma["message"] = f"{type(exc).__name__}: {exc}"[:300]
-    configured = bool(s.llm_base_url or s.llm_api_key)
+    configured = s.llm_configured
     ok, message = assistant.llm_status()
     llm = {"configured": configured, "ok": ok, "message": message, "default_mode": s.answer_mode()}
     status = "ok" if index["ok"] and chroma["ok"] and (ok or not configured) else "degraded"

@@ -10,7 +10,6 @@ formatting is in `ui.format` (escaped, unit-tested); this module wires events.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +19,11 @@ import gradio as gr
 
 from assistant.config import Settings
 from assistant.index import IndexProblem, read_manifest
+from assistant.models import Notice
 from assistant.pipeline import Assistant, QuestionError, Turn
 from assistant.retrieve import Filters
 from ui import format as fmt
-from ui.corpus_map import MAP_JS, figure_json, load_points
+from ui.corpus_map import MAP_JS, PLOTLY_JS_ROUTE, figure_json, load_points
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ EXAMPLES = [
     "Which papers improve temporal reasoning in language models?",
     "What is h-Edit?",
 ]
-DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 LLM_STATUS_TTL = 30.0  # seconds a checked endpoint status is reused across page loads
 MAX_SOURCE_TURNS = 20  # turns whose sources stay in the page (older citations stop opening a card)
 STREAM_INTERVAL = 0.05  # seconds between UI updates while LLM tokens arrive
@@ -48,17 +47,6 @@ def warm_up(assistant: Assistant) -> None:
         assistant.index.stale_notice()
     except IndexProblem:
         pass
-
-
-def date_from_filter(value: str | None) -> Filters | None:
-    """"2024" or "2024-06" or "2024-06-01" -> Filters(date_from=first day); blank -> None.
-    Raises QuestionError with a hint on anything else."""
-    text = (value or "").strip()
-    if not text:
-        return None
-    if not DATE_RE.match(text):
-        raise QuestionError(f"The date filter {text!r} is not a date; use YYYY, YYYY-MM or YYYY-MM-DD.")
-    return Filters(date_from=text + "-01-01"[len(text) - 4:] if len(text) < 10 else text)
 
 
 class AssistantUI:
@@ -126,9 +114,9 @@ class AssistantUI:
         shown = question or ""
         messages.append({"role": "user", "content": fmt.question_markdown(shown) if shown.strip() else "*(empty)*"})
         try:
-            filters = date_from_filter(date_from)
+            filters = Filters.parse(date_from)
             self.assistant.clean_question(question)
-        except QuestionError as exc:
+        except (QuestionError, ValueError) as exc:
             messages.append({"role": "assistant", "content": fmt.error_markdown(str(exc))})
             yield "", messages, turns, gr.skip(), gr.skip()
             return
@@ -155,17 +143,18 @@ class AssistantUI:
             messages[-1] = {"role": "assistant", "content": fmt.error_markdown(f"Something went wrong while answering ({type(exc).__name__}). Try again.")}
             yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
 
-    def _mode(self, mode: str | None) -> tuple[str, list[str]]:
+    def _mode(self, mode: str | None) -> tuple[str, list[Notice]]:
         """LLM mode without a configured endpoint answers offline right away, with a
         notice, instead of waiting for a connection that cannot succeed."""
-        if mode == "llm" and not (self.settings.llm_base_url or self.settings.llm_api_key):
-            return "offline", ["LLM mode needs an endpoint (ASSISTANT_LLM_BASE_URL or OPENAI_API_KEY); showing the offline answer instead."]
+        if mode == "llm" and not self.settings.llm_configured:
+            return "offline", [Notice(kind="llm_fallback", message="LLM mode needs an endpoint (ASSISTANT_LLM_BASE_URL "
+                                      "or OPENAI_API_KEY); showing the offline answer instead.")]
         return (mode if mode in ("offline", "llm") else self.settings.answer_mode()), []
 
-    def _stream(self, question: str, turns: list[Turn], options: dict[str, Any], extra: list[str],
+    def _stream(self, question: str, turns: list[Turn], options: dict[str, Any], extra: list[Notice],
                 turn: int) -> Iterator[Any]:
         """Pipeline events as chat updates: str (partial message) or the final Answer."""
-        text, notices, last = "", list(extra), 0.0
+        text, notices, last = "", [n.message for n in extra], 0.0
         for event in self.assistant.stream(question, turns, **options):
             if event.kind == "reset":
                 text = ""
@@ -424,8 +413,6 @@ def _wire_papers(ui: AssistantUI, p: dict[str, Any]) -> None:
 
 
 def _map_tab(ui: AssistantUI) -> dict[str, Any]:
-    from ui.server import PLOTLY_JS_ROUTE
-
     parts: dict[str, Any] = {}
     gr.Markdown("Each dot is a paper, placed by a 2-D PCA projection of its embedding; close dots are about "
                 "similar things. Hover for the title, click to open the paper. Papers retrieved for your last "

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from assistant.files import atomic_write_json
 from assistant.retrieve import Index
 
 MAP_FILE = "map.json"
+PLOTLY_JS_ROUTE = "/static-local/plotly.min.js"  # served by ui/server.py from the plotly package, never a CDN
+
+
+def plotly_js_path() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 def _key(index: Index) -> dict[str, Any]:
@@ -64,10 +71,8 @@ def load_points(index: Index) -> list[dict[str, Any]]:
     except (OSError, ValueError, KeyError, AttributeError):
         pass
     points = compute_points(index)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
-        tmp.write_text(json.dumps({"key": key, "points": points}), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_json(path, {"key": key, "points": points})
     except OSError:
         pass  # a read-only index folder still gets a map, just not a cached one
     return points

@@ -13,7 +13,6 @@ import binascii
 import json
 import logging
 import secrets
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,7 +24,6 @@ from assistant.pipeline import Assistant
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
-PLOTLY_JS_ROUTE = "/static-local/plotly.min.js"
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -120,12 +118,6 @@ class _TooBig(Exception):
     pass
 
 
-def plotly_js_path() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
 def theme() -> Any:
     """Gradio's default look, with the bundled font's complete regular and bold files
     (its semibold file is a small subset, so bold text mixed in fallback glyphs)."""
@@ -142,6 +134,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
 
     from ui.api import MAX_BODY_BYTES, Api, install_error_handlers
     from ui.app import build_ui, warm_up
+    from ui.corpus_map import PLOTLY_JS_ROUTE, plotly_js_path
     from ui.format import CLICK_JS, CSS
 
     settings = settings or Settings()

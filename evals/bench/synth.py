@@ -45,7 +45,13 @@ from typing import Any
 
 import numpy as np
 
-from assistant.corpus import MAX_TITLE_CHARS, MIN_ABSTRACT_CHARS, normalize_title, paper_id_for
+from assistant.corpus import (
+    MAX_TITLE_CHARS,
+    MIN_ABSTRACT_CHARS,
+    normalize_title,
+    paper_id_for,
+)
+from assistant.files import atomic_path
 from assistant.index import split_sentences
 from assistant.models import Paper
 
@@ -259,9 +265,8 @@ class VectorCache:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, model=np.array(self.model), keys=np.array(list(self.rows)), vectors=self.vectors)
-        tmp.replace(path)
+        with atomic_path(path, ".npz") as tmp:
+            np.savez(tmp, model=np.array(self.model), keys=np.array(list(self.rows)), vectors=self.vectors)
 
     @classmethod
     def load(cls, path: Path) -> VectorCache:

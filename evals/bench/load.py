@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,20 +20,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from assistant.config import PROJECT_ROOT, Settings
+from assistant.models import AnswerContract
+from evals.servers import assistant_server, free_port
+from evals.stats import percentile
 
 QUESTIONS_FILE = PROJECT_ROOT / "evals" / "questions" / "core.jsonl"
-CONTRACT_KEYS = {"id", "question", "answer", "abstained", "answerability", "citations", "retrieved", "mode", "notices",
-                 "timings_ms"}
 MAX_CLIENTS = 64
 MAX_SECONDS = 3600.0
 REQUEST_TIMEOUT = 120.0  # one answer; bounds how long the run can overrun `seconds`
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load_questions(path: Path = QUESTIONS_FILE) -> list[str]:
@@ -48,28 +41,23 @@ def load_questions(path: Path = QUESTIONS_FILE) -> list[str]:
 
 
 def contract_problem(status: int, body: Any) -> str | None:
-    """None when a response is a 200 with exactly the answer contract, else why not."""
+    """None when a response is a 200 holding exactly the answer contract, else why not."""
     if status != 200:
         return f"HTTP {status}"
-    if not isinstance(body, dict) or set(body) != CONTRACT_KEYS:
-        return f"not the contract: keys {sorted(body) if isinstance(body, dict) else type(body).__name__}"
-    if not isinstance(body["answer"], str) or not body["answer"] or not isinstance(body["citations"], list):
-        return "empty answer or malformed citations"
-    if not body["abstained"] and not body["citations"]:
+    try:
+        answer = AnswerContract.model_validate(body)
+    except ValidationError as exc:
+        return f"not the contract: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"
+    if not answer.answer:
+        return "empty answer"
+    if not answer.abstained and not answer.citations:
         return "answer without citations"
-    if not all({"n", "paper_id", "title", "quote", "url"} <= set(c) for c in body["citations"]):
-        return "citation without its fields"
-    if set(body["timings_ms"]) != {"retrieve", "answer", "total"}:
-        return "timings_ms without retrieve/answer/total"
     return None
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+def _ms(values: list[float], q: float) -> float:
+    """A percentile for the report, 0 when nothing was measured."""
+    return round(percentile(values, q) or 0.0, 1)
 
 
 @dataclass
@@ -98,10 +86,10 @@ class LoadReport:
         out = {k: v for k, v in asdict(self).items() if k not in ("latencies_ms", "ui_ms", "health_ms")}
         out.update(
             throughput_rps=round(self.throughput, 2),
-            latency_ms={"p50": round(percentile(lat, 0.50), 1), "p95": round(percentile(lat, 0.95), 1),
-                        "p99": round(percentile(lat, 0.99), 1), "max": round(max(lat, default=0.0), 1)},
-            ui_probe_ms={"p50": round(percentile(ui, 0.5), 1), "max": round(max(ui, default=0.0), 1)},
-            health_probe_ms={"p50": round(percentile(health, 0.5), 1), "max": round(max(health, default=0.0), 1)},
+            latency_ms={"p50": _ms(lat, 0.50), "p95": _ms(lat, 0.95),
+                        "p99": _ms(lat, 0.99), "max": round(max(lat, default=0.0), 1)},
+            ui_probe_ms={"p50": _ms(ui, 0.5), "max": round(max(ui, default=0.0), 1)},
+            health_probe_ms={"p50": _ms(health, 0.5), "max": round(max(health, default=0.0), 1)},
             wall_s=round(self.wall_s, 1),
             server_start_s=round(self.server_start_s, 1),
         )
@@ -123,57 +111,6 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def server_env(settings: Settings) -> dict[str, str]:
-    """The server's environment: the given index, offline, no LLM endpoint, no auth."""
-    return {**os.environ, "ASSISTANT_INDEX_DIR": str(settings.index_dir), "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir),
-            "ASSISTANT_COLLECTION_PREFIX": settings.collection_prefix, "ASSISTANT_CHROMA_URL": settings.chroma_url or "",
-            "ASSISTANT_MODE": "offline", "ASSISTANT_LLM_BASE_URL": "", "ASSISTANT_LLM_API_KEY": "",
-            "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "ASSISTANT_AUTH": "",
-            "ASSISTANT_CONCURRENCY": str(settings.concurrency)}
-
-
-class _Server:
-    """`assistant serve` in a subprocess on 127.0.0.1; output kept in a temp file."""
-
-    def __init__(self, settings: Settings, port: int, startup_timeout: float) -> None:
-        import httpx
-
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="assistant-load-", suffix=".log", delete=False)
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=server_env(settings), stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"assistant serve exited with {self.proc.returncode}: {self.output()[-2000:]}")
-            try:
-                if httpx.get(f"{self.base}/api/health", timeout=5.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"assistant serve was not healthy within {startup_timeout:.0f} s: {self.output()[-2000:]}")
-            time.sleep(0.5)
-        self.start_s = time.perf_counter() - t0
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
-
-
 def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None = None,
              settings: Settings | None = None, questions: list[str] | None = None,
              startup_timeout: float = 300.0) -> LoadReport:
@@ -189,7 +126,10 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
     settings = settings or Settings()
     questions = questions or load_questions()
     report = LoadReport(clients=clients, seconds=seconds, server_concurrency=settings.concurrency)
-    server = _Server(settings, free_port(), startup_timeout)
+    log = Path(tempfile.mkstemp(prefix="assistant-load-", suffix=".log")[1])
+    port = free_port()
+    server = assistant_server(settings, port, log, healthy=True).start(startup_timeout)
+    base = f"http://127.0.0.1:{port}"
     report.server_start_s = server.start_s
     lock = threading.Lock()
     counter = itertools.count()
@@ -198,7 +138,7 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
     last_done = [0.0]
 
     def client_loop() -> None:
-        with httpx.Client(base_url=server.base, timeout=REQUEST_TIMEOUT) as http:
+        with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT) as http:
             while not stop.is_set():
                 n = next(counter)
                 if max_requests is not None and n >= max_requests:
@@ -229,7 +169,7 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
                         report.abstained += 1
 
     def probe_loop() -> None:
-        with httpx.Client(base_url=server.base, timeout=30.0) as http:
+        with httpx.Client(base_url=base, timeout=30.0) as http:
             while not stop.is_set():
                 tick = time.perf_counter()
                 for path, sink, ok in (("/", report.ui_ms, lambda r: "<html" in r.text.lower()),
@@ -261,6 +201,7 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
     finally:
         stop.set()
         server.stop()
+        log.unlink(missing_ok=True)
     if first_sent:
         report.wall_s = max(last_done[0] - first_sent[0], 1e-9)
     return report

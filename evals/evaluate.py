@@ -38,6 +38,7 @@ import typer
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.corpus import normalize_title
+from evals.stats import percentile
 
 TYPES = ("concept", "fact", "multi", "lookup", "compare", "unanswerable", "adversarial")
 PIPELINE_RETRIEVERS = ("hybrid", "dense", "bm25")
@@ -152,16 +153,12 @@ def ndcg_at_k(gold: Iterable[str], ranked_titles: Sequence[str], k: int = K_MAX)
     return dcg / ideal
 
 
-def citation_precision(cited_titles: Sequence[str], gold: Iterable[str],
-                       supported: Sequence[bool] | None = None) -> float | None:
-    """Share of cited papers that are gold, or (with `supported`) gold or verified as supporting.
-    None when nothing is cited."""
+def citation_precision(cited_titles: Sequence[str], gold: Iterable[str]) -> float | None:
+    """Share of cited papers that are gold. None when nothing is cited."""
     if not cited_titles:
         return None
     wanted = {normalize_title(g) for g in gold}
-    flags = supported if supported is not None else [False] * len(cited_titles)
-    good = sum(normalize_title(t) in wanted or bool(ok) for t, ok in zip(cited_titles, flags))
-    return good / len(cited_titles)
+    return sum(normalize_title(t) in wanted for t in cited_titles) / len(cited_titles)
 
 
 def citation_recall(cited_titles: Sequence[str], gold: Iterable[str]) -> float | None:
@@ -202,36 +199,14 @@ def abstention_metrics(expected: Sequence[bool], abstained: Sequence[bool]) -> d
     }
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..1): an observed latency, never an interpolation."""
-    if not values:
+def abstention_auc(answerability: Sequence[float], should_abstain: Sequence[bool]) -> float | None:
+    """Chance that an unanswerable question scores below an answerable one (ROC AUC
+    of abstaining below a threshold); None unless both kinds are present."""
+    from sklearn.metrics import roc_auc_score
+
+    if not any(should_abstain) or all(should_abstain):
         return None
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
-
-
-def roc_points(scores: Sequence[float], should_abstain: Sequence[bool]) -> list[tuple[float, float, float]]:
-    """(threshold, false-abstention rate, abstention recall) when abstaining below each
-    threshold; scores are answerability (higher = more answerable)."""
-    pos = sum(should_abstain)
-    neg = len(should_abstain) - pos
-    if not pos or not neg:
-        return []
-    points = [(-math.inf, 0.0, 0.0)]
-    for t in sorted(set(scores)) + [math.inf]:
-        abst = [s < t for s in scores]
-        tpr = sum(a and e for a, e in zip(abst, should_abstain)) / pos
-        fpr = sum(a and not e for a, e in zip(abst, should_abstain)) / neg
-        points.append((t, fpr, tpr))
-    return points
-
-
-def auc(points: Sequence[tuple[float, float, float]]) -> float | None:
-    """Area under the ROC by trapezoids: chance that an unanswerable question scores below an answerable one."""
-    if not points:
-        return None
-    xy = sorted((fpr, tpr) for _, fpr, tpr in points)
-    return sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(xy, xy[1:]))
+    return float(roc_auc_score(should_abstain, [-s for s in answerability]))
 
 
 # ====================================================================== per question
@@ -249,7 +224,6 @@ class Output:
     abstained: bool | None = None
     cited_ids: list[str] = field(default_factory=list)
     cited_titles: list[str] = field(default_factory=list)
-    cited_supported: list[bool] = field(default_factory=list)
     answerability: float | None = None  # what the pipeline abstains on (Answer.answerability)
     cautioned: bool = False  # answered with the low-confidence notice
     groundedness: float | None = None
@@ -269,21 +243,12 @@ RETRIEVAL_METRICS: dict[str, Callable[[Question, Output], float | None]] = {
 
 ANSWER_METRICS: dict[str, Callable[[Question, Output], float | None]] = {
     "cite_precision_gold": lambda q, o: citation_precision(o.cited_titles, q.gold) if q.gold else None,
-    "cite_precision_verified": (
-        lambda q, o: citation_precision(o.cited_titles, q.gold, _supported_and_retrieved(o)) if q.gold else None
-    ),
     "cite_recall": lambda q, o: citation_recall(o.cited_titles, q.gold) if q.gold else None,
     "fact_recall": lambda q, o: fact_recall(q.answer_facts, "" if o.abstained else (o.answer_text or "")),
     "invalid_citations": lambda q, o: float(invalid_citations(o.cited_ids, o.retrieved_ids)),
     "groundedness": lambda q, o: o.groundedness,
     "draft_groundedness": lambda q, o: o.draft_groundedness,
 }
-
-
-def _supported_and_retrieved(o: Output) -> list[bool]:
-    """A surviving citation counts as supported only if it points at a retrieved paper."""
-    pool = set(o.retrieved_ids)
-    return [ok and pid in pool for ok, pid in zip(o.cited_supported, o.cited_ids)]
 
 
 def score_question(q: Question, o: Output) -> dict[str, float | None]:
@@ -303,7 +268,7 @@ def score_question(q: Question, o: Output) -> dict[str, float | None]:
 
 SUMMARY_KEYS = (
     "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "all@10",
-    "cite_precision_gold", "cite_precision_verified", "cite_recall", "fact_recall",
+    "cite_precision_gold", "cite_recall", "fact_recall",
     "invalid_citations", "groundedness", "draft_groundedness",
 )
 
@@ -372,8 +337,7 @@ def summarize_config(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         result["headline"].update({s: headline([r for r in rows if r.get("split") == s]) for s in splits})
     scored = [(r["answerability"], r["expects_abstention"]) for r in rows if r.get("answerability") is not None]
     if scored:
-        points = roc_points([s for s, _ in scored], [e for _, e in scored])
-        result["abstention_auc"] = auc(points)
+        result["abstention_auc"] = abstention_auc([s for s, _ in scored], [e for _, e in scored])
     return result
 
 
@@ -427,9 +391,6 @@ def draft_groundedness(draft: str, evidence: Any, index: Any, threshold: float) 
     return checked.groundedness if checked.cited_claims else 0.0
 
 
-UNCITED_DRAFT_NOTICE = "The LLM's answer carried no citation"
-
-
 def ask_once(assistant: Any, q: Question, mode: str, retriever: str) -> tuple[Any, str]:
     """One question through `Assistant.stream` (what `ask` iterates); also returns the
     streamed LLM draft, which the final Answer no longer carries. The draft is the
@@ -442,7 +403,8 @@ def ask_once(assistant: Any, q: Question, mode: str, retriever: str) -> tuple[An
         elif event.kind == "notice" and drafting and not draft:
             continue  # e.g. the stale-index notice, which comes before any token
         elif event.kind in ("reset", "notice"):
-            if drafting and event.kind == "notice" and not event.text.startswith(UNCITED_DRAFT_NOTICE):
+            # an endpoint failure cuts the draft short; an uncited draft is complete but rejected
+            if drafting and event.notice is not None and "citation" not in event.notice.message:
                 complete = False
             drafting = False
         elif event.kind == "answer":
@@ -454,7 +416,7 @@ def ask_once(assistant: Any, q: Question, mode: str, retriever: str) -> tuple[An
 
 def pipeline_output(assistant: Any, q: Question, mode: str, retriever: str) -> Output:
     """Runs one question and extracts everything the metrics need from the Answer."""
-    from assistant.pipeline import CAUTION_NOTICE, QuestionError
+    from assistant.pipeline import QuestionError
 
     index = assistant.index
     t0 = time.perf_counter()
@@ -469,14 +431,13 @@ def pipeline_output(assistant: Any, q: Question, mode: str, retriever: str) -> O
         retrieved_ids=[h.paper_id for h in answer.retrieved],
         retrieved_titles=[h.title for h in answer.retrieved],
         latency_ms=answer.timings_ms.get("total", 0.0),
-        contract=answer.contract(),
+        contract=answer.contract().model_dump(mode="json"),
         answer_text=answer.answer,
         abstained=answer.abstained,
         cited_ids=[c.paper_id for c in answer.citations],
         cited_titles=[c.title for c in answer.citations],
-        cited_supported=[c.supported for c in answer.citations],
         answerability=answer.answerability,
-        cautioned=CAUTION_NOTICE in answer.notices,
+        cautioned=answer.has_notice("caution"),
         groundedness=final_groundedness(answer, index, threshold),
         draft_groundedness=draft_groundedness(
             draft, answer_evidence(assistant, answer.question, answer.retrieved, index), index, threshold
@@ -697,7 +658,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 OVERALL_COLUMNS = (
     ("R@1", "recall@1"), ("R@5", "recall@5"), ("R@10", "recall@10"), ("MRR", "mrr"), ("nDCG@10", "ndcg@10"),
-    ("all@10", "all@10"), ("citeP gold", "cite_precision_gold"), ("citeP verif", "cite_precision_verified"),
+    ("all@10", "all@10"), ("citeP gold", "cite_precision_gold"),
     ("citeR", "cite_recall"), ("factR", "fact_recall"), ("abst P", "abstention_precision"),
     ("abst R", "abstention_recall"), ("abst acc", "abstention_accuracy"), ("false abst", "false_abstention_rate"),
     ("invalid cites", "invalid_citations_total"), ("grounded", "groundedness"), ("p50 ms", "latency_p50_ms"),
@@ -866,18 +827,20 @@ def plot_type_bars(metrics: dict[str, Any], path: Path) -> str:
 def plot_roc(rows: Sequence[dict[str, Any]], metrics: dict[str, Any], path: Path) -> str | None:
     """ROC of abstaining below an answerability threshold, with each run's actual operating point."""
     import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
 
     curves = []
     for config in metrics:
         scored = [r for r in rows if r["config"] == config and r.get("answerability") is not None]
-        points = roc_points([r["answerability"] for r in scored], [r["expects_abstention"] for r in scored])
-        if points:
-            curves.append((config, points, metrics[config]["overall"]))
+        scores, expected = [r["answerability"] for r in scored], [r["expects_abstention"] for r in scored]
+        if any(expected) and not all(expected):
+            curves.append((config, roc_curve(expected, [-s for s in scores]), abstention_auc(scores, expected),
+                           metrics[config]["overall"]))
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    for config, points, overall in curves:
-        line = ax.plot([p[1] for p in points], [p[2] for p in points], label=f"{config} (AUC {auc(points):.3f})")[0]
+    for config, (fpr, tpr, _), area, overall in curves:
+        line = ax.plot(fpr, tpr, label=f"{config} (AUC {area:.3f})")[0]
         if overall.get("false_abstention_rate") is not None and overall.get("abstention_recall") is not None:
             ax.plot([overall["false_abstention_rate"]], [overall["abstention_recall"]], "o", color=line.get_color())
     ax.plot([0, 1], [0, 1], ":", color="grey")

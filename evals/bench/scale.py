@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,8 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assistant.chroma_server import ChromaServer
 from assistant.config import PROJECT_ROOT, Settings
+from assistant.files import atomic_write_json
+from evals.stats import percentile
+from evals.servers import ChromaServer
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
 STORES = ("embedded", "server")
@@ -47,15 +48,10 @@ TARGET_HYBRID_P95_MS = 100.0
 TARGET_SIZE = 100_000
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def _summary(values: list[float]) -> dict[str, float]:
-    return {"p50": round(statistics.median(values), 2), "p95": round(_pct(values, 0.95), 2),
+    return {"p50": round(percentile(values, 0.5), 2), "p95": round(percentile(values, 0.95), 2),
             "mean": round(statistics.fmean(values), 2), "n": len(values)}
 
 
@@ -132,7 +128,7 @@ def child_index(out: Path, cache_path: Path | None) -> None:
     model_load = time.perf_counter() - t0
     embedder = None
     if cache_path is not None:
-        from assistant.scale import CachedEmbedder, VectorCache
+        from evals.bench.synth import CachedEmbedder, VectorCache
 
         embedder = CachedEmbedder(model, VectorCache.load(cache_path))
     progress_file = out.with_suffix(".progress")
@@ -160,9 +156,10 @@ def child_index(out: Path, cache_path: Path | None) -> None:
 
 def child_cache(out: Path) -> None:
     """Runs in its own process: embeds every real sentence once (the vector cache)."""
+    from evals.bench.synth import build_sentence_cache, real_sentences
+
     from assistant.corpus import load_corpus
     from assistant.embed import get_embedder
-    from assistant.scale import build_sentence_cache, real_sentences
 
     settings = Settings()
     source = load_corpus(settings.corpus_dir).papers
@@ -175,7 +172,8 @@ def child_cache(out: Path) -> None:
 
 def child_query(out: Path, repeats: int) -> None:
     """Runs in its own process: open the index, then time searches."""
-    from assistant.bench import LONG_QUESTIONS, QUESTIONS
+    from evals.bench.speed import LONG_QUESTIONS, QUESTIONS
+
     from assistant.retrieve import open_index
 
     settings = Settings(mode="offline")
@@ -248,11 +246,11 @@ def child_query(out: Path, repeats: int) -> None:
         "open_s": open_s,
         "first_query_s": first_s,
         "samples_per_retriever": len(total["hybrid"]),
-        "retrievers": {r: {**_summary(total[r]), "steps_p50": {k: round(statistics.median(v), 2) for k, v in steps[r].items()},
-                           "steps_p95": {k: round(_pct(v, 0.95), 2) for k, v in steps[r].items()}} for r in RETRIEVERS},
+        "retrievers": {r: {**_summary(total[r]), "steps_p50": {k: round(percentile(v, 0.5), 2) for k, v in steps[r].items()},
+                           "steps_p95": {k: round(percentile(v, 0.95), 2) for k, v in steps[r].items()}} for r in RETRIEVERS},
         "hybrid_long_questions": {**_summary(long_total),
-                                  "steps_p50": {k: round(statistics.median(v), 2) for k, v in long_steps.items()},
-                                  "steps_p95": {k: round(_pct(v, 0.95), 2) for k, v in long_steps.items()}},
+                                  "steps_p50": {k: round(percentile(v, 0.5), 2) for k, v in long_steps.items()},
+                                  "steps_p95": {k: round(percentile(v, 0.95), 2) for k, v in long_steps.items()}},
         "profile": {k: _summary(v) for k, v in parts.items()},
         "bm25_units": len(bm.corpus),
         "peak_rss_mib": peak_rss_mib(),
@@ -270,7 +268,7 @@ def _run_child(args: list[str], env: dict[str, str], log: Path, timeout_s: float
     load = os.getloadavg()[0]
     hwm = None
     with open(log, "w", encoding="utf-8") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "assistant.bench_scale", *args], env=env, cwd=PROJECT_ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "evals.bench.scale", *args], env=env, cwd=PROJECT_ROOT,
                                 stdout=fh, stderr=subprocess.STDOUT)
         timed_out = False
         while True:
@@ -514,8 +512,9 @@ def run_scale(sizes: list[int], stores: list[str], out_dir: Path | None, real_em
               repeats: int = 5, timeout_s: float = 1500.0, cache_path: Path = DEFAULT_CACHE, work: Path | None = None,
               keep: bool = False, log: Any = print, checkpoint: Any = None) -> dict[str, Any]:
     """The whole benchmark; writes results.json and scale.png to `out_dir` when given."""
+    from evals.bench.synth import generate_corpus
+
     from assistant.corpus import load_corpus
-    from assistant.scale import generate_corpus
 
     for store in stores:
         if store not in STORES:
@@ -535,8 +534,9 @@ def run_scale(sizes: list[int], stores: list[str], out_dir: Path | None, real_em
     }
     cache = None
     if any(s not in real_embed_sizes for s in sizes):
+        from evals.bench.synth import cache_is_current
+
         from assistant.embed import model_fingerprint
-        from assistant.scale import cache_is_current
 
         built = None
         if not cache_is_current(cache_path, model_fingerprint(settings.embed_model_path), source):
@@ -622,13 +622,11 @@ def _merge(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, An
 
 def _write(results: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / "results.json")
+    atomic_write_json(out_dir / "results.json", results, indent=1)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m assistant.bench_scale", description="scale benchmark children")
+    parser = argparse.ArgumentParser(prog="python -m evals.bench.scale", description="scale benchmark children")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("index")
     p.add_argument("--out", type=Path, required=True)

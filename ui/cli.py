@@ -1,11 +1,15 @@
 """`assistant serve`: the web UI and the JSON API on one local port (never a
-public share link). Thin on purpose: the app is built by `ui.server.create_app`."""
+public share link). Plugged into the `assistant` command through the
+`assistant.commands` entry point; the app itself is `ui.server.create_app`."""
 
 from __future__ import annotations
 
 from typing import Optional
 
 import typer
+from rich.markup import escape
+
+from assistant.console import err, fail, load_settings, progress
 
 
 def serve(
@@ -15,19 +19,15 @@ def serve(
 ) -> None:
     """Serve the chat UI (Chat, Papers, Corpus map) and the JSON API (/api/ask, /api/papers/{id},
     /api/search, /api/health; schema at /openapi.json)."""
-    from rich.markup import escape
-
-    from assistant.cli import _fail, _progress, _settings, err
     from assistant.index import IndexProblem, sync
     from assistant.retrieve import open_index
+    from ui.server import create_app, parse_auth
 
-    settings = _settings(host=host, port=port)
+    settings = load_settings(host=host, port=port)
     try:
-        from ui.server import parse_auth
-
         parse_auth(settings.auth)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     try:
         open_index(settings)
     except IndexProblem as exc:
@@ -37,15 +37,13 @@ def serve(
                       "Or stop and run `assistant serve --build` (or `assistant index`).")
         else:
             try:
-                report = sync(settings, progress=_progress)
+                report = sync(settings, progress=progress)
             except IndexProblem as problem:
-                _fail(str(problem))
+                fail(str(problem))
             err.print(f"Index built: {report.papers} papers in {report.seconds:.0f} s.")
             open_index(settings, reload=True)
 
     import uvicorn
-
-    from ui.server import create_app
 
     app = create_app(settings)
     auth = " (basic auth on)" if settings.auth else ""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 from assistant.config import PROJECT_ROOT, Settings
+from evals.stats import percentile
 
 QUESTIONS = [
     "What does AdamP change in the optimizer step?",
@@ -88,7 +88,7 @@ def bench_index() -> None:
         listing.write_text("\n".join(lines), encoding="utf-8")
         one, _, out = _run(index_cmd, env)
         print(f"one-paper change:  {one:7.2f} s wall  units embedded {_units(out)} (that paper's sentences + its paper unit)")
-        li, li_rss, out = _run([sys.executable, "-m", "assistant.bench", "llama-index-build", str(corpus)], env)
+        li, li_rss, out = _run([sys.executable, "-m", "evals.bench.speed", "llama-index-build", str(corpus)], env)
         print(f"llama-index VectorStoreIndex.from_documents: {li:7.1f} s wall  {n / li:6.1f} papers/s  peak RSS {li_rss:6.0f} MiB  ({out.strip()})")
         print(f"per paper: ours {1000 * cold / n:.0f} ms vs llama-index {1000 * li / n:.0f} ms  (ratio {cold / li:.2f})")
     finally:
@@ -98,7 +98,8 @@ def bench_index() -> None:
 def llama_index_build(corpus_dir: str) -> None:
     """The out-of-the-box path a user would write: one Document per paper, default
     splitter, HuggingFaceEmbedding with the same packaged model, in-memory store."""
-    from llama_index.core import Document, Settings as LISettings, VectorStoreIndex
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core import Settings as LISettings
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     from assistant.corpus import load_corpus
@@ -111,9 +112,6 @@ def llama_index_build(corpus_dir: str) -> None:
     print(f"{len(index.docstore.docs)} nodes embedded")
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def bench_query(repeats: int = 5) -> None:
@@ -161,7 +159,7 @@ def _print_latencies(title: str, timings: dict[str, dict[str, list[float]]], que
     pooled = {k: [ms for q in questions for ms in timings[q][k]] for k in timings[questions[0]]}
     print(f"\n{title}")
     print(f"{'':44}{'p50 ms':>8}{'p95 ms':>8}{'p95 / plain p95':>17}")
-    plain95 = _pct(pooled["plain"], 0.95)
+    plain95 = percentile(pooled["plain"], 0.95)
     labels = {
         "chroma": "Chroma query alone (vector given)",
         "plain": "plain Chroma vector query (embed + top 10)",
@@ -171,7 +169,7 @@ def _print_latencies(title: str, timings: dict[str, dict[str, list[float]]], que
         "answer": "offline answer end to end",
     }
     for key, label in labels.items():
-        p50, p95 = statistics.median(pooled[key]), _pct(pooled[key], 0.95)
+        p50, p95 = percentile(pooled[key], 0.5), percentile(pooled[key], 0.95)
         print(f"{label:44}{p50:8.1f}{p95:8.1f}{p95 / plain95:17.2f}")
 
 
@@ -179,7 +177,7 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "llama-index-build":
         llama_index_build(sys.argv[2])
         return
-    raise SystemExit("usage: python -m assistant.bench llama-index-build CORPUS_DIR")
+    raise SystemExit("usage: python -m evals.bench.speed llama-index-build CORPUS_DIR")
 
 
 if __name__ == "__main__":

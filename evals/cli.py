@@ -1,0 +1,61 @@
+"""`assistant bench ...`, plugged into `assistant` through the `assistant.commands`
+entry points (pyproject.toml) like the lab's `eval` (evals/evaluate.py) and
+`calibrate` (evals/calibrate.py). Imports stay inside the commands so that loading
+the group costs `assistant ask` nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from assistant.console import fail
+
+bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
+
+
+@bench.command("index")
+def bench_index() -> None:
+    """Cold build, no-op re-index and one-paper change vs llama-index's default build."""
+    from evals.bench.speed import bench_index as run
+
+    run()
+
+
+@bench.command("query")
+def bench_query(repeats: int = typer.Option(5, help="Passes over the question list.")) -> None:
+    """Retrieval and offline answer latency beside a plain Chroma query; cold start."""
+    from evals.bench.speed import bench_query as run
+
+    run(repeats)
+
+
+@bench.command("load")
+def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /api/ask."),
+               seconds: float = typer.Option(60.0, help="Duration of the load."),
+               max_requests: Optional[int] = typer.Option(None, help="Stop after this many answers."),
+               as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text.")) -> None:
+    """Concurrent clients against a fresh `assistant serve` (loopback, offline) while the UI is probed."""
+    from evals.bench.load import bench_load as run
+
+    try:
+        report = run(clients, seconds, max_requests, as_json)
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    if report.errors or report.probe_errors:
+        raise typer.Exit(1)
+
+
+@bench.command("scale")
+def bench_scale(sizes: str = typer.Option("1000,10000,100000", help="Corpus sizes (papers), comma-separated."),
+                store: str = typer.Option("embedded,server", help="embedded and/or server (a `chroma run` per run)."),
+                out_dir: Path = typer.Option(Path("docs/scale"), "--out", help="Where results.json and scale.png go."),
+                real_embed_sizes: str = typer.Option("1000", help="Sizes embedded fully by the model ('all' = no vector reuse)."),
+                repeats: int = typer.Option(5, help="Passes over the question list per retriever."),
+                timeout: float = typer.Option(1500.0, help="Seconds after which one index or query phase is stopped."),
+                append: bool = typer.Option(False, help="Merge into an existing results.json.")) -> None:
+    """Index throughput, disk, peak RSS and query p50/p95 against corpus size (generated corpora)."""
+    from evals.bench.scale import command
+
+    command(sizes, store, out_dir, real_embed_sizes, repeats, timeout, append)

@@ -1,0 +1,77 @@
+"""The house rules a reviewer would check by hand: declared dependencies equal what
+the code imports (deptry), the runtime never imports the lab and no package has an
+import circle (import-linter contracts in pyproject.toml), and a wheel installed
+outside the checkout answers a question on its own (prompts and the abstention
+model ship inside it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from assistant.config import PROJECT_ROOT
+from tests.conftest import write_small_corpus
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd: list[str], cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_declared_dependencies_equal_the_imports() -> None:
+    result = run([str(BIN / "deptry"), "."])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runtime_never_imports_the_lab_and_nothing_imports_in_a_circle() -> None:
+    result = run([str(BIN / "lint-imports")])
+    assert result.returncode == 0 and "0 broken" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_wheel_installed_outside_the_checkout_builds_an_index_and_answers(tmp_path: Path) -> None:
+    """Builds the wheel, installs it into a new virtualenv (its dependencies come from
+    this one's site-packages through a path file, the checkout is nowhere on the path)
+    and runs the installed `assistant` from a folder outside the checkout."""
+    wheels = tmp_path / "wheels"
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), "."])
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next(wheels.glob("assistant-*.whl"))
+    venv = tmp_path / "venv"
+    assert run([sys.executable, "-m", "venv", "--without-pip", str(venv)]).returncode == 0
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")  # the dependencies only: its .pth files
+    installed = run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps",
+                     "--no-index", str(wheel)])  # (the editable checkout among them) are not read from there
+    assert installed.returncode == 0, installed.stderr[-2000:]
+
+    work = tmp_path / "elsewhere"
+    corpus = write_small_corpus(work / "papers")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "OPENAI_"))}
+    env |= {"ASSISTANT_CORPUS_DIR": str(corpus), "ASSISTANT_INDEX_DIR": str(work / "index"), "PYTHONPATH": ""}
+    where = run([str(venv / "bin" / "python"), "-c",
+                 "import assistant, prompts; from assistant.config import Settings; s = Settings(); "
+                 "print(assistant.__file__, prompts.__file__, s.abstain_model.is_file(), "
+                 "(s.prompts_dir / 'answer_system.md').is_file())"], cwd=work, env=env)
+    assert where.returncode == 0, where.stderr[-2000:]
+    module, prompts_file, model_ok, prompt_ok = where.stdout.split()
+    assert module.startswith(str(venv)) and prompts_file.startswith(str(venv)), where.stdout
+    assert (model_ok, prompt_ok) == ("True", "True")
+
+    indexed = run([str(venv / "bin" / "assistant"), "index", "--quiet"], cwd=work, env=env)
+    assert indexed.returncode == 0, indexed.stderr[-2000:]
+    asked = run([str(venv / "bin" / "assistant"), "ask", "--json", "How does BAdam save memory when fine-tuning LLMs?"],
+                cwd=work, env=env)
+    assert asked.returncode == 0, asked.stderr[-2000:]
+    answer = json.loads(asked.stdout)
+    assert not answer["abstained"] and answer["citations"][0]["title"].startswith("BAdam")
+    assert answer["citations"][0]["quote"] in (corpus / "004_small.txt").read_text(encoding="utf-8")
