@@ -47,6 +47,159 @@ class Evidence:
 class Answerer(Protocol):
     mode: str
 
+    def draft(self, question: str, evidence: Evidence) -> Iterator[str]: ...
+
+
+def short_name(title: str) -> str:
+    head = re.split(r":\s", title, maxsplit=1)[0]
+    return head if head != title and len(head) <= 40 else (title if len(title) <= 70 else title[:67].rstrip() + "...")
+
+
+class OfflineAnswerer:
+    mode = "offline"
+
+    def __init__(self, max_papers: int = 5, floor: float = 0.3) -> None:
+        self.max_papers = max_papers
+        self.floor = floor
+
+    def select(self, evidence: Evidence) -> list[tuple[int, list[int]]]:
+        """(source n, sentence indexes) to use: the best sentences of the papers close
+        to the top, skipping near-duplicates (the corpus has papers sharing sentences)."""
+        top = evidence.relevance
+        chosen: list[tuple[int, list[int]]] = []
+        used: list[str] = []
+        for src in evidence.sources:
+            sims = evidence.similarities.get(src.n, [])
+            if not sims:
+                continue
+            best = max(sims)
+            if src.n not in evidence.named and (best < self.floor or best < top - PAPER_MARGIN):
+                continue
+            ranked = sorted(range(len(sims)), key=lambda i: -sims[i])
+            picks: list[int] = []
+            for i in ranked[:3]:
+                if picks and (sims[i] < best - SENTENCE_MARGIN or len(picks) >= 2):
+                    break
+                text = src.sentences[i]
+                if len(text) < 25 or any(fuzz.ratio(text, u) >= NEAR_DUPLICATE for u in used):
+                    continue
+                picks.append(i)
+                used.append(text)
+            if picks:
+                chosen.append((src.n, sorted(picks)))
+            if len(chosen) >= self.max_papers:
+                break
+        return chosen
+
+    def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
+        chosen = self.select(evidence)
+        if not chosen:
+            return
+        by_n = {s.n: s for s in evidence.sources}
+        lead_n, lead_idx = chosen[0]
+        lead = by_n[lead_n]
+        # An abstract's own references ("RoPE [32]") are dropped: they would read as citations.
+        yield f"**{short_name(lead.paper.title)}**: " + " ".join(
+            f"{strip_markers(lead.sentences[i])} [{lead_n}]" for i in lead_idx
+        )
+        if len(chosen) > 1:
+            yield "\n\nOther papers in the corpus on this:\n"
+            for n, idx in chosen[1:]:
+                src = by_n[n]
+                yield f"\n- **{short_name(src.paper.title)}**: " + " ".join(
+                    f"{strip_markers(src.sentences[i])} [{n}]" for i in idx
+                )
+
+
+class UnusableAnswer(LLMError):
+    """The model replied, but with something no user should be shown as an answer."""
+
+
+CHARS_PER_TOKEN = 4  # English text with the common BPE vocabularies; a budget, not a count
+SOURCE_SENTENCES = 3  # most sentences of one paper handed to the model
+SENTENCE_RELEVANCE = 0.12  # a paper's further sentences must be this close to its best one
+SOURCE_MARGIN = 0.2  # papers whose best sentence is further below the top one are not shown
+_BOILERPLATE = re.compile(
+    r"https?://|www\.|github\.|\b(?:code|models?|data(?:set)?s?|project page|implementation)\b[^.]{0,40}"
+    r"\b(?:available|released|public|open[- ]sourced?)\b|\bproject page\b|^\W*$",
+    re.IGNORECASE,
+)
+_NO_ANSWER_VARIANT = re.compile(r"\binsufficient[\s_-]*sources?\b", re.IGNORECASE)
+RUN_ON_MARKERS = 6  # this many markers with under WORDS_PER_MARKER words each is a list, not an answer
+WORDS_PER_MARKER = 4
+ECHO_WORDS = 7  # a run of this many words of the instructions in the answer is an echo
+COPIED_SENTENCES = 3  # consecutive source sentences copied verbatim: a dump, not an answer
+
+
+class LLMAnswerer:
+    """Hands the model the sentences that matter, not whole abstracts: on 2 cores a
+    0.5B model reads ~80 tokens a second, and small models copy or drift on long
+    context. Whatever comes back is normalised (other citation shapes become `[n]`)
+    as it streams, and a reply that cannot be an answer (markers only, a run-on list,
+    the instructions echoed, a source copied, cut off, empty) raises UnusableAnswer,
+    which the pipeline turns into the offline answer with a notice."""
+
+    mode = "llm"
+
+    def __init__(self, client: LLMClient, prompts_dir: Path, context_tokens: int | None = None) -> None:
+        self.client = client
+        self.system = (prompts_dir / "answer_system.md").read_text(encoding="utf-8").strip()
+        self.user = (prompts_dir / "answer_user.md").read_text(encoding="utf-8").strip()
+        self.source = (prompts_dir / "source.md").read_text(encoding="utf-8").strip()
+        settings = getattr(client, "settings", None)
+        self.context_tokens = context_tokens or int(getattr(settings, "llm_context_tokens", 1200))
+
+    def context(self, evidence: Evidence) -> list[tuple[Source, list[int]]]:
+        """(source, sentence indexes in abstract order) for the prompt, in retrieval order.
+        Sentences are taken best first over all sources until the budget is spent: a
+        paper's best sentence, then its next ones while close to it. Papers far below
+        the best one (and not named by the question) are left out: a small model
+        cites whatever it is shown."""
+        budget = self.context_tokens * CHARS_PER_TOKEN
+        top = evidence.relevance
+        candidates: list[tuple[float, int, int]] = []
+        for rank, src in enumerate(evidence.sources):
+            sims = evidence.similarities.get(src.n) or [0.0] * len(src.sentences)
+            best = max(sims, default=0.0)
+            if rank and src.n not in evidence.named and best < top - SOURCE_MARGIN:
+                continue
+            by_sim = sorted(range(len(src.sentences)), key=lambda i: -sims[i])
+            order = [i for i in by_sim if _usable(src.sentences[i])] or by_sim[:1]
+            candidates += [(sims[i], rank, i) for j, i in enumerate(order[:SOURCE_SENTENCES])
+                           if j == 0 or sims[i] >= sims[order[0]] - SENTENCE_RELEVANCE]
+        picks: dict[int, list[int]] = {}
+        left_out: set[int] = set()  # papers whose best sentence did not fit
+        for _sim, rank, i in sorted(candidates, key=lambda c: (-c[0], c[1])):
+            if rank in left_out:
+                continue
+            src = evidence.sources[rank]
+            first = rank not in picks
+            cost = len(_clean(src.sentences[i])) + 1 + (len(self._header(src)) + 2 if first else 0)
+            if cost > budget and picks:  # the best sentence of all goes in whatever its length
+                if first:
+                    left_out.add(rank)
+                continue
+            budget -= cost
+            picks.setdefault(rank, []).append(i)
+        return [(evidence.sources[rank], sorted(picks[rank])) for rank in sorted(picks)]
+
+    def _header(self, src: Source) -> str:
+        return self.source.format(n=src.n, title=src.paper.title, date=src.paper.date or "date unknown", sentences="")
+
+    def messages(self, question: str, evidence: Evidence,
+                 context: list[tuple[Source, list[int]]] | None = None) -> list[dict[str, str]]:
+        """The sources are numbered 1..m as shown (draft() maps the numbers back)."""
+        context = self.context(evidence) if context is None else context
+        sources = "\n\n".join(
+            self.source.format(n=k, title=src.paper.title, date=src.paper.date or "date unknown",
+                               sentences=" ".join(_clean(src.sentences[i]) for i in picks))
+            for k, (src, picks) in enumerate(context, 1)
+        )
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": self.user.format(sources=sources, question=question)},
+        ]
+
     def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
         context = self.context(evidence)
         messages = self.messages(question, evidence, context)
