@@ -57,6 +57,24 @@ def index(rebuild: bool = typer.Option(False, help="Drop the vector store and em
         f"(+{len(report.added)} new, {len(report.updated)} changed, -{len(report.deleted)} removed, "
         f"{len(report.repaired)} repaired); embedded {report.units_embedded} units in {report.seconds:.1f} s."
     )
+    _index_map(settings)
+
+
+def _index_map(settings: Settings) -> None:
+    """Computes the corpus map with the index (cached; only when papers changed), so the
+    first page load does not pay for it. A failure here never fails the index."""
+    import time
+
+    from assistant.topics import load_map
+
+    t0 = time.perf_counter()
+    try:
+        corpus_map = load_map(settings)
+    except Exception as exc:  # the map is recomputed on first use; say why it is not ready
+        err.print(f"[yellow]Corpus map not computed:[/yellow] {escape(f'{type(exc).__name__}: {exc}')}")
+        return
+    out.print(f"Corpus map: {len(corpus_map.topics)} topics over {len(corpus_map.points)} papers "
+              f"({time.perf_counter() - t0:.1f} s).")
 
 
 def _assistant(settings: Settings) -> Assistant:
@@ -226,6 +244,7 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
         "corpus_fingerprint": corpus.fingerprint(),
         "index": manifest,
         "index_up_to_date": bool(manifest and manifest.get("corpus_fingerprint") == corpus.fingerprint()),
+        "topics": _topics(settings) if manifest is not None else None,
     }
     if as_json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -241,6 +260,31 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
         state = "up to date" if data["index_up_to_date"] else "OUT OF DATE (run `assistant index`)"
         out.print(f"Index {manifest['store']}: {manifest['papers']} papers, {manifest['sentences']} sentences, "
                   f"model {manifest['embed_model']}, {state}")
+    topics = data["topics"]
+    if topics and topics.get("error"):
+        out.print(f"Topics: not available ({escape(topics['error'])})")
+    elif topics:
+        trust = topics["trustworthiness_at_10"]
+        out.print(f"Topics on the corpus map: {len(topics['topics'])} ({topics['layout']} layout"
+                  + (f", trustworthiness@10 {trust:.3f}" if trust is not None else "") + f"; {topics['clustering']})")
+        for t in topics["topics"]:
+            out.print(f"  {t['size']:4d}  {escape(t['label'])}")
+
+
+def _topics(settings: Settings) -> dict[str, Any]:
+    """The corpus map's topics (computed and cached on first use, `assistant/topics.py`)."""
+    from assistant.index import IndexProblem
+    from assistant.topics import load_map
+
+    try:
+        corpus_map = load_map(settings)
+    except (IndexProblem, OSError, ValueError) as exc:
+        return {"error": str(exc)}
+    m = corpus_map.method
+    return {"layout": m.get("layout"), "clustering": m.get("clustering"), "naming": m.get("naming"),
+            "trustworthiness_at_10": m.get("trustworthiness_at_10"),
+            "topics": [{"id": t.id, "label": t.label, "size": t.size, "paper_ids": t.paper_ids}
+                       for t in corpus_map.topics]}
 
 
 @app.command()

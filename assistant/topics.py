@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -50,18 +49,26 @@ LABEL_TERMS = 3
 TERMS_KEPT = 10
 TRUST_MAX_PAPERS = 3_000  # trustworthiness is O(n^2) in memory; measured only up to here
 
-# Words every topic of an ML corpus uses: they would name no topic in particular.
-GENERIC_WORDS = frozenset("""
-    abstract achieve achieves achieving address approach approaches available based benchmark benchmarks challenge
-    challenges code com compared comprehensive demonstrate demonstrates designed different effective effectively
-    efficient existing experiment experimental experiments extensive framework github github.io http https improve
-    improved improves improving introduce introduces key large leverage leverages method methods model models new
-    novel outperform outperforms paper performance previous problem problems propose proposed proposes provide
-    release released remains result results scale set shows show significant significantly simple state art study
-    superior task tasks tested use used uses using various way work works www yields
+# Words every topic of an ML corpus uses: alone they name no topic in particular.
+# The nouns may still end or start a phrase ("language models", "learning rate");
+# the rest ("proposed", "remains", "significantly") never make part of one.
+GENERIC_NOUNS = frozenset("""
+    approach approaches benchmark benchmarks challenge challenges code data experiment experiments framework learning
+    method methods model models performance problem problems result results scale set solution study task tasks
+    training work
 """.split())
+GENERIC_OTHER = frozenset("""
+    abstract achieve achieves achieving address arxiv available based com compared comprehensive demo demonstrate
+    demonstrates designed different effective effectively efficient existing experimental extensive github http https
+    improve improved improves improving introduce introduces io key large learn leverage leverages new novel open
+    outperform outperforms page paper point predefined previous project propose proposed proposes provide reduce
+    reduced release released remain remains show shows significant significantly simple state superior terms tested
+    use used uses using various way works www yields
+""".split())
+GENERIC_WORDS = GENERIC_NOUNS | GENERIC_OTHER
 _URL = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|io|org|net|ai)/\S*", re.IGNORECASE)
-_TOKEN = r"(?u)\b[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b"
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|[0-9][A-Za-z][A-Za-z0-9]*")
+_CLAUSE = re.compile(r"[.;:,!?()\[\]]")  # phrases never span these
 
 _lock = threading.Lock()
 
@@ -205,46 +212,91 @@ def paper_text(paper: Paper) -> str:
     return _URL.sub(" ", f"{paper.title}. {paper.abstract}")
 
 
-def topic_terms(texts: list[str], labels: np.ndarray, keep: int = TERMS_KEPT) -> list[list[str]]:
-    """The most distinctive terms (words and two-word phrases) of each topic, by
-    class-based TF-IDF: the share of the topic's papers that use a term times
-    log(1 + A / papers using it anywhere), A the mean number of terms per topic."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+def terms_of(text: str) -> list[str]:
+    """Words and phrases of two or three words of a text, lower-cased. A word on its
+    own counts unless it is an English stop word or generic; a phrase counts unless it
+    crosses punctuation, holds a stop word or a generic non-noun, or is all generic nouns."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    k = int(labels.max()) + 1
-    stop = sorted(ENGLISH_STOP_WORDS | GENERIC_WORDS)
-    vectorizer = CountVectorizer(ngram_range=(1, 2), stop_words=stop, token_pattern=_TOKEN, binary=True,
-                                 min_df=2 if len(texts) >= 20 else 1, dtype=np.float32)
+    out: list[str] = []
+    for clause in _CLAUSE.split(text):
+        words = [w.lower() for w in _WORD.findall(clause)]
+        usable = [len(w) > 1 and w not in ENGLISH_STOP_WORDS and w not in GENERIC_OTHER for w in words]
+        for i, w in enumerate(words):
+            if usable[i] and w not in GENERIC_NOUNS:
+                out.append(w)
+            for n in (2, 3):
+                if i + n <= len(words) and all(usable[i:i + n]) and any(
+                        v not in GENERIC_WORDS for v in words[i:i + n]):
+                    out.append(" ".join(words[i:i + n]))
+    return out
+
+
+def topic_terms(texts: list[str], labels: np.ndarray, keep: int = TERMS_KEPT) -> list[list[str]]:
+    """The most distinctive terms (words and two-word phrases) of each topic, by a
+    class-based TF-IDF over papers: p_t * log(p_t / p_all), where p_t is the share of
+    the topic's papers using the term and p_all the share of all papers. BERTopic's
+    idf, log(1 + A / f), is too mild at this size: its labels were "training",
+    "language", "data" for half the topics (docs/scale/README.md, "Corpus map")."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    k = int(labels.max()) + 1 if len(labels) else 0
+    vectorizer = CountVectorizer(analyzer=terms_of, binary=True, min_df=2 if len(texts) >= 20 else 1,
+                                 dtype=np.float32)
     try:
         docs = vectorizer.fit_transform(texts)
     except ValueError:  # no term left (tiny or empty corpus)
         return [[] for _ in range(k)]
     vocab = vectorizer.get_feature_names_out()
-    from scipy import sparse
-
     membership = sparse.csr_matrix((np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))),
                                    shape=(k, len(labels)))
-    per_topic = np.asarray((membership @ docs).todense())  # papers of each topic using each term
+    per_topic = np.asarray((membership @ docs).todense(), dtype=np.float64)  # papers of each topic using each term
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
-    papers_using = per_topic.sum(axis=0)
-    mean_terms = per_topic.sum() / k
-    weight = (per_topic / sizes[:, None]) * np.log1p(mean_terms / np.maximum(papers_using, 1))
+    share = per_topic / sizes[:, None]
+    share_all = per_topic.sum(axis=0) / len(labels)
+    weight = share * np.log(np.maximum(share, 1e-12) / np.maximum(share_all, 1e-12))
     weight[per_topic < np.minimum(2, sizes)[:, None]] = 0  # a term of one paper does not name a topic
+    home = weight.argmax(axis=0)  # the topic each term describes best
     out = []
     for c in range(k):
-        ranked = [vocab[i] for i in np.argsort(-weight[c], kind="stable")[: keep * 4] if weight[c, i] > 0]
-        out.append(_distinct(ranked, keep))
+        best = [int(i) for i in np.argsort(-weight[c], kind="stable")[: keep * 8] if weight[c, i] > 0]
+        scores = {vocab[i]: float(weight[c, i]) for i in best}
+        ranked = _prefer_phrases([vocab[i] for i in best], scores)
+        own = _distinct([t for t in ranked if home[vectorizer.vocabulary_[t]] == c], LABEL_TERMS)
+        rest = _distinct(own + [t for t in ranked if t not in own], keep)
+        out.append(rest if len(own) < LABEL_TERMS else own + [t for t in rest if t not in own])
     return out
+
+
+def _prefer_phrases(ranked: list[str], scores: dict[str, float], share: float = 0.5) -> list[str]:
+    """A word is replaced by the best phrase containing it that scores at least half as
+    high ("learning rate" for "rate"), since the phrase says more."""
+    out: list[str] = []
+    for term in ranked:
+        if " " not in term:
+            phrases = [t for t in ranked if " " in t and term in t.split() and scores[t] >= share * scores[term]]
+            if phrases:  # the longest of those nearly as good as the best ("spiking neural networks")
+                top = max(scores[t] for t in phrases)
+                term = max((t for t in phrases if scores[t] >= 0.8 * top), key=lambda t: (len(t.split()), scores[t]))
+        if term not in out:
+            out.append(term)
+    return out
+
+
+def _stem(word: str) -> str:
+    """Plural folded, so "video" and "videos" count as one word."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def _distinct(ranked: list[str], keep: int) -> list[str]:
     """Drops terms that repeat a word of a better-ranked term ("diffusion" after
-    "diffusion models"), so a label says three different things."""
+    "diffusion models", "videos" after "video"), so a label says different things."""
     chosen: list[str] = []
     seen: set[str] = set()
     for term in ranked:
-        words = set(term.split())
-        if words & seen:
+        words = {_stem(w) for w in term.split()} - {_stem(w) for w in GENERIC_WORDS}
+        if not words or words & seen:
             continue
         chosen.append(term)
         seen |= words
@@ -383,10 +435,9 @@ def load_map(settings: Settings, papers: dict[str, Paper] | None = None, store: 
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    from assistant.files import atomic_write_json
+
     try:
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
+        atomic_write_json(path, data)
+    except OSError:  # a read-only index folder still gets a map, just not a cached one
         log.warning("could not write the corpus map cache %s; it will be recomputed next time", path)
-        tmp.unlink(missing_ok=True)  # a read-only index folder still gets a map, just not a cached one

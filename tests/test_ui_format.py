@@ -3,15 +3,12 @@ everything that comes from users or the corpus. No server, no index."""
 
 from __future__ import annotations
 
-import json
 import re
 
-import numpy as np
 import pytest
 
 from assistant.models import Answer, Citation, Hit, Occurrence, Paper
 from ui import format as fmt
-from ui.corpus_map import figure_json, pca_2d
 from ui.server import parse_auth
 
 ABSTRACT = ("Normalization helps. We propose AdamP: it removes the radial component at each step. "
@@ -180,20 +177,3 @@ def test_parse_auth() -> None:
     assert parse_auth("ann:pa:ss") == ("ann", "pa:ss")
     with pytest.raises(ValueError):
         parse_auth("nopassword")
-
-
-def test_pca_is_deterministic_and_two_dimensional() -> None:
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(50, 8))
-    a, b = pca_2d(vectors), pca_2d(vectors * 1.0)
-    assert a.shape == (50, 2) and np.allclose(a, b)
-    assert abs(np.corrcoef(a[:, 0], a[:, 1])[0, 1]) < 1e-6  # components are uncorrelated
-
-
-def test_map_figure_highlights_retrieved_papers_in_rank_order() -> None:
-    points = [{"paper_id": f"p{i}", "title": f"T<{i}>", "date": "", "x": i, "y": -i} for i in range(5)]
-    fig = json.loads(figure_json(points, ["p3", "p1"]))
-    base, top = fig["data"]
-    assert top["customdata"] == ["p3", "p1"] and top["text"] == ["1", "2"]
-    assert set(base["customdata"]) == {"p0", "p2", "p4"} and "T&lt;0&gt;" in base["hovertext"]
-    assert len(json.loads(figure_json(points))["data"]) == 1

@@ -68,6 +68,21 @@ class AskRequest(BaseModel):
     date_to: str | None = Field(None, pattern=ISO_DATE, description="Only papers published on or before (YYYY[-MM[-DD]]).")
 
 
+class TopicOut(BaseModel):
+    id: int
+    label: str = Field(description="The topic's most distinctive terms, as shown on the map.")
+    terms: list[str]
+    size: int
+    query: str = Field(description="The label as a search query.")
+    paper_ids: list[str] = Field(description="Most central paper first.")
+
+
+class TopicsOut(BaseModel):
+    papers: int
+    method: dict[str, Any]
+    topics: list[TopicOut]
+
+
 class Error(BaseModel):
     error: str
 
@@ -131,6 +146,8 @@ class Api:
         r.add_api_route("/papers/{paper_id}", self.paper, methods=["GET"], responses=ERRORS,
                         summary="A paper with its five most related papers")
         r.add_api_route("/search", self.search, methods=["GET"], responses=ERRORS, summary="Rank papers for a query")
+        r.add_api_route("/topics", self.topics, methods=["GET"], response_model=TopicsOut, responses=ERRORS,
+                        summary="The corpus map's topics: label, size and paper ids")
         r.add_api_route("/health", self.health, methods=["GET"], summary="Index, Chroma and LLM endpoint status")
         # Last: unknown API paths get a JSON 404 here instead of falling through to the UI.
         r.add_api_route("/{rest:path}", self.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -140,7 +157,7 @@ class Api:
     async def unknown(self, request: Request, rest: str) -> JSONResponse:
         if rest.rstrip("/") == "ask":
             return _error(405, "Use POST /api/ask with a JSON body {\"question\": ...}.")
-        if request.method != "GET" and (rest.startswith("papers/") or rest.rstrip("/") in ("search", "health")):
+        if request.method != "GET" and (rest.startswith("papers/") or rest.rstrip("/") in ("search", "health", "topics")):
             return _error(405, f"Use GET /api/{rest}.")
         return _error(404, f"No API route /api/{rest}; see /api/docs.")
 
@@ -179,6 +196,24 @@ class Api:
             return _error(503, str(exc))
         return {"query": q, "hits": [{"paper_id": h.paper_id, "title": h.title, "score": round(h.score, 6),
                                        "dense": round(h.dense, 4), "keyword": round(h.keyword, 4)} for h in hits]}
+
+    async def topics(self) -> Any:
+        """The topics the corpus map shows, largest first; `query` is the label as a
+        search (`/api/search?q=`, or a question to /api/ask)."""
+        from assistant.topics import load_map
+
+        def get() -> dict[str, Any]:
+            index = self.assistant.index
+            corpus_map = load_map(self.assistant.settings, papers=index.papers, store=index.store)
+            method = {k: corpus_map.method.get(k) for k in ("layout", "clustering", "naming", "trustworthiness_at_10")}
+            return {"papers": len(corpus_map.points), "method": method,
+                    "topics": [{"id": t.id, "label": t.label, "terms": t.terms, "size": t.size, "query": t.query,
+                                "paper_ids": t.paper_ids} for t in corpus_map.topics]}
+
+        try:
+            return await self.run(get)
+        except IndexProblem as exc:
+            return _error(503, str(exc))
 
     async def health(self) -> Any:
         """200 when questions can be answered (the LLM is optional: its outage only

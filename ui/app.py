@@ -22,8 +22,9 @@ from assistant.index import IndexProblem, read_manifest
 from assistant.models import Notice
 from assistant.pipeline import Assistant, QuestionError, Turn
 from assistant.retrieve import Filters
+from assistant.topics import CorpusMap, Topic, load_map
 from ui import format as fmt
-from ui.corpus_map import MAP_JS, PLOTLY_JS_ROUTE, figure_json, load_points
+from ui.corpus_map import MAP_JS, PLOTLY_JS_ROUTE, figure_json, topic_choices
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,16 @@ class AssistantUI:
         items = [fmt.SourcedTurn(i, t.question, t.answer) for i, t in enumerate(turns, 1)][-MAX_SOURCE_TURNS:]
         return fmt.sources_html(items, papers)
 
-    def map_value(self, highlight: list[str]) -> str:
+    def corpus_map(self) -> CorpusMap | None:
+        """The index's map (cached per index by `assistant.topics`); None without an index."""
         if not self.index_ready():
-            return ""
-        return figure_json(load_points(self.assistant.index), highlight)
+            return None
+        index = self.assistant.index
+        return load_map(self.settings, papers=index.papers, store=index.store)
+
+    def map_value(self, highlight: list[str]) -> str:
+        corpus_map = self.corpus_map()
+        return figure_json(corpus_map, highlight) if corpus_map is not None else ""
 
     def respond(self, question: str, messages: list[dict[str, Any]], turns: list[Turn], mode: str,
                 top_k: float, date_from: str) -> Iterator[tuple[Any, ...]]:
@@ -214,9 +221,57 @@ class AssistantUI:
                 "", gr.update(choices=[], value=None))
 
     def open_from_map(self, evt: gr.EventData) -> tuple[Any, ...]:
+        """A click on the map: a dot opens its paper in the Papers tab; a topic's name
+        (on the map or in the legend) lists the topic's papers beside the map.
+        Outputs: tab, the five Papers-tab outputs, then topic picker, summary, papers."""
         data = getattr(evt, "_data", None) or {}
-        paper_id = data.get("paper_id") if isinstance(data, dict) else None
-        return self.open_in_papers_tab(paper_id)
+        data = data if isinstance(data, dict) else {}
+        if data.get("topic") is not None:
+            try:
+                topic_id = int(data["topic"])
+            except (TypeError, ValueError):
+                return (gr.skip(),) * 9
+            return (gr.skip(),) * 6 + (gr.update(value=topic_id),) + self.topic_outputs(topic_id)
+        return self.open_in_papers_tab(data.get("paper_id")) + (gr.skip(),) * 3
+
+    def _topic(self, topic_id: int | None) -> Topic | None:
+        corpus_map = self.corpus_map() if topic_id is not None else None
+        if corpus_map is None or not 0 <= int(topic_id) < len(corpus_map.topics):  # type: ignore[arg-type]
+            return None
+        return corpus_map.topics[int(topic_id)]  # type: ignore[arg-type]
+
+    def topic_outputs(self, topic_id: int | None) -> tuple[Any, ...]:
+        """Summary and paper list of one topic. Outputs: summary, papers."""
+        topic = self._topic(topic_id)
+        if topic is None:
+            return "", gr.update(choices=[], value=None, visible=False)
+        papers = self.assistant.index.papers
+        terms = ", ".join(fmt.esc(t) for t in topic.terms)
+        summary = (f"**{fmt.esc(topic.label)}** · {topic.size} papers\n\n"
+                   f"Distinctive terms: {terms}")
+        choices = [(papers[pid].title, pid) for pid in topic.paper_ids if pid in papers]
+        return summary, gr.update(choices=choices, value=None, visible=True,
+                                  label=f"Papers in this topic, most central first ({topic.size}; click to open)")
+
+    def topic_search(self, topic_id: int | None) -> tuple[Any, ...]:
+        """The topic's label as a Papers-tab search. Outputs: tab, query box."""
+        topic = self._topic(topic_id)
+        if topic is None:
+            return gr.skip(), gr.skip()
+        return gr.Tabs(selected="papers"), topic.query
+
+    def topic_question(self, topic_id: int | None) -> tuple[Any, ...]:
+        """A question about the topic, put in the chat box. Outputs: tab, question box."""
+        topic = self._topic(topic_id)
+        if topic is None:
+            return gr.skip(), gr.skip()
+        terms = topic.terms[:3]
+        named = terms[0] if len(terms) == 1 else ", ".join(terms[:-1]) + " and " + terms[-1]
+        return gr.Tabs(selected="chat"), f"What do the papers about {named} propose?"
+
+    def topic_list(self) -> Any:
+        corpus_map = self.corpus_map()
+        return gr.update(choices=topic_choices(corpus_map) if corpus_map else [], value=None)
 
     def open_paper(self, paper_id: str | None) -> tuple[Any, ...]:
         """Outputs: matches list (just this paper), note, view, citation, related."""
@@ -332,10 +387,9 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         _wire_papers(ui, papers_parts)
         open_outputs = [tabs, papers_parts["results"], papers_parts["note"], papers_parts["view"],
                         papers_parts["citation"], papers_parts["related"]]
-        map_parts["map"].click(ui.open_from_map, None, open_outputs)
-        map_parts["pick"].input(ui.open_in_papers_tab, map_parts["pick"], open_outputs)
+        _wire_map(ui, map_parts, tabs, open_outputs, chat_parts, papers_parts)
         build_btn.click(ui.build_index, None, [banner, build_out, status, map_parts["map"], map_parts["pick"]],
-                        concurrency_limit=1, show_progress="hidden")
+                        concurrency_limit=1, show_progress="hidden").then(ui.topic_list, None, map_parts["topic"])
         demo.load(ui.llm_markdown, None, chat_parts["llm"])
     demo.queue(default_concurrency_limit=s.concurrency, max_size=max(32, 8 * s.concurrency))
     return demo
@@ -414,11 +468,42 @@ def _wire_papers(ui: AssistantUI, p: dict[str, Any]) -> None:
 
 def _map_tab(ui: AssistantUI) -> dict[str, Any]:
     parts: dict[str, Any] = {}
-    gr.Markdown("Each dot is a paper, placed by a 2-D PCA projection of its embedding; close dots are about "
-                "similar things. Hover for the title, click to open the paper. Papers retrieved for your last "
-                "question are orange, numbered by rank.")
-    parts["map"] = gr.HTML(ui.map_value([]), html_template='<div class="corpus-map"></div>', js_on_load=MAP_JS,
-                           head=f'<script src="{PLOTLY_JS_ROUTE}"></script>', elem_id="corpus-map")
+    gr.Markdown("Each dot is a paper, placed by t-SNE of its embedding so that papers about similar things sit "
+                "together; colours are topics, each named by its most distinctive words. Hover a dot for its title "
+                "and date, click it to open the paper; click a topic's name, on the map or in the legend, to list "
+                "its papers. Papers retrieved for your last question are orange, numbered by rank.")
+    corpus_map = ui.corpus_map()
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=320):
+            parts["map"] = gr.HTML(ui.map_value([]), html_template='<div class="corpus-map"></div>',
+                                   js_on_load=MAP_JS, head=f'<script src="{PLOTLY_JS_ROUTE}"></script>',
+                                   elem_id="corpus-map")
+        with gr.Column(scale=1, min_width=260, elem_id="map-topic-panel"):
+            parts["topic"] = gr.Dropdown(topic_choices(corpus_map) if corpus_map else [], value=None, label="Topic",
+                                         elem_id="map-topic", filterable=True)
+            parts["topic_info"] = gr.Markdown(elem_id="map-topic-info")
+            with gr.Row():
+                parts["topic_search"] = gr.Button("Search the Papers tab", size="sm", elem_id="map-topic-search")
+                parts["topic_ask"] = gr.Button("Ask about this topic", size="sm", elem_id="map-topic-ask")
+            parts["topic_papers"] = gr.Radio([], label="Papers in this topic", visible=False,
+                                             elem_id="map-topic-papers")
     parts["pick"] = gr.Dropdown(ui.paper_list(), value=None, label="Or open a paper from the map by title",
                                 filterable=True, elem_id="map-pick")
     return parts
+
+
+def _wire_map(ui: AssistantUI, m: dict[str, Any], tabs: gr.Tabs, open_outputs: list[Any], chat: dict[str, Any],
+              papers: dict[str, Any]) -> None:
+    """Map to papers: a dot opens its paper, a topic lists its papers, and the topic's
+    label becomes a Papers-tab search or a chat question."""
+    topic_outputs = [m["topic_info"], m["topic_papers"]]
+    m["map"].click(ui.open_from_map, None, open_outputs + [m["topic"]] + topic_outputs)
+    m["topic"].input(ui.topic_outputs, m["topic"], topic_outputs)
+    m["topic_papers"].input(ui.open_in_papers_tab, m["topic_papers"], open_outputs)
+    m["pick"].input(ui.open_in_papers_tab, m["pick"], open_outputs)
+    found = [papers["results"], papers["note"], papers["view"], papers["citation"], papers["related"]]
+    m["topic_search"].click(ui.topic_search, m["topic"], [tabs, papers["query"]]).then(
+        ui.find, papers["query"], found)
+    asked = [chat["question"], chat["chat"], chat["turns"], chat["mode"], chat["top_k"], chat["date_from"]]
+    answered = [chat["question"], chat["chat"], chat["turns"], chat["sources"], m["map"]]
+    m["topic_ask"].click(ui.topic_question, m["topic"], [tabs, chat["question"]]).then(ui.respond, asked, answered)

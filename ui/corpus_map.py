@@ -1,10 +1,7 @@
-"""The corpus map: a 2-D PCA projection of the paper vectors (title + all sentences,
-as stored in Chroma), computed once per index and cached beside it in
-`<index_dir>/map.json`, keyed by the manifest's corpus fingerprint and model.
-
-PCA rather than t-SNE/UMAP: deterministic, no extra dependency, and for 356
-points it takes milliseconds; the cache mostly spares the Chroma read.
-"""
+"""The corpus map as a Plotly figure: papers placed by `assistant.topics` (t-SNE,
+cached per index), coloured by topic, each topic named on the map and in the
+legend; the papers retrieved for the last question ringed and numbered by rank.
+The figure travels to the browser as JSON and is drawn by `MAP_JS`."""
 
 from __future__ import annotations
 
@@ -14,13 +11,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from assistant.topics import CorpusMap, Topic
 
-from assistant.files import atomic_write_json
-from assistant.retrieve import Index
-
-MAP_FILE = "map.json"
 PLOTLY_JS_ROUTE = "/static-local/plotly.min.js"  # served by ui/server.py from the plotly package, never a CDN
+
+# Tableau's ten less its orange (the retrieved papers' colour), then d3's darker
+# twenties; neighbouring topics get far-apart hues. Past the 19th, colours repeat.
+PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#e377c2", "#17becf", "#8c564b", "#bcbd22", "#d62728", "#7f7f7f",
+           "#393b79", "#637939", "#7b4173", "#e7ba52", "#8c6d31", "#31a354", "#a55194", "#5254a3", "#843c39",
+           "#6b6ecf"]
+HIGHLIGHT = "#e8590c"
 
 
 def plotly_js_path() -> Path:
@@ -29,88 +29,56 @@ def plotly_js_path() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def _key(index: Index) -> dict[str, Any]:
-    return {"corpus_fingerprint": index.manifest.get("corpus_fingerprint"),
-            "embed_model": index.manifest.get("embed_model"),
-            "collection": index.store.names[0]}
+def topic_color(topic_id: int) -> str:
+    return PALETTE[topic_id % len(PALETTE)]
 
 
-def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """First two principal components, signs fixed so reruns give the same picture."""
-    centered = vectors - vectors.mean(axis=0, keepdims=True)
-    _, _, vt = np.linalg.svd(centered, full_matrices=False)
-    axes = vt[:2]
-    signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
-    return centered @ (axes * signs[:, None]).T
-
-
-def compute_points(index: Index) -> list[dict[str, Any]]:
-    """One point per paper: id, title, date and x/y."""
-    got = index.store.papers.get(include=["embeddings", "metadatas"])
-    rows = [(m["paper_id"], e) for m, e in zip(got["metadatas"], got["embeddings"]) if m["paper_id"] in index.papers]
-    rows.sort(key=lambda r: r[0])
-    if len(rows) < 3:
-        return []
-    xy = pca_2d(np.asarray([e for _, e in rows], dtype=np.float64))
-    points = []
-    for (pid, _), (x, y) in zip(rows, xy):
-        paper = index.papers[pid]
-        points.append({"paper_id": pid, "title": paper.title, "date": paper.published or paper.date or "",
-                       "x": round(float(x), 5), "y": round(float(y), 5)})
-    return points
-
-
-def load_points(index: Index) -> list[dict[str, Any]]:
-    """Cached points when the cache matches this index, else computed and cached."""
-    path = Path(index.settings.index_dir) / MAP_FILE
-    key = _key(index)
-    try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
-        if cached.get("key") == key:
-            return cached["points"]
-    except (OSError, ValueError, KeyError, AttributeError):
-        pass
-    points = compute_points(index)
-    try:
-        atomic_write_json(path, {"key": key, "points": points})
-    except OSError:
-        pass  # a read-only index folder still gets a map, just not a cached one
-    return points
-
-
-def figure_json(points: list[dict[str, Any]], highlight: Iterable[str] = ()) -> str:
-    """Plotly figure (data + layout) as JSON: all papers in grey, the papers retrieved
-    for the last question in colour and labelled by rank. `customdata` carries the
-    paper id the click handler sends back."""
+def figure_json(corpus_map: CorpusMap, highlight: Iterable[str] = ()) -> str:
+    """Plotly figure (data + layout) as JSON: one trace per topic (its legend entry is
+    the topic's name and size), the papers retrieved for the last question on top in
+    orange, numbered by rank, and each topic's name at its densest point.
+    `customdata` carries the paper id, `meta` the topic id, for the click handler."""
+    points = corpus_map.points
+    topics = corpus_map.topics
     chosen = list(dict.fromkeys(highlight))
     rank = {pid: i for i, pid in enumerate(chosen, 1)}
-    base = [p for p in points if p["paper_id"] not in rank]
-    top = sorted((p for p in points if p["paper_id"] in rank), key=lambda p: rank[p["paper_id"]])
+    gl = len(points) > 2000  # WebGL past a few thousand dots, or panning stutters
 
-    def trace(pts: list[dict[str, Any]], name: str, marker: dict[str, Any], text: bool) -> dict[str, Any]:
+    def trace(pts: list[dict[str, Any]], name: str, marker: dict[str, Any], meta: int | None,
+              text: bool = False) -> dict[str, Any]:
         return {
-            "type": "scattergl" if len(pts) > 2000 else "scatter",
+            "type": "scattergl" if gl else "scatter",
             "mode": "markers+text" if text else "markers",
             "name": name,
+            "meta": meta,
             "x": [p["x"] for p in pts],
             "y": [p["y"] for p in pts],
             "customdata": [p["paper_id"] for p in pts],
-            "hovertext": [_hover(p) for p in pts],
+            "hovertext": [_hover(p, topics) for p in pts],
             "hoverinfo": "text",
             "text": [str(rank[p["paper_id"]]) for p in pts] if text else None,
             "textposition": "top center",
+            "textfont": {"size": 13, "color": "#7a2e00"},
             "marker": marker,
         }
 
-    data = [trace(base, "papers", {"size": 7, "color": "#9aa5b1", "opacity": 0.75}, False)]
+    size = 7 if len(points) < 2000 else 4
+    data = []
+    for topic in topics:
+        members = [p for p in points if p["topic"] == topic.id]
+        data.append(trace(members, f"{topic.label} ({topic.size})", meta=topic.id,
+                          marker={"size": size, "color": topic_color(topic.id), "opacity": 0.8}))
+    top = sorted((p for p in points if p["paper_id"] in rank), key=lambda p: rank[p["paper_id"]])
     if top:
-        data.append(trace(top, "retrieved for the last question",
-                          {"size": 12, "color": "#e8590c", "line": {"width": 1, "color": "#7a2e00"}}, True))
+        data.append(trace(top, "retrieved for the last question (by rank)", meta=None, text=True,
+                          marker={"size": 13, "color": HIGHLIGHT, "line": {"width": 2, "color": "#7a2e00"}}))
     layout = {
         "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
         "xaxis": {"visible": False}, "yaxis": {"visible": False},
-        "showlegend": bool(top),
-        "legend": {"orientation": "h", "y": -0.02},
+        "showlegend": True,
+        "legend": {"title": {"text": "Topics (click one for its papers):"}, "orientation": "h", "x": 0, "y": -0.01,
+                   "yanchor": "top", "itemclick": False, "itemdoubleclick": False, "font": {"size": 11}},
+        "annotations": [_label(t) for t in topics],
         "hovermode": "closest",
         "dragmode": "pan",
         "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
@@ -119,16 +87,43 @@ def figure_json(points: list[dict[str, Any]], highlight: Iterable[str] = ()) -> 
     return json.dumps({"data": data, "layout": layout})
 
 
-def _hover(point: dict[str, Any]) -> str:
+def _label(topic: Topic) -> dict[str, Any]:
+    """A topic's name on the map, clickable (`captureevents`): the click lists its papers."""
+    return {"x": topic.x, "y": topic.y, "text": html.escape(_short(topic.label), quote=False),
+            "showarrow": False, "captureevents": True, "font": {"size": 11, "color": "#1b1b1b"},
+            "bgcolor": "rgba(255,255,255,0.78)", "bordercolor": topic_color(topic.id), "borderwidth": 1.5,
+            "borderpad": 2, "hovertext": html.escape(f"{topic.label}: {topic.size} papers (click to list them)",
+                                                     quote=False)}
+
+
+def _short(label: str, limit: int = 30) -> str:
+    """On the map a label keeps its first terms, so neighbouring labels overlap less
+    (the legend and the hover text have it whole)."""
+    parts = label.split(" · ")
+    parts = parts[:2]
+    while len(parts) > 1 and len(" · ".join(parts)) > limit:
+        parts.pop()
+    return " · ".join(parts)
+
+
+def _hover(point: dict[str, Any], topics: list[Topic]) -> str:
     """Plotly hover labels understand a little HTML, so titles are escaped."""
-    title = html.escape(point["title"], quote=False)
-    return f"{title}<br>{html.escape(point['date'], quote=False)}" if point["date"] else title
+    lines = [html.escape(point["title"], quote=False)]
+    if point["date"]:
+        lines.append(html.escape(point["date"], quote=False))
+    lines.append(f"<i>{html.escape(topics[point['topic']].label, quote=False)}</i>")
+    return "<br>".join(lines)
+
+
+def topic_choices(corpus_map: CorpusMap) -> list[tuple[str, int]]:
+    return [(f"{t.label} ({t.size} papers)", t.id) for t in corpus_map.topics]
 
 
 # Runs in the browser (gr.HTML js_on_load): draws the figure with the plotly.js
 # bundled in the `plotly` Python package (served by the app, nothing fetched from
-# the internet), redraws when the value changes, and reports clicks as a
-# `click` event carrying the paper id.
+# the internet), redraws when the value changes, and reports clicks as a `click`
+# event carrying the paper id (a dot) or the topic id (a name on the map or in
+# the legend).
 MAP_JS = """
 function draw() {
   const div = element.querySelector('.corpus-map');
@@ -141,6 +136,14 @@ function draw() {
     div.on('plotly_click', (ev) => {
       const pt = ev && ev.points && ev.points[0];
       if (pt && pt.customdata) trigger('click', {paper_id: pt.customdata});
+    });
+    div.on('plotly_clickannotation', (ev) => {
+      if (ev && ev.index !== undefined) trigger('click', {topic: ev.index});
+    });
+    div.on('plotly_legendclick', (ev) => {
+      const t = ev && div.data[ev.curveNumber];
+      if (t && t.meta !== null && t.meta !== undefined) trigger('click', {topic: t.meta});
+      return false;
     });
   }
 }
