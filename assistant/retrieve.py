@@ -440,16 +440,20 @@ def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: Retrieve
     return fused
 
 
-_indexes: dict[tuple[Any, ...], Index] = {}
+_indexes: dict[str, Index] = {}
 _indexes_lock = threading.Lock()
+# Settings the Index never reads. Every other setting is part of the cache key, so
+# a new ranking setting gets its own Index without anyone remembering to add it.
+_NOT_READ_BY_INDEX = frozenset({
+    "top_k", "retriever", "abstain_model", "abstain_threshold", "support_threshold", "max_question_chars",
+    "mode", "llm_base_url", "llm_api_key", "llm_model", "llm_timeout", "llm_retries", "llm_temperature",
+    "llm_max_tokens", "llm_context_tokens", "host", "port", "auth", "concurrency",
+})
 
 
 def open_index(settings: Settings, reload: bool = False) -> Index:
     """One loaded index per (folder, store, ranking settings) in a process; `reload` after a re-index."""
-    key = (settings.index_dir, settings.chroma_url, settings.collection_prefix, settings.corpus_dir,
-           settings.dense_candidates, settings.rrf_k, settings.keyword_weight, settings.paper_unit_share,
-           settings.second_sentence_share, settings.part_coverage_weight, settings.word_support_weight,
-           settings.word_support_min_share)
+    key = settings.model_dump_json(exclude=set(_NOT_READ_BY_INDEX))
     with _indexes_lock:
         if reload or key not in _indexes:
             _indexes[key] = Index(settings)

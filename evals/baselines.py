@@ -23,10 +23,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
-from assistant.models import Paper
+from assistant.models import Hit, Paper
+
+if TYPE_CHECKING:
+    from assistant.pipeline import Assistant
 
 NAMES = ("li-vector", "li-bm25", "li-fusion")
 TOP_K = 10
@@ -118,3 +121,28 @@ class Baselines:
         return {"papers": len(self.papers), "nodes": len(self._nodes or []), "similarity_top_k": TOP_K,
                 "document": "title\\n\\nabstract, metadata {title}", "node_parser": "llama-index default",
                 "built": sorted(self._retrievers), "build_seconds": self.build_seconds}
+
+
+def naive_answer(assistant: Assistant, question: str, papers: int = 2) -> tuple[str, list[Hit], list[Hit]]:
+    """The answer a first attempt would give, as a baseline for the answer metrics:
+    the same hybrid ranking as the assistant, then for each of the top `papers`
+    papers the abstract sentence sharing the most stemmed content words with the
+    question, each cited; never refuses. Returns (text, retrieved hits, cited hits)."""
+    import bm25s
+
+    from assistant.keyword import TOKEN_PATTERN, _stemmer
+
+    index = assistant.index
+    hits = index.search(question, k=10).hits
+
+    def words(text: str) -> set[str]:
+        return set(bm25s.tokenize(text, stopwords="en", stemmer=_stemmer(), token_pattern=TOKEN_PATTERN,
+                                  return_ids=False, show_progress=False)[0])
+
+    asked = words(question)
+    lines = []
+    for n, hit in enumerate(hits[:papers], 1):
+        sentences = index.sentences[hit.paper_id]
+        best = max(sentences, key=lambda s: len(asked & words(s)), default="")
+        lines.append(f"{best} [{n}]")
+    return " ".join(lines), hits, hits[:papers]

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
@@ -40,8 +40,12 @@ from assistant.config import PROJECT_ROOT, Settings
 from assistant.corpus import normalize_title
 from evals.stats import percentile
 
+if TYPE_CHECKING:
+    from assistant.pipeline import Assistant
+
 TYPES = ("concept", "fact", "multi", "lookup", "compare", "unanswerable", "adversarial")
 PIPELINE_RETRIEVERS = ("hybrid", "dense", "bm25")
+ANSWER_BASELINES = ("naive",)  # evals/baselines.py: the best keyword sentence of each of the top two papers
 BASELINE_RETRIEVERS = ("li-vector", "li-bm25", "li-fusion")
 K_MAX = 10
 WARM_UP = "How can diffusion models be quantized to low bit widths?"
@@ -61,6 +65,7 @@ class Question:
     answer_facts: tuple[str, ...] = ()
     notes: str = ""
     split: str | None = None
+    unanswerable_kind: str | None = None  # off_topic (no abstract covers the field) or near_miss
 
     @property
     def gold(self) -> frozenset[str]:
@@ -94,6 +99,7 @@ def load_questions(path: Path, split: str | None = None) -> list[Question]:
                 answer_facts=tuple(row.get("answer_facts") or ()),
                 notes=str(row.get("notes") or ""),
                 split=row.get("split"),
+                unanswerable_kind=row.get("unanswerable_kind"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{lineno}: not a question object ({exc})") from None
@@ -244,6 +250,7 @@ RETRIEVAL_METRICS: dict[str, Callable[[Question, Output], float | None]] = {
 ANSWER_METRICS: dict[str, Callable[[Question, Output], float | None]] = {
     "cite_precision_gold": lambda q, o: citation_precision(o.cited_titles, q.gold) if q.gold else None,
     "cite_recall": lambda q, o: citation_recall(o.cited_titles, q.gold) if q.gold else None,
+    "cited_papers": lambda q, o: float(len(o.cited_ids)) if q.gold and not o.abstained else None,
     "fact_recall": lambda q, o: fact_recall(q.answer_facts, "" if o.abstained else (o.answer_text or "")),
     "invalid_citations": lambda q, o: float(invalid_citations(o.cited_ids, o.retrieved_ids)),
     "groundedness": lambda q, o: o.groundedness,
@@ -296,10 +303,12 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def headline(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The three questions a user cares about, each on its own questions: is the one
-    paper I mean first (single gold paper: R@1, R@5, MRR), are all the papers on a
-    topic there (several gold papers: all in the top 10), and does it say so when the
-    corpus has nothing (unanswerable abstained, answerable refused)."""
+    """What a user cares about, each on its own questions. Retrieval: is the one paper
+    I mean first (single gold paper: R@1, R@5, MRR), are all the papers on a topic there
+    (several gold papers: all in the top 10). The answer, on answerable questions: are
+    the cited papers the right ones (precision), are the right ones cited (recall), does
+    the text carry the asked-for fact. Refusal: off-topic and near-miss questions
+    refused (or, for near misses, cautioned), answerable ones refused or cautioned."""
     single = [r for r in rows if len(r["gold_titles"]) == 1]
     several = [r for r in rows if len(r["gold_titles"]) >= 2]
     out: dict[str, Any] = {
@@ -312,15 +321,32 @@ def headline(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "unanswerable_n": sum(r["expects_abstention"] for r in rows),
     }
     answered = [r for r in rows if r["scores"].get("abstained") is not None]
-    if answered:
-        m = abstention_metrics([r["expects_abstention"] for r in answered], [bool(r["scores"]["abstained"]) for r in answered])
-        out["unanswerable_abstained"] = m["abstention_recall"]
-        out["false_abstention"] = m["false_abstention_rate"]
-        unanswerable = [r for r in answered if r["expects_abstention"]]
-        answerable = [r for r in answered if not r["expects_abstention"]]
-        flagged = lambda r: bool(r["scores"]["abstained"] or r["scores"].get("cautioned"))  # noqa: E731
-        out["unanswerable_abstained_or_cautioned"] = _mean(float(flagged(r)) for r in unanswerable)
-        out["answerable_cautioned"] = _mean(r["scores"].get("cautioned") for r in answerable)
+    if not answered:
+        return out
+    refused = lambda r: float(bool(r["scores"]["abstained"]))  # noqa: E731
+    flagged = lambda r: float(bool(r["scores"]["abstained"] or r["scores"].get("cautioned")))  # noqa: E731
+    answerable = [r for r in answered if not r["expects_abstention"]]
+    unanswerable = [r for r in answered if r["expects_abstention"]]
+    off_topic = [r for r in unanswerable if r.get("unanswerable_kind") == "off_topic"]
+    near_miss = [r for r in unanswerable if r.get("unanswerable_kind") != "off_topic"]
+    out.update({
+        "answerable_n": len(answerable),
+        "cite_precision": _mean(r["scores"].get("cite_precision_gold") for r in answerable),
+        "cite_recall": _mean(r["scores"].get("cite_recall") for r in answerable),
+        "fact_recall": _mean(r["scores"].get("fact_recall") for r in answerable),
+        "cited_papers": _mean(r["scores"].get("cited_papers") for r in answerable),
+        "unanswerable_abstained": _mean(refused(r) for r in unanswerable),
+        "unanswerable_abstained_or_cautioned": _mean(flagged(r) for r in unanswerable),
+        "off_topic_n": len(off_topic),
+        "off_topic_refused": _mean(refused(r) for r in off_topic),
+        "near_miss_n": len(near_miss),
+        "near_miss_refused": _mean(refused(r) for r in near_miss),
+        "near_miss_refused_or_cautioned": _mean(flagged(r) for r in near_miss),
+        "false_abstention": _mean(refused(r) for r in answerable),
+        "answerable_cautioned": _mean(r["scores"].get("cautioned") for r in answerable),
+        "invalid_citations": sum(r["scores"].get("invalid_citations") or 0 for r in answered),
+        "groundedness": _mean(r["scores"].get("groundedness") for r in answered),
+    })
     return out
 
 
@@ -462,6 +488,31 @@ def run_pipeline(assistant: Any, questions: Sequence[Question], mode: str, retri
     return results
 
 
+def run_naive(assistant: Assistant, questions: Sequence[Question], progress: bool = True) -> list[tuple[Question, Output]]:
+    """The naive answerer (evals/baselines.py) through the answer metrics, beside ours."""
+    from evals.baselines import naive_answer
+
+    naive_answer(assistant, WARM_UP)
+    bar = _progress(len(questions), "naive") if progress else None
+    results = []
+    for q in questions:
+        t0 = time.perf_counter()
+        text, hits, cited = naive_answer(assistant, q.question)
+        ms = (time.perf_counter() - t0) * 1000
+        contract = {"id": q.id, "question": q.question, "answer": text, "abstained": False,
+                    "citations": [{"n": n, "paper_id": h.paper_id, "title": h.title} for n, h in enumerate(cited, 1)],
+                    "retrieved": [{"paper_id": h.paper_id, "title": h.title, "score": round(h.score, 6)} for h in hits],
+                    "mode": "naive", "timings_ms": {"total": round(ms, 2)}}
+        results.append((q, Output([h.paper_id for h in hits], [h.title for h in hits], ms, contract, answer_text=text,
+                                  abstained=False, cited_ids=[h.paper_id for h in cited],
+                                  cited_titles=[h.title for h in cited])))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
+
+
 def run_baseline(search: Callable[[str, int], list[tuple[str, str, float]]], name: str,
                  questions: Sequence[Question], progress: bool = True) -> list[tuple[Question, Output]]:
     """Retrieval-only runs: `search(query, k)` returns (paper_id, title, score) ranked."""
@@ -494,6 +545,7 @@ def result_row(config: str, q: Question, o: Output) -> dict[str, Any]:
         "gold_titles": list(q.gold_titles),
         "answer_facts": list(q.answer_facts),
         "expects_abstention": q.expects_abstention,
+        "unanswerable_kind": q.unanswerable_kind,
         "heldout": q.is_heldout,
         "retrieved_titles": o.retrieved_titles,
         "cited_ids": o.cited_ids,
@@ -590,10 +642,10 @@ class EvalRun:
 def parse_configs(spec: str) -> list[str]:
     """`dense,bm25,hybrid,li-vector`: validated, order kept, duplicates dropped."""
     names = list(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
-    unknown = [n for n in names if n not in PIPELINE_RETRIEVERS + BASELINE_RETRIEVERS]
+    known = PIPELINE_RETRIEVERS + ANSWER_BASELINES + BASELINE_RETRIEVERS
+    unknown = [n for n in names if n not in known]
     if not names or unknown:
-        raise ValueError(f"unknown retriever {', '.join(unknown) or '(none)'}; choose from "
-                         + ", ".join(PIPELINE_RETRIEVERS + BASELINE_RETRIEVERS))
+        raise ValueError(f"unknown retriever {', '.join(unknown) or '(none)'}; choose from " + ", ".join(known))
     return names
 
 
@@ -612,6 +664,8 @@ def run_eval(settings: Settings, questions_path: Path, configs: Sequence[str], m
     for config in configs:
         if config in PIPELINE_RETRIEVERS:
             results = run_pipeline(assistant, questions, mode, config, progress)
+        elif config in ANSWER_BASELINES:
+            results = run_naive(assistant, questions, progress)
         else:
             if baselines is None:
                 from evals.baselines import Baselines
@@ -685,6 +739,13 @@ def render_report(run: EvalRun, images: Sequence[str]) -> str:
               "unanswerable = empty gold list. abst or caution = unanswerable questions refused or answered with "
               "the low-confidence notice; answerable cautioned = answerable questions that got the notice.", "",
               _headline_table(m), ""]
+    parts += ["## Headline: the answer a user reads", "",
+              "On answerable questions: citeP = share of cited papers that are gold, citeR = share of gold papers "
+              "cited, factR = share of the question's gold facts (short strings from the abstract) in the answer "
+              "text (0 when refused), papers cited per answered question. Off-topic = unanswerable questions on a "
+              "field no abstract covers; near miss = the corpus has the neighbouring topic. naive = the best "
+              "keyword sentence of each of the top two papers, cited, never refusing (evals/baselines.py).", "",
+              _headline_table(m, ANSWER_COLUMNS), ""]
     for c in m:
         if m[c].get("by_split"):
             parts += [f"### {c}: by split", "", table(["split"] + [h for h, _ in TYPE_COLUMNS],
@@ -708,7 +769,7 @@ def _conventions() -> str:
     return ("recall@k = share of a question's gold papers in the top k; MRR/nDCG@10 over the top 10; all@10 = "
             "every gold paper in the top 10. Retrieval and citation metrics cover questions with gold papers; "
             "abstention is expected exactly when the gold list is empty. citeP gold = cited papers that are gold; "
-            "citeP verif = cited papers that are gold or survived verification; factR counts 0 for abstentions; "
+            "factR counts 0 for abstentions; "
             "grounded = share of cited answer sentences whose citations all hold when the shown answer is "
             "re-verified (draft_groundedness in metrics.json: the LLM draft before verification). "
             "n/a = not applicable (baselines retrieve only).")
@@ -725,12 +786,21 @@ HEADLINE_COLUMNS = (
     ("abstained", "unanswerable_abstained"), ("false abst", "false_abstention"),
     ("abst or caution", "unanswerable_abstained_or_cautioned"), ("answerable cautioned", "answerable_cautioned"),
 )
+ANSWER_COLUMNS = (
+    ("answerable n", "answerable_n"), ("citeP", "cite_precision"), ("citeR", "cite_recall"),
+    ("factR", "fact_recall"), ("papers cited", "cited_papers"), ("off-topic n", "off_topic_n"),
+    ("off-topic refused", "off_topic_refused"), ("near-miss n", "near_miss_n"),
+    ("near-miss refused", "near_miss_refused"), ("near-miss refused or cautioned", "near_miss_refused_or_cautioned"),
+    ("answerable refused", "false_abstention"), ("answerable cautioned", "answerable_cautioned"),
+    ("invalid cites", "invalid_citations"), ("grounded", "groundedness"),
+)
 
 
-def _headline_table(m: dict[str, Any]) -> str:
-    rows = [[c, part] + [h.get(k) for _, k in HEADLINE_COLUMNS]
-            for c in m for part, h in m[c].get("headline", {}).items()]
-    return table(["config", "questions"] + [h for h, _ in HEADLINE_COLUMNS], rows)
+def _headline_table(m: dict[str, Any], columns: Sequence[tuple[str, str]] = HEADLINE_COLUMNS) -> str:
+    rows = [[c, part] + [h.get(k) for _, k in columns]
+            for c in m for part, h in m[c].get("headline", {}).items() if columns is HEADLINE_COLUMNS
+            or h.get("answerable_n") is not None]
+    return table(["config", "questions"] + [h for h, _ in columns], rows)
 
 
 def _multi_table(m: dict[str, Any]) -> str:
@@ -946,7 +1016,8 @@ def compare_runs(old_dir: Path, new_dir: Path, max_lines: int = 25) -> str:
 def eval_command(
     questions: Optional[Path] = typer.Option(None, "--questions", help="JSONL question set (evals/questions/*.jsonl)."),
     mode: Optional[str] = typer.Option(None, help="offline or llm (default: llm when an endpoint is configured)."),
-    retriever: str = typer.Option("hybrid", help="Comma list of hybrid, dense, bm25, li-vector, li-bm25, li-fusion."),
+    retriever: str = typer.Option("hybrid", help="Comma list of hybrid, dense, bm25, naive (answer baseline), "
+                                  "li-vector, li-bm25, li-fusion."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default evals/reports/<set>-<time>)."),
     split: Optional[str] = typer.Option(None, help="tune or heldout: one part of a set with a split field."),
     compare: Optional[tuple[Path, Path]] = typer.Option(None, help="OLD_DIR NEW_DIR: what changed between two runs."),

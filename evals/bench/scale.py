@@ -28,6 +28,7 @@ import os
 import platform
 import shutil
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
