@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
-from rapidfuzz import fuzz
 
-from assistant.citations import MARKER, MarkerStream, Source, claim_text, marker_numbers, strip_markers
+from assistant.citations import (
+    MARKER,
+    MarkerStream,
+    Source,
+    claim_text,
+    marker_numbers,
+    strip_markers,
+)
+from assistant.focus import focus
 from assistant.llm import LLMClient, LLMError
 
 NO_ANSWER = "INSUFFICIENT_SOURCES"
-NEAR_DUPLICATE = 85  # rapidfuzz ratio above which two sentences say the same thing
-SENTENCE_MARGIN = 0.06  # a paper's second sentence is used when this close to its best
-PAPER_MARGIN = 0.15  # a paper is used when its best sentence is this close to the overall best
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Evidence:
     similarities: dict[int, list[float]]  # source n -> per-sentence similarity
     named: set[int]  # source numbers of papers the question names
     vectors: dict[int, np.ndarray]  # source n -> its stored sentence embeddings
+    scores: dict[int, float] = field(default_factory=dict)  # source n -> its fused retrieval score
 
     def best(self, n: int) -> float:
         return max(self.similarities.get(n, [0.0]), default=0.0)
@@ -44,71 +48,27 @@ class Evidence:
         return max((self.best(s.n) for s in self.sources), default=0.0)
 
 
-class Answerer(Protocol):
-    mode: str
-
-    def draft(self, question: str, evidence: Evidence) -> Iterator[str]: ...
-
-
 def short_name(title: str) -> str:
     head = re.split(r":\s", title, maxsplit=1)[0]
     return head if head != title and len(head) <= 40 else (title if len(title) <= 70 else title[:67].rstrip() + "...")
 
 
 class OfflineAnswerer:
+    """Quotes the sentences that carry the answer (assistant/focus.py) from the papers
+    that answer, each cited; no model service, deterministic."""
+
     mode = "offline"
 
-    def __init__(self, max_papers: int = 5, floor: float = 0.3) -> None:
-        self.max_papers = max_papers
-        self.floor = floor
-
-    def select(self, evidence: Evidence) -> list[tuple[int, list[int]]]:
-        """(source n, sentence indexes) to use: the best sentences of the papers close
-        to the top, skipping near-duplicates (the corpus has papers sharing sentences)."""
-        top = evidence.relevance
-        chosen: list[tuple[int, list[int]]] = []
-        used: list[str] = []
-        for src in evidence.sources:
-            sims = evidence.similarities.get(src.n, [])
-            if not sims:
-                continue
-            best = max(sims)
-            if src.n not in evidence.named and (best < self.floor or best < top - PAPER_MARGIN):
-                continue
-            ranked = sorted(range(len(sims)), key=lambda i: -sims[i])
-            picks: list[int] = []
-            for i in ranked[:3]:
-                if picks and (sims[i] < best - SENTENCE_MARGIN or len(picks) >= 2):
-                    break
-                text = src.sentences[i]
-                if len(text) < 25 or any(fuzz.ratio(text, u) >= NEAR_DUPLICATE for u in used):
-                    continue
-                picks.append(i)
-                used.append(text)
-            if picks:
-                chosen.append((src.n, sorted(picks)))
-            if len(chosen) >= self.max_papers:
-                break
-        return chosen
-
     def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
-        chosen = self.select(evidence)
-        if not chosen:
-            return
         by_n = {s.n: s for s in evidence.sources}
-        lead_n, lead_idx = chosen[0]
-        lead = by_n[lead_n]
-        # An abstract's own references ("RoPE [32]") are dropped: they would read as citations.
-        yield f"**{short_name(lead.paper.title)}**: " + " ".join(
-            f"{strip_markers(lead.sentences[i])} [{lead_n}]" for i in lead_idx
-        )
-        if len(chosen) > 1:
-            yield "\n\nOther papers in the corpus on this:\n"
-            for n, idx in chosen[1:]:
-                src = by_n[n]
-                yield f"\n- **{short_name(src.paper.title)}**: " + " ".join(
-                    f"{strip_markers(src.sentences[i])} [{n}]" for i in idx
-                )
+        picks = focus(question, {n: s.sentences for n, s in by_n.items()}, evidence.similarities, evidence.scores,
+                      sorted(evidence.named))
+        for k, pick in enumerate(picks):
+            src = by_n[pick.n]
+            title = src.paper.title if len(picks) == 1 else short_name(src.paper.title)
+            # An abstract's own references ("RoPE [32]") are dropped: they would read as citations.
+            quoted = " ".join(f"{strip_markers(src.sentences[i])} [{pick.n}]" for i in pick.sentences)
+            yield ("" if k == 0 else "\n\n") + f"**{title}**: {quoted}"
 
 
 class UnusableAnswer(LLMError):
@@ -156,15 +116,16 @@ class LLMAnswerer:
         the best one (and not named by the question) are left out: a small model
         cites whatever it is shown."""
         budget = self.context_tokens * CHARS_PER_TOKEN
-        top = evidence.relevance
-        candidates: list[tuple[float, int, int]] = []
-        for rank, src in enumerate(evidence.sources):
+        ranked: list[tuple[list[float], list[int]]] = []  # per source: similarities, usable sentences best first
+        for src in evidence.sources:
             sims = evidence.similarities.get(src.n) or [0.0] * len(src.sentences)
-            best = max(sims, default=0.0)
-            if rank and src.n not in evidence.named and best < top - SOURCE_MARGIN:
-                continue
             by_sim = sorted(range(len(src.sentences)), key=lambda i: -sims[i])
-            order = [i for i in by_sim if _usable(src.sentences[i])] or by_sim[:1]
+            ranked.append((sims, [i for i in by_sim if _usable(src.sentences[i])] or by_sim[:1]))
+        top = max((sims[order[0]] for sims, order in ranked if order), default=0.0)
+        candidates: list[tuple[float, int, int]] = []
+        for rank, (src, (sims, order)) in enumerate(zip(evidence.sources, ranked)):
+            if not order or (rank and src.n not in evidence.named and sims[order[0]] < top - SOURCE_MARGIN):
+                continue
             candidates += [(sims[i], rank, i) for j, i in enumerate(order[:SOURCE_SENTENCES])
                            if j == 0 or sims[i] >= sims[order[0]] - SENTENCE_RELEVANCE]
         picks: dict[int, list[int]] = {}
@@ -206,8 +167,9 @@ class LLMAnswerer:
         shown = {src.n: [_clean(src.sentences[i]) for i in picks] for src, picks in context}
         numbers = {k: src.n for k, (src, _) in enumerate(context, 1)}
         beyond = max((s.n for s in evidence.sources), default=0)
-        # A number the model was not shown stays unknown to verify() after the mapping.
-        markers = MarkerStream(lambda k: numbers.get(k, beyond + k))
+        # A number the model was not shown must stay unknown to verify() after the mapping:
+        # [7] of 5 stays 7; [4] of 3 shown (evidence source 4 was left out) becomes beyond + 4.
+        markers = MarkerStream(lambda k: numbers.get(k, k if k > beyond else beyond + k))
         info: dict[str, object] = {}
         reply = ""
         for token in self.client.stream(messages, info):
@@ -254,12 +216,12 @@ def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "
         if markers and len(prose) >= WORDS_PER_MARKER:
             return "it both answered and said the sources were insufficient"
         return None
+    if len(markers) >= RUN_ON_MARKERS and len(prose) < WORDS_PER_MARKER * len(markers):
+        return f"it was a run-on list of {len(markers)} citation markers"
     if markers and len(prose) < WORDS_PER_MARKER:
         return "it held citation markers and no answer"
     numbers = [n for m in markers for n in marker_numbers(m.group(1))]
     unknown = {n for n in numbers if n not in shown}
-    if len(markers) >= RUN_ON_MARKERS and len(prose) < WORDS_PER_MARKER * len(markers):
-        return f"it was a run-on list of {len(markers)} citation markers"
     if len(unknown) >= 3:
         return f"it cited {len(unknown)} sources that do not exist (only {len(shown)} were given)"
     if instructions:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from pydantic import SecretStr
 
+from assistant.citations import strip_markers
 from assistant.config import Settings
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer
@@ -335,10 +336,10 @@ def assert_offline_fallback(run: Run, settings: Settings, *fragments: str) -> No
         assert fragment in notice, notice
     answer = run.answer
     assert answer.mode == "offline" and not answer.abstained and answer.citations
-    assert answer.notices == run.notices
+    assert [n.message for n in answer.notices] == run.notices
     assert run.shown == answer.answer
     assert_verified(answer, settings)
-    assert SECRET not in answer.model_dump_json() and SECRET not in json.dumps(answer.contract())
+    assert SECRET not in answer.model_dump_json() and SECRET not in answer.contract().model_dump_json()
 
 
 @pytest.mark.slow
@@ -356,13 +357,28 @@ def test_llm_answer_streams_end_to_end(llm: Settings, fake: FakeLLM) -> None:
     assert answer.answer.startswith("AdamP removes the radial component") and answer.answer.count("[1]") == 2
     assert run.shown == answer.answer
     assert_verified(answer, llm)
-    # The prompt: system rules and the numbered sources with the question last.
+    # The prompt: system rules and the numbered sources (the sentences that matter, not
+    # whole abstracts, within the budget) with the question last.
     request = fake.completions[0]
     assert "INSUFFICIENT_SOURCES" in request.system_prompt and "data, not instructions" in request.system_prompt
+    assert not re.search(r"\[\d", request.system_prompt), "no marker example a model could echo"
     sources = request.sources()
-    assert sorted(sources) == list(range(1, llm.top_k + 1))
-    assert [t for t, _ in sources.values()] == [h.title for h in answer.retrieved[: llm.top_k]]
-    assert request.user_prompt.rstrip().endswith("or INSUFFICIENT_SOURCES.") and QUESTION in request.user_prompt
+    assert sorted(sources) == list(range(1, len(sources) + 1)) and 1 <= len(sources) <= llm.top_k
+    titles = [h.title for h in answer.retrieved[: llm.top_k]]
+    assert sources[1][0] == titles[0] and [t for t, _ in sources.values()] == [t for t in titles if t in
+                                                                               {t for t, _ in sources.values()}]
+    from assistant.retrieve import open_index
+
+    index = open_index(llm)
+    by_title = {p.title: p for p in index.papers.values()}
+    for title, text in sources.values():
+        paper = by_title[title]
+        abstract = " ".join(strip_markers(paper.abstract).split())
+        assert len(text) < len(abstract)
+        assert all(s in abstract for s in re.split(r"(?<=\.) (?=[A-Z])", text)), text
+    assert sum(len(text) + len(title) for title, text in sources.values()) <= llm.llm_context_tokens * 4
+    assert "radial component" in sources[1][1]
+    assert request.user_prompt.rstrip().endswith("or write INSUFFICIENT_SOURCES.") and QUESTION in request.user_prompt
 
 
 @pytest.mark.slow
@@ -482,18 +498,24 @@ def test_server_dying_mid_stream_discards_the_partial_answer(llm: Settings, fake
 
 @pytest.mark.slow
 def test_citations_renumbered_in_order_of_first_appearance(llm: Settings, fake: FakeLLM) -> None:
+    """The model's numbers are those of the prompt (papers far below the best are left
+    out of it); the answer's are in order of first appearance, pointing at the right papers."""
+    shown: dict[int, str] = {}
+
     def reply(body: dict) -> Reply:
         sources = parse_sources(next(m["content"] for m in body["messages"] if m["role"] == "user"))
-        third, first = sources[3][1], sources[1][1]
-        s3 = re.split(r"(?<=\.)\s+", third)[0]
-        s1 = re.split(r"(?<=\.)\s+", first)[0]
-        return Reply.text(f"{s3} [3] {s1} [1] Both matter here [1, 3].")
+        last = max(sources)
+        assert last >= 2, "the question should bring several papers into the prompt"
+        shown.update({1: sources[1][0], last: sources[last][0]})
+        s_last = re.split(r"(?<=\.)\s+", sources[last][1])[0]
+        s1 = re.split(r"(?<=\.)\s+", sources[1][1])[0]
+        return Reply.text(f"{s_last} [{last}] {s1} [1] Both matter here [1, {last}].")
 
     fake.script = [reply]
-    answer = ask(llm).answer
-    assert answer.mode == "llm"
-    ids = [h.paper_id for h in answer.retrieved]
-    assert [c.paper_id for c in answer.citations] == [ids[2], ids[0]]
+    answer = ask(llm, "How can the KV cache of long-context LLM inference be made smaller?").answer
+    assert answer.mode == "llm", answer.notices
+    last = max(shown)
+    assert [c.title for c in answer.citations] == [shown[last], shown[1]]
     assert [c.n for c in answer.citations] == [1, 2]
     assert re.findall(r"\[[\d, ]+\]", answer.answer)[:2] == ["[1]", "[2]"]
     assert_verified(answer, llm)
@@ -517,3 +539,161 @@ def test_unsupported_claim_loses_its_citation(llm: Settings, fake: FakeLLM) -> N
     assert "Paris" in answer.removed_citations[0]
     assert [c.n for c in answer.citations] == [1]
     assert_verified(answer, llm)
+
+
+# ---------------------------------------------------------------- what real models write (fast, no index)
+#
+# Shapes and failures seen from real models (tests/test_llm_real.py replays the recorded
+# outputs end to end); here each rule is pinned down on its own.
+
+from assistant.answer import Evidence, LLMAnswerer, UnusableAnswer, reply_problem  # noqa: E402
+from assistant.citations import MarkerStream, Source, normalize_markers  # noqa: E402
+from assistant.config import PROJECT_ROOT  # noqa: E402
+from assistant.models import Occurrence, Paper  # noqa: E402
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("It removes the radial component [Source 1].", "It removes the radial component [1]."),
+    ("It removes the radial component (1).", "It removes the radial component [1]."),
+    ("Both do (1, 2). Next (Source 3) too.", "Both do [1, 2]. Next [3] too."),
+    ("Faster 【1】 and smaller 【2†source】.", "Faster [1] and smaller [2]."),
+    ("All three [1-3]; two [Sources 1 and 2]; [Source 1, Source 2]; [^1]; \uff3b4\uff3d; [S5].",
+     "All three [1-3]; two [1, 2]; [1, 2]; [1]; [4]; [5]."),
+    ("A list: (1) speed and (2) size.", "A list: (1) speed and (2) size."),
+    ("As in Eq. (3) and in 2024 (n=5), see [a].", "As in Eq. (3) and in 2024 (n=5), see [a]."),
+])
+def test_citation_marker_shapes_are_normalised(raw: str, expected: str) -> None:
+    assert normalize_markers(raw) == expected
+
+
+def test_marker_stream_gives_the_same_text_whatever_the_token_boundaries() -> None:
+    import random
+
+    text = "It works [Source 1]. Both (1, 2). List: (1) a, (2) b. Cut 【3†x】 and [1-2] end (2)"
+    mapping = {1: 4, 2: 1, 3: 2}
+    expected = normalize_markers(text, lambda k: mapping.get(k, k))
+    assert expected == "It works [4]. Both [4, 1]. List: (1) a, (2) b. Cut [2] and [4, 1] end [1]"
+    for seed in range(100):
+        rng = random.Random(seed)
+        stream, out, i = MarkerStream(lambda k: mapping.get(k, k)), "", 0
+        while i < len(text):
+            step = rng.randint(1, 6)
+            out += stream.feed(text[i:i + step])
+            i += step
+        assert out + stream.flush() == expected
+
+
+SHOWN = {1: ["AdamP removes the radial component at each optimizer step.",
+             "This keeps the effective update directions unchanged.",
+             "Experiments show better generalization on ImageNet."],
+         2: ["Sharpness-aware minimization seeks flat minima."]}
+
+
+@pytest.mark.parametrize("reply, fragment", [
+    ("[1] [2, 3]", "citation markers and no answer"),  # Qwen 0.5B echoing the old rule 2's example
+    (" ".join(f"[{i}]" for i in range(1, 53)) + " [", "run-on list of 52"),  # SmolLM2-135M, old prompt
+    ("AdamP helps [1][2][1][2][1][2][1] a lot.", "run-on list"),
+    ("AdamP is related to [3], [4] and [7].", "3 sources that do not exist"),
+    ("Use only facts stated in the sources and do not guess [1].", None),
+    ("State only what the sources say. Add nothing from memory and do not guess [1].", "repeated the instructions"),
+    (" ".join(s + " [1]" for s in SHOWN[1]), "copied source 1"),
+    ("AdamP removes the radial component [1]. INSUFFICIENT_SOURCES", "both answered and said"),
+    ("   \n ", "empty"),
+])
+def test_replies_that_are_not_answers(reply: str, fragment: str | None) -> None:
+    instructions = (PROJECT_ROOT / "prompts" / "answer_system.md").read_text()
+    problem = reply_problem(reply, SHOWN, instructions)
+    if fragment is None:
+        assert problem is None
+    else:
+        assert problem is not None and fragment in problem, problem
+
+
+def test_a_reply_cut_at_the_token_limit_is_not_an_answer() -> None:
+    reply = "AdamP removes the radial component at each optimizer step [1]. It also"
+    assert reply_problem(reply, SHOWN) is None
+    assert "cut off at the token limit" in (reply_problem(reply, SHOWN, truncated=True) or "")
+
+
+def test_insufficient_sources_with_extra_words_is_an_abstention() -> None:
+    assert reply_problem("INSUFFICIENT_SOURCES. None of the papers is about water.", SHOWN) is None
+    assert reply_problem("Insufficient sources.", SHOWN) is None
+
+
+def _paper(n: int, sentences: list[str]) -> Source:
+    paper = Paper(paper_id=f"p{n}", title=f"Paper {n}: a title", abstract=" ".join(sentences),
+                  occurrences=[Occurrence(file="t.txt", line=n)])
+    return Source(n=n, paper=paper, sentences=sentences)
+
+
+def evidence(sims: dict[int, list[float]], sentences: dict[int, list[str]]) -> Evidence:
+    import numpy as np
+
+    sources = [_paper(n, sentences[n]) for n in sorted(sentences)]
+    return Evidence(sources=sources, similarities=sims, named=set(), vectors={n: np.zeros((1, 1)) for n in sims})
+
+
+def long(word: str, n: int = 12) -> str:
+    return " ".join([word] * n) + "."
+
+
+class ScriptedClient:
+    """Stands in for LLMClient where only the answerer's own handling is tested."""
+
+    def __init__(self, tokens: list[str], finish: str = "stop", context_tokens: int = 1200) -> None:
+        self.tokens, self.finish = tokens, finish
+        self.settings = Settings().model_copy(update={"llm_context_tokens": context_tokens})
+        self.messages: list[dict[str, str]] = []
+
+    def stream(self, messages: list[dict[str, str]], info: dict | None = None) -> Iterator[str]:
+        self.messages = messages
+        yield from self.tokens
+        if info is not None:
+            info["finish_reason"] = self.finish
+
+
+def test_context_takes_the_best_sentences_within_the_budget() -> None:
+    sents = {1: [long("alpha"), "Code is available at https://github.com/x/y.", long("beta"), long("gamma")],
+             2: [long("delta"), long("epsilon")],
+             3: [long("zeta")]}
+    sims = {1: [0.80, 0.95, 0.75, 0.40], 2: [0.70, 0.20], 3: [0.30]}
+    ev = evidence(sims, sents)
+    wide = LLMAnswerer(ScriptedClient([], context_tokens=2000), PROJECT_ROOT / "prompts")
+    chosen = {src.n: picks for src, picks in wide.context(ev)}
+    # The link line (most similar of all) is never shown; paper 3 is far below the best; sentences
+    # far below their paper's best (gamma, epsilon) are left out; abstract order is kept.
+    assert chosen == {1: [0, 2], 2: [0]}
+    # Best first over all papers: on a tight budget paper 1's second sentence (0.75) beats
+    # paper 2's best (0.70).
+    tight = LLMAnswerer(ScriptedClient([], context_tokens=60), PROJECT_ROOT / "prompts")
+    assert {src.n: picks for src, picks in tight.context(ev)} == {1: [0, 2]}
+    tiny = LLMAnswerer(ScriptedClient([], context_tokens=1), PROJECT_ROOT / "prompts")
+    assert {src.n: picks for src, picks in tiny.context(ev)} == {1: [0]}, "the best sentence always goes in"
+
+
+def test_the_model_sees_sources_numbered_as_shown_and_answers_map_back() -> None:
+    sents = {1: [long("alpha")], 2: [long("beta")], 3: [long("gamma")]}
+    ev = evidence({1: [0.9], 2: [0.3], 3: [0.85]}, sents)
+    client = ScriptedClient(["Gamma matters ", "(Source ", "2). Alpha too [1]. And [3]."])
+    answer = LLMAnswerer(client, PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
+    text = "".join(answer.draft("q", ev))
+    prompt = client.messages[1]["content"]
+    assert "[1] Paper 1" in prompt and "[2] Paper 3" in prompt and "Paper 2" not in prompt
+    # Shown source 2 is paper 3; [3] was never shown and must not land on paper 3 (or 2).
+    assert text == "Gamma matters [3]. Alpha too [1]. And [6]."
+
+
+def test_an_unusable_reply_raises_after_streaming() -> None:
+    ev = evidence({1: [0.9]}, {1: [long("alpha")]})
+    answer = LLMAnswerer(ScriptedClient(["[1] ", "[2, ", "3]"]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
+    tokens: list[str] = []
+    with pytest.raises(UnusableAnswer, match="The LLM's answer was unusable: it held citation markers and no answer"):
+        for token in answer.draft("q", ev):
+            tokens.append(token)
+    assert "".join(tokens) == "[1] [2, 3]"
+    cut = LLMAnswerer(ScriptedClient(["Alpha alpha alpha is ", "what it does [1]. And"], finish="length"),
+                      PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
+    with pytest.raises(UnusableAnswer, match="cut off at the token limit"):
+        list(cut.draft("q", ev))
+    variant = LLMAnswerer(ScriptedClient(["Insufficient sources."]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
+    assert "".join(variant.draft("q", ev)).endswith("INSUFFICIENT_SOURCES"), "the pipeline's abstention word"
