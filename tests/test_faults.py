@@ -6,6 +6,7 @@ LLM endpoint dying mid-answer in test_llm.py.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -40,9 +41,25 @@ def answer_without_timings(settings: Settings) -> dict:
     from assistant.retrieve import open_index
 
     open_index(settings, reload=True)
-    contract = Assistant(settings).ask(QUESTION).contract()
+    contract = Assistant(settings).ask(QUESTION).contract().model_dump(mode="json")
     assert not contract["abstained"] and contract["citations"][0]["title"].startswith("h-Edit")
+    return without_timings(contract)
+
+
+def without_timings(contract: dict) -> dict:
     return {k: v for k, v in contract.items() if k != "timings_ms"}
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The environment of a user's `assistant` command on `settings`' index (offline)."""
+    return {**os.environ, "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir), "ASSISTANT_INDEX_DIR": str(settings.index_dir),
+            "ASSISTANT_COLLECTION_PREFIX": settings.collection_prefix, "ASSISTANT_CHROMA_URL": "",
+            "ASSISTANT_MODE": "offline", "ASSISTANT_LLM_BASE_URL": "", "ASSISTANT_LLM_API_KEY": "", "OPENAI_API_KEY": ""}
+
+
+def assistant_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "assistant", *args], env=env_of(settings), cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=600)
 
 
 # ---------------------------------------------------------------- damaged index directory
@@ -98,6 +115,15 @@ def test_damaged_index_is_rebuilt_to_exactly_the_corpus(pristine: Settings, copy
     harm(copy.index_dir)
     report = sync(copy)
     assert report.keyword_rebuilt, "the local files must be rewritten"
+    moved_aside = list(copy.index_dir.glob("chroma.damaged-*"))
+    if damage in ("chroma sqlite truncated to half", "chroma sqlite truncated to one page"):
+        # Chroma refuses the file; the damaged store is kept aside (not deleted) and a new one built
+        assert report.rebuilt_reason and report.rebuilt_reason.startswith("damaged store moved to chroma.damaged-")
+        assert "database disk image is malformed" in report.rebuilt_reason, report.rebuilt_reason
+        assert [d.name for d in moved_aside] == [report.rebuilt_reason.split()[4].rstrip(":")]
+        assert (moved_aside[0] / "chroma.sqlite3").exists()
+    else:  # a 0-byte file opens as an empty store (nothing to move aside); the other damages spare the store
+        assert report.rebuilt_reason is None and moved_aside == [], report.rebuilt_reason
     if reembed:  # the vectors were lost with the store: every paper embedded again
         assert len(report.added) == 6
     else:  # the vectors were intact: nothing embedded again
@@ -107,28 +133,73 @@ def test_damaged_index_is_rebuilt_to_exactly_the_corpus(pristine: Settings, copy
     assert not sync(copy).changed  # and the next run is a no-op again
 
 
-@pytest.mark.parametrize("damage", ["keyword file deleted", "keyword vocabulary corrupted", "paper snapshot truncated",
-                                    "paper snapshot deleted", "word vectors truncated", "word vectors deleted"])
-def test_damaged_local_files_give_a_clear_message_until_repaired(copy: Settings, damage: str) -> None:
-    """Before `assistant index` repairs it, a question gets a message that says what to run, not a crash."""
+LOCAL_PARTS = {"keyword file deleted": "keyword index", "keyword vocabulary corrupted": "keyword index",
+               "paper snapshot truncated": "paper snapshot", "paper snapshot deleted": "paper snapshot",
+               "word vectors truncated": "word vectors file", "word vectors deleted": "word vectors file"}
+
+
+@pytest.mark.parametrize("damage", list(LOCAL_PARTS))
+def test_damaged_local_files_give_a_clear_message_until_repaired(pristine: Settings, copy: Settings, damage: str) -> None:
+    """Before `assistant index` repairs it, a question gets a message that names the
+    damaged part and says what to run, not a crash; after the repair, the same answer
+    as before the damage (the whole contract but its timings)."""
     from assistant.pipeline import Assistant
     from assistant.retrieve import open_index
 
+    before = answer_without_timings(pristine)
     DAMAGE[damage][0](copy.index_dir)
-    with pytest.raises(IndexProblem, match="assistant index"):
+    with pytest.raises(IndexProblem) as problem:
         open_index(copy, reload=True)
         Assistant(copy).ask(QUESTION)
+    message = str(problem.value)
+    assert message.startswith(f"The {LOCAL_PARTS[damage]} in {copy.index_dir} is "), message
+    assert message.endswith("Run `assistant index` to repair it (no paper is re-embedded).")
     sync(copy)
-    answer_without_timings(copy)
+    assert answer_without_timings(copy) == before
+
+
+def test_damaged_index_cli_exits_1_and_api_answers_503_until_repaired(pristine: Settings, copy: Settings) -> None:
+    """The same damage as a user meets it: `assistant ask` exits 1 with one error line
+    (no trace), a running `assistant serve` answers /api/ask with a JSON 503 carrying
+    the message and /api/health with 503; `assistant index` repairs it and the same
+    server, not restarted, then gives the answer from before the damage, as does the CLI."""
+    from evals.servers import running_server
+
+    before = answer_without_timings(pristine)
+    DAMAGE["keyword vocabulary corrupted"][0](copy.index_dir)
+    expected = (f"The keyword index in {copy.index_dir} is damaged (JSONDecodeError). "
+                "Run `assistant index` to repair it (no paper is re-embedded).")
+
+    asked = assistant_command(copy, "ask", QUESTION)
+    assert asked.returncode == 1, asked.stderr[-2000:]
+    assert " ".join(asked.stderr.split()) == f"Error: {expected}", asked.stderr[-2000:]  # one message, no trace
+    assert asked.stdout.strip() == ""
+
+    with running_server(copy, free_port(), name="api-damaged-index") as base, httpx.Client(base_url=base, timeout=120) as api:
+        r = api.post("/api/ask", json={"question": QUESTION})
+        assert r.status_code == 503 and r.headers["content-type"].startswith("application/json")
+        assert r.json() == {"error": expected}
+        health = api.get("/api/health")
+        assert health.status_code == 503 and health.json()["status"] == "error"
+
+        repaired = assistant_command(copy, "index", "--quiet")
+        assert repaired.returncode == 0 and "Traceback" not in repaired.stderr, repaired.stderr[-2000:]
+        assert "embedded 0 units" in repaired.stdout
+
+        r = api.post("/api/ask", json={"question": QUESTION})
+        assert r.status_code == 200, r.text[:500]
+        assert without_timings(r.json()) == before
+        assert api.get("/api/health").status_code == 200
+    answered = assistant_command(copy, "ask", "--json", QUESTION)
+    assert answered.returncode == 0, answered.stderr[-2000:]
+    assert without_timings(json.loads(answered.stdout)) == before
+    assert_index_exact(copy)
 
 
 def test_assistant_index_command_repairs_several_damages_at_once(copy: Settings) -> None:
     for name in ("chroma sqlite truncated to half", "keyword file deleted", "manifest not JSON", "paper snapshot truncated"):
         DAMAGE[name][0](copy.index_dir)
-    env = {**os.environ, "ASSISTANT_CORPUS_DIR": str(copy.corpus_dir), "ASSISTANT_INDEX_DIR": str(copy.index_dir),
-           "ASSISTANT_COLLECTION_PREFIX": copy.collection_prefix, "ASSISTANT_CHROMA_URL": ""}
-    out = subprocess.run([sys.executable, "-m", "assistant", "index", "--quiet"], env=env, cwd=PROJECT_ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = assistant_command(copy, "index", "--quiet")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Rebuilt the vector store" in out.stderr and "damaged store moved" in out.stderr
     assert "Index up to date: 6 papers (+6 new" in out.stdout

@@ -7,6 +7,7 @@ example has a deadline)."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,21 @@ FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCh
 SEEDS = [(CORPUS / name).read_bytes()[:size] for name, size in
          (("000_687525f68a13be73.txt", 6000), ("001_ed1b269fc01325b6.txt", 7000), ("004_fe3f780eb27247e2.txt", 6000))]
 REAL_LINES = [ln for seed in SEEDS for ln in seed.decode("utf-8", "ignore").split("\n")]
-CHECKED: dict[str, dict[str, int]] = {}  # per fuzz test: examples, parsed, refused
+CHECKED: dict[str, dict[str, int]] = {}  # per fuzz run: examples, parsed, refused
+
+
+def run_fuzz(fuzz: Callable[[], None], name: str) -> dict[str, int]:
+    """Runs one Hypothesis property from scratch and returns its own counts, so each
+    test checks what it generated whether it runs alone or with the others."""
+    CHECKED[name] = {"examples": 0, "parsed": 0, "refused": 0}
+    fuzz()
+    print(f"\n[fuzz] {name}: {CHECKED[name]}")
+    return CHECKED[name]
 
 
 def check(data: bytes, name: str) -> None:
     """The property, for one input written as a listing file."""
-    counts = CHECKED.setdefault(name, {"examples": 0, "parsed": 0, "refused": 0})
+    counts = CHECKED[name]
     counts["examples"] += 1
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzz.txt"
@@ -67,8 +77,13 @@ def check(data: bytes, name: str) -> None:
 
 @FUZZ
 @given(st.binary(max_size=4096))
-def test_random_bytes(data: bytes) -> None:
+def random_bytes(data: bytes) -> None:
     check(data, "bytes")
+
+
+def test_random_bytes() -> None:
+    counts = run_fuzz(random_bytes, "bytes")
+    assert counts["examples"] >= 250 and counts["refused"] > 0, counts  # random bytes almost never parse
 
 
 line = st.one_of(
@@ -86,9 +101,16 @@ line = st.one_of(
 
 @FUZZ
 @given(st.lists(line, max_size=40), st.sampled_from(["\n", "\r\n", "\r"]), st.sampled_from([True, True, True, False]))
-def test_generated_listings(lines: list[str], newline: str, header: bool) -> None:
+def generated_listings(lines: list[str], newline: str, header: bool) -> None:
     head = ["Get trending papers in your email inbox!"] if header else []
     check(newline.join(head + lines).encode("utf-8", "surrogatepass"), "generated")
+
+
+def test_generated_listings() -> None:
+    """Both outcomes occur: listings that parse and inputs that are refused, so neither
+    branch of the property goes untested."""
+    counts = run_fuzz(generated_listings, "generated")
+    assert counts["examples"] >= 250 and counts["parsed"] > 0 and counts["refused"] > 0, counts
 
 
 mutation = st.tuples(st.sampled_from(["delete", "insert", "replace", "duplicate", "truncate", "swap-lines"]),
@@ -120,14 +142,10 @@ def mutate(data: bytes, ops: list[tuple[str, int, int, bytes]]) -> bytes:
 
 @FUZZ
 @given(st.sampled_from(range(len(SEEDS))), st.lists(mutation, min_size=1, max_size=6))
-def test_mutated_real_listings(seed: int, ops: list[tuple[str, int, int, bytes]]) -> None:
+def mutated_real_listings(seed: int, ops: list[tuple[str, int, int, bytes]]) -> None:
     check(mutate(SEEDS[seed], ops), "mutated")
 
 
-def test_fuzzer_exercised_both_outcomes() -> None:
-    """Runs after the fuzz tests (file order): listings that parse and inputs that are
-    refused were both generated, so neither branch of the property went untested."""
-    for name in ("generated", "mutated"):
-        if name in CHECKED:
-            assert CHECKED[name]["parsed"] > 0 and CHECKED[name]["refused"] > 0, CHECKED
-    print(f"\n[fuzz] {CHECKED}")
+def test_mutated_real_listings() -> None:
+    counts = run_fuzz(mutated_real_listings, "mutated")
+    assert counts["examples"] >= 250 and counts["parsed"] > 0 and counts["refused"] > 0, counts

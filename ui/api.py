@@ -229,6 +229,7 @@ def health_report(assistant: Assistant) -> dict[str, Any]:
     chroma: dict[str, Any] = {"ok": False, "store": s.chroma_url or "embedded"}
     try:
         idx = assistant.index
+        _ = idx.keyword  # loaded on first use: a damaged keyword index fails every question, so health says so
         index.update(ok=True, papers=len(idx.papers), built_at=idx.manifest.get("built_at"),
                      corpus_fingerprint=idx.manifest.get("corpus_fingerprint"), stale=idx.stale_notice())
         idx.store.client.heartbeat()
