@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -88,6 +90,60 @@ def test_concurrent_asks_all_succeed(client: httpx.Client) -> None:
         results = list(pool.map(lambda q: client.post("/api/ask", json={"question": q}), questions))
     assert [r.status_code for r in results] == [200] * 6
     assert [r.json()["question"] for r in results] == questions
+
+
+QUESTIONS_6 = ["What does AdamP change in the optimizer step?", "What is Timo?",
+               "How does h-Edit perform image editing with diffusion models?",
+               "What is probabilistic FlashAttention (PrFlashAttention)?",
+               "How does ACE-Step generate music with lyric2vocal and singing2accompaniment?",
+               "How do EDICT and Null-text inversion address DDIM inversion inconsistency?"]
+
+
+def test_server_computes_4_answers_at_a_time_and_health_does_not_wait(full_index: Settings) -> None:
+    """The default server runs 4 answers at once, the rest wait their turn, and
+    /api/health answers while all 4 are busy (it is outside the answer limiter).
+    Answers are held inside the (scripted) LLM call, so what runs at once is counted
+    where it happens."""
+    from tests.fake_llm_server import FakeLLM, Reply
+
+    assert Settings().concurrency == 4, "the documented default"
+    gate, lock = threading.Event(), threading.Lock()
+    running = {"now": 0, "most": 0}
+
+    def held(body: dict) -> Reply:
+        with lock:
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+        gate.wait(300)
+        with lock:
+            running["now"] -= 1
+        return Reply.text("INSUFFICIENT_SOURCES")
+
+    env = {"ASSISTANT_MODE": "llm", "ASSISTANT_LLM_API_KEY": "sk-limiter-test", "ASSISTANT_LLM_MODEL": "fake-model",
+           "ASSISTANT_LLM_TIMEOUT": "300", "ASSISTANT_LLM_RETRIES": "0", "ASSISTANT_CONCURRENCY": str(Settings().concurrency)}
+    with FakeLLM() as fake:
+        fake.script = [held]
+        with running_server(full_index, free_port(), name="api-limiter", ASSISTANT_LLM_BASE_URL=fake.base_url, **env) as base, \
+                httpx.Client(base_url=base, timeout=300) as c, concurrent.futures.ThreadPoolExecutor(6) as pool:
+            try:
+                futures = [pool.submit(c.post, "/api/ask", json={"question": q}) for q in QUESTIONS_6]
+                deadline = time.monotonic() + 240
+                while len(fake.completions) < 4 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(3)  # time for a fifth answer to reach the model, were it let through
+                assert (len(fake.completions), running["now"]) == (4, 4), "4 answers run, the other 2 wait"
+                t0 = time.perf_counter()
+                health = c.get("/api/health", timeout=30)  # through the limiter it would wait for the gate
+                health_ms = (time.perf_counter() - t0) * 1000
+                assert health.status_code == 200 and health.json()["status"] == "ok", health.text[:300]
+                assert all(not f.done() for f in futures), "no answer finished while the model was held"
+            finally:
+                gate.set()
+            results = [f.result() for f in futures]
+    assert [r.status_code for r in results] == [200] * 6
+    assert [r.json()["question"] for r in results] == QUESTIONS_6
+    assert running["most"] == 4 and len(fake.completions) == 6
+    print(f"\n[limiter] 4 of 6 answers at once; /api/health answered in {health_ms:.0f} ms while all 4 were busy")
 
 
 # ---------------------------------------------------------------- papers, search, health, schema

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import httpx
@@ -49,6 +50,36 @@ def test_serve_binds_loopback_unless_told(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("ASSISTANT_HOST", "::1")
     assert runner.invoke(app, ["serve"]).exit_code == 0
     assert runs[-1]["host"] == "::1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag,env_host,expected", [
+    (None, None, "127.0.0.1"),  # neither: loopback
+    (None, "127.0.0.3", "127.0.0.3"),  # ASSISTANT_HOST
+    ("127.0.0.2", "127.0.0.3", "127.0.0.2"),  # --host, over ASSISTANT_HOST
+], ids=["default", "ASSISTANT_HOST", "--host"])
+def test_serve_listens_only_where_told(tmp_path: Path, flag: str | None, env_host: str | None, expected: str) -> None:
+    """A real `assistant serve` (no index: it starts anyway) listens on exactly one
+    address: 127.0.0.1 unless --host or ASSISTANT_HOST names another."""
+    import psutil
+
+    from evals.servers import ServerProcess, server_env
+
+    port = free_port()
+    env = server_env(Settings(index_dir=tmp_path / "no-index"))
+    env.pop("ASSISTANT_HOST", None)
+    if env_host:
+        env["ASSISTANT_HOST"] = env_host
+    cmd = [sys.executable, "-m", "assistant", "serve", "--port", str(port)] + (["--host", flag] if flag else [])
+    server = ServerProcess(cmd, f"http://{expected}:{port}/api/health", env=env, log=tmp_path / "serve.log",
+                           name="assistant serve").start(240)
+    try:
+        listening = {conn.laddr.ip for conn in psutil.net_connections("tcp")
+                     if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port}
+        assert listening == {expected}, listening
+        assert f"Serving on http://{expected}:{port}/" in server.output()
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------- prompt injection in the corpus

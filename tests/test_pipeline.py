@@ -151,15 +151,27 @@ def test_control_characters_are_stripped(assistant: Assistant) -> None:
     assert answer.question == "What is Timo?" and answer.citations[0].title.startswith("Timo")
 
 
-@pytest.mark.parametrize(
-    "question",
-    ["¿Qué optimizador usa la creencia en los gradientes observados?", "扩散模型如何量化？", "Как работает AdamP?"],
-)
-def test_other_languages_answer_or_abstain_without_crashing(assistant: Assistant, question: str) -> None:
+@pytest.mark.parametrize("question,not_english", [
+    ("¿Qué optimizador usa la creencia en los gradientes observados?", True),
+    ("扩散模型如何量化？", True),
+    ("Как работает AdamP?", False),  # names a paper, so it is read as it is (and answered from AdamP)
+])
+def test_other_languages_answer_or_abstain_without_crashing(assistant: Assistant, question: str, not_english: bool) -> None:
+    """Either a well-formed answer (verified quotes, markers 1..k) or a well-formed
+    refusal (no citations, the nearest papers named); the language notice exactly
+    when the question is read as not English."""
     answer = assistant.ask(question)
-    assert answer.abstained or answer.citations
+    assert answer.has_notice("language") is not_english
+    if answer.abstained:
+        assert answer.citations == [] and answer.suggestions
+        assert all(h.title in answer.answer for h in answer.suggestions)
+    else:
+        markers = [int(n) for group in re.findall(r"\[([\d, ]+)\]", answer.answer) for n in group.split(",")]
+        assert answer.citations and list(dict.fromkeys(markers)) == list(range(1, len(answer.citations) + 1))
+        assert answer.removed_citations == []
+        assert all(c.quote in assistant.index.sentences[c.paper_id] for c in answer.citations)
     if "AdamP" in question:
-        assert answer.citations[0].title.startswith("AdamP")
+        assert not answer.abstained and answer.citations[0].title.startswith("AdamP")
 
 
 def test_prompt_injection_cannot_cite_outside_the_retrieved_set(assistant: Assistant) -> None:
