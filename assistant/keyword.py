@@ -23,7 +23,7 @@ TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
 @lru_cache(maxsize=1)
-def _stemmer() -> object:
+def stemmer() -> object:
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -34,7 +34,7 @@ def build_keyword_index(units: list[tuple[str, str]], target: Path) -> int:
     returns the unit count."""
     import bm25s
 
-    tokens = bm25s.tokenize([text for _, text in units], stopwords="en", stemmer=_stemmer(),
+    tokens = bm25s.tokenize([text for _, text in units], stopwords="en", stemmer=stemmer(),
                             token_pattern=TOKEN_PATTERN, show_progress=False)
     bm25 = bm25s.BM25()
     bm25.index(tokens, show_progress=False)
@@ -64,7 +64,7 @@ class KeywordIndex:
         the stopword list: stopwords are not in the vocabulary, so they drop out anyway."""
         import bm25s
 
-        tokens = bm25s.tokenize(query, stemmer=_stemmer(), token_pattern=TOKEN_PATTERN, return_ids=False,
+        tokens = bm25s.tokenize(query, stemmer=stemmer(), token_pattern=TOKEN_PATTERN, return_ids=False,
                                 show_progress=False)
         token_ids = self.bm25.get_tokens_ids(tokens[0]) if tokens else []
         if not token_ids:

@@ -165,7 +165,9 @@ class Assistant:
             vectors = index.sentence_vectors(wanted)
         sims = {s.n: (vectors[s.paper.paper_id] @ vector).tolist() for s in sources}
         named = {s.n for s in sources if s.paper.paper_id in ranking.named}
-        return Evidence(sources=sources, similarities=sims, named=named, vectors={s.n: vectors[s.paper.paper_id] for s in sources})
+        return Evidence(sources=sources, similarities=sims, named=named,
+                        vectors={s.n: vectors[s.paper.paper_id] for s in sources},
+                        scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)})
 
     def _llm_client(self) -> LLMClient:
         if self._llm is None:
@@ -257,7 +259,7 @@ class Assistant:
                 yield Event("token", verified.text)
                 yield Event("answer", answer=finish(verified.text, False, "llm", verified))
                 return
-        verified = verify_draft("".join(OfflineAnswerer(max_papers=top_k).draft(text, evidence)))
+        verified = verify_draft("".join(OfflineAnswerer().draft(text, evidence)))
         if verified is None or not verified.citations:
             yield from refuse("offline", drafted=mode == "llm")
             return

@@ -130,13 +130,13 @@ def naive_answer(assistant: Assistant, question: str, papers: int = 2) -> tuple[
     question, each cited; never refuses. Returns (text, retrieved hits, cited hits)."""
     import bm25s
 
-    from assistant.keyword import TOKEN_PATTERN, _stemmer
+    from assistant.keyword import TOKEN_PATTERN, stemmer
 
     index = assistant.index
     hits = index.search(question, k=10).hits
 
     def words(text: str) -> set[str]:
-        return set(bm25s.tokenize(text, stopwords="en", stemmer=_stemmer(), token_pattern=TOKEN_PATTERN,
+        return set(bm25s.tokenize(text, stopwords="en", stemmer=stemmer(), token_pattern=TOKEN_PATTERN,
                                   return_ids=False, show_progress=False)[0])
 
     asked = words(question)

@@ -59,7 +59,7 @@ def margin_threshold(scores: Sequence[float], answerable: Sequence[bool], limit:
     return (top + min(above)) / 2 if above else limit
 
 
-def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, max_caution: float = 0.15,
+def fit(rows: Sequence[tuple[dict[str, float], bool]], max_false: float = 0.05, max_caution: float = 0.10,
         c: float = 0.3, signals: Sequence[str] = SIGNALS, meta: dict[str, Any] | None = None,
         groups: Sequence[str] | None = None) -> AbstentionModel:
     """Fits the model on (signals, answerable) pairs; `groups` names each row's question
@@ -147,9 +147,12 @@ def calibration_rows(assistant: Assistant, questions: Sequence[Question],
 
 def calibrate(
     questions: list[Path] = typer.Option(
-        [PROJECT_ROOT / "evals/questions/core.jsonl", PROJECT_ROOT / "evals/questions/hard.jsonl"], "--questions",
+        [PROJECT_ROOT / "evals/questions/core.jsonl", PROJECT_ROOT / "evals/questions/hard.jsonl",
+         PROJECT_ROOT / "evals/questions/refusal.jsonl"], "--questions",
         help="Question sets to fit on (repeatable); their heldout questions are always left out."),
     max_false: float = typer.Option(0.05, min=0.0, max=0.5, help="False-abstention rate the threshold allows."),
+    max_caution: float = typer.Option(0.10, min=0.0, max=0.5,
+                                      help="Share of answerable questions the low-confidence notice may reach."),
     out_path: Optional[Path] = typer.Option(None, "--out", help="Where the model goes (default: ASSISTANT_ABSTAIN_MODEL)."),
 ) -> None:
     """Fit the abstention model on question sets and store it (evals/README.md, calibration)."""
@@ -164,7 +167,7 @@ def calibrate(
             rows += found
             groups += [display_path(path)] * len(found)
         meta = {"question_sets": {display_path(p): file_sha256(p) for p in questions}}
-        model = fit(rows, max_false=max_false, meta=meta, groups=groups)
+        model = fit(rows, max_false=max_false, max_caution=max_caution, meta=meta, groups=groups)
     except (OSError, ValueError, IndexProblem) as exc:
         fail(str(exc))
     model.save(target)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -41,8 +42,14 @@ def test_a_wheel_installed_outside_the_checkout_builds_an_index_and_answers(tmp_
     """Builds the wheel, installs it into a new virtualenv (its dependencies come from
     this one's site-packages through a path file, the checkout is nowhere on the path)
     and runs the installed `assistant` from a folder outside the checkout."""
-    wheels = tmp_path / "wheels"
-    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), "."])
+    source, wheels = tmp_path / "source", tmp_path / "wheels"  # built from a copy: no build/ left in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "assistant", "ui", "evals", "prompts"):
+        copy = shutil.copytree if (PROJECT_ROOT / name).is_dir() else shutil.copy2
+        copy(PROJECT_ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                                   if (PROJECT_ROOT / name).is_dir() else {}))
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+                 str(source)])
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(wheels.glob("assistant-*.whl"))
     venv = tmp_path / "venv"

@@ -1,0 +1,134 @@
+"""Which papers answer a question, and which of their sentences carry the answer.
+Both answerers use it: the offline one quotes what it picks, the LLM one is shown
+only that, so a small model reads a few sentences instead of whole abstracts.
+
+How many papers follows the question. One paper is asked for ("Which paper ...",
+"What does AdamP ...") unless the question asks for several ("Which papers ...",
+"Compare ...", "X versus Y", two papers named): then every retrieved paper whose
+best sentence comes near the best one's and whose fused score is not far below the
+top paper's. Citing runners-up of a one-paper question cost more citation precision
+than it gained recall on the evaluation's tune questions, so they are left out.
+
+Within a paper, a sentence is scored by its similarity to the question plus how
+many of the question's (stemmed) words it shares, with a small bonus for what tends
+to hold the answer (a named method or acronym, a number, "we propose ...") and a
+penalty for what never does (link and code-availability lines, the opening
+background sentence, fragments). The weights were chosen on the tune questions
+(evals/README.md, answers)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rapidfuzz import fuzz
+
+PLURAL = re.compile(r"\b(which|what|list|name|find|any|are there)\s+(\w+[\s-]+){0,3}?"
+                    r"(papers|works|studies|approaches|methods|articles)\b|^(papers|works)\b", re.I)
+COMPARE = re.compile(r"\bcompare\b|\bversus\b|\bvs\.?\s|\bhow do\b.+\band\b.+\b(differ|each|both)\b|"
+                     r"\bdiffer(ence)?s? between\b|:\s*[^:?]+\bor\b[^:?]+\?$|\b(and|or)\b[^?]*\beach\b|"
+                     r"\bwhich\b[^?]*\band which\b", re.I)
+LINK = re.compile(r"https?://|github\.com|\bavailable at\b|\b(code|project page|demo|website|models?|dataset|data|"
+                  r"checkpoints?)\b[^.]{0,40}\b(available|released|found|open[- ]sourced?|public)\b", re.I)
+NAME = re.compile(r"\b[A-Z][a-z]*[A-Z][A-Za-z0-9-]*\b|\b[A-Z]{2,}[A-Za-z0-9-]*\b")
+NUMBER = re.compile(r"\d")
+CLAIM = re.compile(r"\b(we|this paper|this work|our method|our approach)\s+(\w+\s+)?(propose|introduce|present|"
+                   r"develop|design|call|name|show|find|demonstrate|achieve)", re.I)
+
+# Sentence score = similarity + these (tune questions of core + hard, evals/README.md).
+SHARED_WORDS = 0.2  # x share of the question's content words the sentence contains
+NAMED_THING = 0.1
+HAS_NUMBER = 0.1
+CLAIM_BONUS = 0.1
+LINK_PENALTY = 0.2
+OPENER_PENALTY = 0.2  # the first sentence, unless it states the contribution
+MIN_CHARS = 40  # shorter pieces are fragments ("Short one.") or headings
+
+# Papers cited for a question that asks for several.
+SEVERAL_SIMILARITY_MARGIN = 0.2  # best sentence at most this far below the best paper's
+SEVERAL_SCORE_SHARE = 0.5  # fused retrieval score at least this share of the top paper's
+SEVERAL_MAX_PAPERS = 4
+LEAD_SENTENCES = 3  # sentences quoted when one paper answers
+SENTENCES_EACH = 2  # when several do
+NEAR_DUPLICATE = 85  # rapidfuzz ratio above which two sentences say the same thing
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A source to cite (its number in the evidence) and its sentences, best first."""
+
+    n: int
+    sentences: list[int]
+
+
+def asks_for_several(question: str, named: int = 0) -> bool:
+    """"Which papers ...", comparisons, or two or more papers named."""
+    return bool(PLURAL.search(question) or COMPARE.search(question) or named > 1)
+
+
+@lru_cache(maxsize=4096)
+def stems(text: str) -> frozenset[str]:
+    """Content words, stemmed and without stopwords, as the keyword index reads them."""
+    import bm25s
+
+    from assistant.keyword import TOKEN_PATTERN, stemmer
+
+    tokens = bm25s.tokenize(text, stopwords="en", stemmer=stemmer(), token_pattern=TOKEN_PATTERN,
+                            return_ids=False, show_progress=False)
+    return frozenset(tokens[0]) if tokens else frozenset()
+
+
+def sentence_scores(question: str, sentences: list[str], similarities: list[float]) -> list[float]:
+    asked = stems(question)
+    scores = []
+    for i, (text, sim) in enumerate(zip(sentences, similarities)):
+        claim = bool(CLAIM.search(text))
+        score = sim + SHARED_WORDS * len(asked & stems(text)) / max(1, len(asked))
+        score += NAMED_THING * bool(NAME.search(text)) + HAS_NUMBER * bool(NUMBER.search(text)) + CLAIM_BONUS * claim
+        score -= LINK_PENALTY * bool(LINK.search(text)) + OPENER_PENALTY * (i == 0 and not claim)
+        score -= 1.0 * (len(text) < MIN_CHARS)
+        scores.append(score)
+    return scores
+
+
+def choose_papers(question: str, best: dict[int, float], scores: dict[int, float], named: list[int]) -> list[int]:
+    """Source numbers to cite, in retrieval order. `best`: each source's best sentence
+    similarity; `scores`: its fused retrieval score; `named`: sources the question names."""
+    order = sorted(best)
+    if not order:
+        return []
+    if not asks_for_several(question, len(named)):
+        return [named[0] if named else order[0]]
+    if len(named) > 1:
+        return sorted(named)
+    top_score, top_sim = scores.get(order[0], 0.0), max(best.values())
+    chosen = [n for n in order if best[n] >= top_sim - SEVERAL_SIMILARITY_MARGIN
+              and scores.get(n, 0.0) >= SEVERAL_SCORE_SHARE * top_score]
+    return sorted(set(chosen) | set(named))[:SEVERAL_MAX_PAPERS]
+
+
+def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int, list[float]],
+          scores: dict[int, float], named: list[int]) -> list[Pick]:
+    """The papers that answer and, for each, the sentences that carry the answer, best
+    first, skipping a sentence another cited paper already says (the corpus has papers
+    sharing sentences)."""
+    best = {n: max(sims) for n, sims in similarities.items() if sims}
+    papers = choose_papers(question, best, scores, named)
+    per_paper = LEAD_SENTENCES if len(papers) == 1 else SENTENCES_EACH
+    used: list[str] = []
+    picks = []
+    for n in papers:
+        texts = sentences[n]
+        ranked = sorted(range(len(texts)), key=lambda i, s=sentence_scores(question, texts, similarities[n]): -s[i])
+        chosen = []
+        for i in ranked:
+            if len(chosen) == per_paper:
+                break
+            if len(texts[i]) < MIN_CHARS or any(fuzz.ratio(texts[i], u) >= NEAR_DUPLICATE for u in used):
+                continue
+            chosen.append(i)
+            used.append(texts[i])
+        if chosen:
+            picks.append(Pick(n, chosen))
+    return picks
