@@ -72,7 +72,7 @@ def test_serve_listens_only_where_told(tmp_path: Path, flag: str | None, env_hos
         env["ASSISTANT_HOST"] = env_host
     cmd = [sys.executable, "-m", "assistant", "serve", "--port", str(port)] + (["--host", flag] if flag else [])
     server = ServerProcess(cmd, f"http://{expected}:{port}/api/health", env=env, log=tmp_path / "serve.log",
-                           name="assistant serve").start(240)
+                           name="assistant serve").start(120)
     try:
         listening = {conn.laddr.ip for conn in psutil.net_connections("tcp")
                      if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port}

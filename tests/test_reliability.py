@@ -88,11 +88,11 @@ def test_non_english_question_is_never_refused_by_the_model(assistant, full_inde
 
     question = QUESTIONS[qid]
     answer = assistant.ask(question)
-    assert not assistant.readable(question)
-    assert answer.answerability is not None and answer.answerability < assistant.abstention.threshold
     unrefusing = Assistant(full_index.model_copy(update={"abstain_threshold": 0.0})).ask(question)
     strip = lambda a: a.contract().model_dump(mode="json", exclude={"timings_ms"})  # noqa: E731
     assert strip(answer) == strip(unrefusing), "the abstention model played a part"
+    assert answer.answerability is not None and answer.answerability < assistant.abstention.threshold
+    assert not assistant.readable(question)
     assert [n.kind for n in answer.notices] == ["language"]
     assert "asking in English" in answer.notices[0].message
     if answer.abstained:  # not by the model (shown above), but because nothing citable was found
