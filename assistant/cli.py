@@ -94,6 +94,10 @@ def _print_answer(answer: Answer, streamed: bool) -> None:
             meta = ", ".join(x for x in (c.date, c.url) if x)
             out.print(f"[{c.n}] {escape(c.title)}" + (f" ({escape(meta)})" if meta else "") + f"  id: {c.paper_id}")
             out.print(f"    “{escape(c.quote)}”", style="dim")
+    if also := answer.see_also():
+        out.print("\n[bold]See also[/bold] [dim](related papers, not cited)[/dim]")
+        for h in also:
+            out.print(f"  - {escape(h.title)}  [dim]({h.paper_id})[/dim]")
     if answer.removed_citations:
         err.print(f"[yellow]{len(answer.removed_citations)} citation(s) removed by verification:[/yellow]")
         for reason in answer.removed_citations:

@@ -146,6 +146,15 @@ class Answer(BaseModel):
     removed_citations: list[str] = Field(default_factory=list)
     answerability: float | None = None
 
+    def see_also(self, k: int = 3) -> list[Hit]:
+        """The next retrieved papers the answer does not cite, shown apart from the
+        citations: when the cited paper is not the one the user meant, the right one is
+        usually among them (12 of 21 such answers on the tune questions)."""
+        if self.abstained:
+            return []  # the refusal names the nearest papers itself
+        cited = {c.paper_id for c in self.citations}
+        return [h for h in self.retrieved if h.paper_id not in cited][:k]
+
     def has_notice(self, kind: NoticeKind) -> bool:
         return any(n.kind == kind for n in self.notices)
 

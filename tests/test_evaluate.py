@@ -399,3 +399,28 @@ def test_headline_separates_single_paper_multi_paper_and_unanswerable_questions(
     assert h["answerable_cautioned"] == pytest.approx(1 / 3)
     retrieval_only = headline([{**r, "scores": {k: v for k, v in r["scores"].items() if k != "abstained"}} for r in rows])
     assert "unanswerable_abstained" not in retrieval_only  # baselines do not answer
+
+
+def test_headline_measures_the_answer_and_refusals_by_kind() -> None:
+    """Citation precision and recall and fact recall over answerable questions (a
+    refusal counts 0 for recall, nothing for precision); refusals per kind."""
+    from evals.evaluate import headline
+
+    def row(gold: list[str], abstained: float, kind: str | None = None, **scores: float) -> dict:
+        return {"gold_titles": gold, "expects_abstention": not gold, "unanswerable_kind": kind,
+                "scores": {"abstained": abstained, "cautioned": 0.0, **scores}}
+
+    rows = [
+        row(["A"], 0.0, cite_precision_gold=1.0, cite_recall=1.0, fact_recall=1.0, cited_papers=1.0),
+        row(["B", "C"], 0.0, cite_precision_gold=0.5, cite_recall=0.5, fact_recall=0.5, cited_papers=2.0),
+        row(["D"], 1.0, cite_precision_gold=None, cite_recall=0.0, fact_recall=0.0, cited_papers=None),
+        row([], 1.0, "off_topic"), row([], 0.0, "off_topic"),
+        row([], 0.0, "near_miss", cautioned=1.0), row([], 1.0, "near_miss"), row([], 0.0, "near_miss"),
+    ]
+    h = headline(rows)
+    assert h["answerable_n"] == 3 and h["cite_precision"] == 0.75  # the refusal has no precision
+    assert h["cite_recall"] == 0.5 and h["fact_recall"] == 0.5 and h["cited_papers"] == 1.5
+    assert (h["off_topic_n"], h["off_topic_refused"]) == (2, 0.5)
+    assert (h["near_miss_n"], h["near_miss_refused"]) == (3, pytest.approx(1 / 3))
+    assert h["near_miss_refused_or_cautioned"] == pytest.approx(2 / 3)
+    assert h["false_abstention"] == pytest.approx(1 / 3)

@@ -87,6 +87,9 @@ def answer_markdown(answer: Answer, turn: int) -> str:
     a one-line footer (mode, time, sources)."""
     body = link_citations(html.escape(answer.answer, quote=False), turn, answer.citations)
     parts = [p for p in (notices_markdown(answer), body) if p]
+    if also := answer.see_also():
+        titles = " · ".join(esc(h.title) for h in also)
+        parts.append(f'<span class="see-also">See also (related, not cited): {titles}</span>')
     seconds = answer.timings_ms.get("total", 0.0) / 1000
     footer = f"{answer.mode} answer · {seconds:.1f} s"
     if answer.citations:
@@ -245,7 +248,7 @@ CSS = """
 .muted { color: var(--body-text-color-subdued); }
 a.cite { font-weight: 600; text-decoration: none; padding: 0 1px; cursor: pointer; }
 a.cite:hover { text-decoration: underline; }
-.answer-footer { font-size: 0.78rem; color: var(--body-text-color-subdued); }
+.answer-footer, .see-also { font-size: 0.78rem; color: var(--body-text-color-subdued); }
 .paper-view h2 { margin: 0 0 0.3rem; font-size: 1.2rem; }
 #index-banner { border: 1px solid #e0a800; background: #fff8e1; border-radius: 8px; padding: 0.5rem 0.8rem; }
 .corpus-map { width: 100%; height: 560px; }
