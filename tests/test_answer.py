@@ -277,3 +277,10 @@ def test_offline_answer_is_identical_across_assistants(full_index: Settings) -> 
     q = REAL[0]
     a, b = Assistant(full_index).ask(q, mode="offline"), Assistant(full_index).ask(q, mode="offline")
     assert a.answer == b.answer and a.contract().model_dump(mode="json")["citations"] == b.contract().model_dump(mode="json")["citations"]
+
+
+def test_a_question_asking_for_the_code_gets_the_link_line() -> None:
+    sentences = ["We propose Timo, a temporal reasoning model reaching 80.2% on the benchmark.",
+                 "Code is available at this repository: https://github.com/example/timo."]
+    scores = sentence_scores("Where is the code of Timo?", sentences, [0.50, 0.52])
+    assert scores[1] > scores[0]

@@ -7,6 +7,7 @@ not asserted: they depend on the machine (run with -s to see them)."""
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -302,26 +303,85 @@ def test_papers_tab_lookup_by_acronym(page: Any) -> None:
     shot(page, "11-papers-related", full=True)
 
 
-def test_corpus_map_highlights_and_opens_papers(page: Any) -> None:
-    ask(page, "How can diffusion models generate images with fewer sampling steps?")
+MAP_READY = """() => { const d = document.querySelector('.corpus-map');
+  return d && d.data && d.layout && d.layout.annotations && d.data.length === d.layout.annotations.length + 1 }"""
+
+
+def open_map(page: Any, with_highlight: bool = True) -> dict[str, Any]:
+    """Switches to the map tab and waits for the figure: one trace per topic, plus the
+    retrieved papers when a question was asked. Returns what the figure shows."""
     page.get_by_role("tab", name="Corpus map").click()
-    page.wait_for_function("() => { const d = document.querySelector('.corpus-map'); return d && d.data && d.data.length === 2 }",
-                           timeout=30_000)
+    ready = MAP_READY if with_highlight else MAP_READY.replace("+ 1", "")
+    page.wait_for_function(ready, timeout=30_000)
+    return page.evaluate("""() => {
+      const gd = document.querySelector('.corpus-map');
+      return {names: gd.data.map(t => t.name), sizes: gd.data.map(t => t.x.length),
+              labels: gd.layout.annotations.map(a => a.text), last: gd.data[gd.data.length - 1]};
+    }""")
+
+
+def test_corpus_map_highlights_the_last_questions_papers_by_rank_and_opens_them(page: Any) -> None:
+    ask(page, "How can diffusion models generate images with fewer sampling steps?")
+    cited = page.locator("#sources .turn:not([hidden]) .src").first.inner_text()
+    fig = open_map(page)
+    topics = len(fig["labels"])
+    assert sum(fig["sizes"][:topics]) == 356  # every paper placed, each in one topic
+    assert 8 <= topics <= 30 and any("diffusion" in label for label in fig["labels"])
+    top = fig["last"]
+    assert top["name"].startswith("retrieved for the last question")
+    assert top["text"] == [str(i) for i in range(1, len(top["text"]) + 1)] and len(top["text"]) >= 10
+    assert any(h.split("<br>")[0] in cited for h in top["hovertext"][:5])  # a cited paper is among the ringed
+    numbers = page.evaluate("() => [...document.querySelectorAll('.corpus-map .textpoint text')].map(t => t.textContent)")
+    assert "1" in numbers and "2" in numbers  # the rank numbers are drawn on the map
     point = page.evaluate("""() => {
       const gd = document.querySelector('.corpus-map'), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-      const r = gd.getBoundingClientRect(), t = gd.data[1];
-      return {x: r.left + xa._offset + xa.d2p(t.x[0]), y: r.top + ya._offset + ya.d2p(t.y[0]),
-              n: gd.data[0].x.length + t.x.length, id: t.customdata[0], title: t.hovertext[0]};
+      const r = gd.getBoundingClientRect(), t = gd.data[gd.data.length - 1];
+      return {x: r.left + xa._offset + xa.d2p(t.x[0]), y: r.top + ya._offset + ya.d2p(t.y[0]), id: t.customdata[0]};
     }""")
-    assert point["n"] == 356
     page.mouse.move(point["x"], point["y"])
-    page.locator(".corpus-map .hovertext").first.wait_for(timeout=5_000)
+    hover = page.locator(".corpus-map .hovertext").first
+    hover.wait_for(timeout=5_000)
+    title = html.unescape(top["hovertext"][0].split("<br>")[0])
+    assert title in (hover.text_content() or "")  # the rank-1 paper's title (then its date and topic)
     shot(page, "12-map-hover")
     page.mouse.click(point["x"], point["y"])
     page.wait_for_function("document.querySelector('#paper-view h2') !== null", timeout=10_000)
     assert page.get_by_role("tab", name="Papers").get_attribute("aria-selected") == "true"
     assert page.locator("#paper-view .paper-view").get_attribute("data-paper") == point["id"]
     shot(page, "13-map-opened-paper")
+
+
+def test_clicking_a_topic_lists_its_papers_and_asks_about_it(page: Any) -> None:
+    fig = open_map(page, with_highlight=False)
+    i = next(i for i, label in enumerate(fig["labels"]) if "diffusion" in label.lower())
+    size = fig["sizes"][i]
+    page.locator(f'.corpus-map g.annotation[data-index="{i}"]').click()
+    papers = page.locator("#map-topic-papers label")
+    page.wait_for_function(f"document.querySelectorAll('#map-topic-papers label').length === {size}",
+                           timeout=10_000)
+    info = page.locator("#map-topic-info").inner_text()
+    assert fig["labels"][i].split(" · ")[0] in info and f"{size} papers" in info
+    assert "diffusion" in " ".join(papers.all_inner_texts()).lower()
+    shot(page, "13b-map-topic")
+    first = papers.first.inner_text().strip()
+    papers.first.click()  # a paper of the topic opens in the Papers tab
+    page.wait_for_function("(t) => document.querySelector('#paper-view h2')?.innerText.trim() === t", arg=first,
+                           timeout=10_000)
+
+    page.get_by_role("tab", name="Corpus map").click()
+    page.locator("#map-topic-search").click()  # the label as a Papers-tab search
+    page.wait_for_function("document.querySelectorAll('#paper-results label').length > 0", timeout=20_000)
+    assert "diffusion" in page.locator("#paper-query textarea").input_value().lower()
+
+    page.get_by_role("tab", name="Corpus map").click()
+    page.evaluate(TIMING_JS)
+    page.locator("#map-topic-ask").click()  # ... and as a question in the chat
+    page.wait_for_function("document.querySelectorAll('#chat .answer-footer').length >= 1", timeout=ANSWER_TIMEOUT)
+    assert page.get_by_role("tab", name="Chat").get_attribute("aria-selected") == "true"
+    assert "diffusion" in user_texts(page)[-1].lower()
+    assert bot_messages(page).last.locator("a.cite").count() >= 1
+    fig = open_map(page)  # that answer's papers are now ringed on the map
+    assert len(fig["last"]["customdata"]) >= 10
 
 
 # ---------------------------------------------------------------- narrow screens
@@ -381,3 +441,27 @@ def test_missing_index_offers_a_build_with_progress(browser: Any, tmp_path: Path
             assert bot_messages(page).last.locator("a.cite").count() >= 1
         finally:
             page.context.close()
+
+
+def test_a_focused_answer_and_a_plain_refusal(page: Any) -> None:
+    """A one-paper question cites that one paper (no list of other papers passed off as
+    sources; related ones appear apart, uncited), and an off-topic question is refused
+    in plain words with no citation and no source card."""
+    ask(page, ADAMP_Q)
+    answer = bot_messages(page).last
+    text = answer.inner_text()
+    numbers = {c.inner_text().strip("[] ") for c in answer.locator("a.cite").all()}
+    assert numbers == {"1"}, numbers
+    assert "Other papers in the corpus" not in text
+    assert "AdamP" in text and "radial component" in text  # the sentence that holds the method
+    assert answer.locator(".see-also").count() == 1 and "not cited" in answer.locator(".see-also").inner_text()
+    assert page.locator("#sources .turn:not([hidden]) .src").count() == 1
+    shot(page, "08-focused-answer")
+
+    ask(page, "Which paper in the collection predicts 3D protein structures from amino-acid sequences?")  # core-084
+    refusal = bot_messages(page).last
+    text = refusal.inner_text()
+    assert "The corpus has no paper that answers this question" in text and "abstained" in text
+    assert refusal.locator("a.cite").count() == 0 and refusal.locator(".see-also").count() == 0
+    assert page.locator("#sources .turn:not([hidden]) .src").count() == 0
+    shot(page, "09-refusal")
