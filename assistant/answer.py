@@ -89,6 +89,8 @@ RUN_ON_MARKERS = 6  # this many markers with under WORDS_PER_MARKER words each i
 WORDS_PER_MARKER = 4
 ECHO_WORDS = 7  # a run of this many words of the instructions in the answer is an echo
 COPIED_SENTENCES = 3  # consecutive source sentences copied verbatim: a dump, not an answer
+PARTIAL_CHECK_CHARS = 24  # the reply so far is checked every this many characters
+ATTRIBUTE_WORDS = 6  # an unmarked sentence sharing this many consecutive words with a shown one is attributed
 
 
 class LLMAnswerer:
@@ -144,8 +146,9 @@ class LLMAnswerer:
             picks.setdefault(rank, []).append(i)
         return [(evidence.sources[rank], sorted(picks[rank])) for rank in sorted(picks)]
 
-    def _header(self, src: Source) -> str:
-        return self.source.format(n=src.n, title=src.paper.title, date=src.paper.date or "date unknown", sentences="")
+    def _header(self, src: Source, k: int | None = None) -> str:
+        return self.source.format(n=k or src.n, title=src.paper.title, date=src.paper.date or "date unknown",
+                                  sentences="").strip()
 
     def messages(self, question: str, evidence: Evidence,
                  context: list[tuple[Source, list[int]]] | None = None) -> list[dict[str, str]]:
@@ -165,27 +168,90 @@ class LLMAnswerer:
         context = self.context(evidence)
         messages = self.messages(question, evidence, context)
         shown = {src.n: [_clean(src.sentences[i]) for i in picks] for src, picks in context}
+        headers = {src.n: self._header(src, k) for k, (src, _) in enumerate(context, 1)}
         numbers = {k: src.n for k, (src, _) in enumerate(context, 1)}
         beyond = max((s.n for s in evidence.sources), default=0)
         # A number the model was not shown must stay unknown to verify() after the mapping:
         # [7] of 5 stays 7; [4] of 3 shown (evidence source 4 was left out) becomes beyond + 4.
         markers = MarkerStream(lambda k: numbers.get(k, k if k > beyond else beyond + k))
+        attribution = Attribution(shown)
         info: dict[str, object] = {}
-        reply = ""
+        reply, checked = "", 0
         for token in self.client.stream(messages, info):
-            text = markers.feed(token)
+            text = attribution.feed(markers.feed(token))
             if text:
                 reply += text
                 yield text
-        text = markers.flush()
+            if len(reply) - checked >= PARTIAL_CHECK_CHARS:
+                checked = len(reply)
+                # Leaving the loop closes the stream, and the server stops generating.
+                if problem := reply_problem(reply, shown, self.system, headers=headers, partial=True):
+                    raise UnusableAnswer(f"The LLM's answer was unusable: {problem}")
+        text = attribution.feed(markers.flush()) + attribution.flush()
         if text:
             reply += text
             yield text
-        problem = reply_problem(reply, shown, self.system, truncated=info.get("finish_reason") == "length")
+        problem = reply_problem(reply, shown, self.system, truncated=info.get("finish_reason") == "length",
+                                headers=headers)
         if problem:
             raise UnusableAnswer(f"The LLM's answer was unusable: {problem}")
         if _NO_ANSWER_VARIANT.search(reply) and NO_ANSWER not in reply:
             yield "\n" + NO_ANSWER  # "Insufficient sources." means what the pipeline looks for
+
+
+class Attribution:
+    """Small models often answer with a source's own words and no marker. A sentence
+    without one that shares a run of ATTRIBUTE_WORDS consecutive words with a shown
+    sentence gets that source's `[n]` after its full stop, as the text streams;
+    verify() then checks it like any marker the model wrote (so the guarantee is the
+    same: every [n] shown has a supporting quote)."""
+
+    def __init__(self, shown: dict[int, list[str]]) -> None:
+        self.grams = {n: {g for s in sentences for g in _grams(_words(s))} for n, sentences in shown.items()}
+        self.sentence = ""  # the current sentence, already passed on
+        self.held: str | None = None  # whitespace after a full stop, until the next character decides
+
+    def source(self, sentence: str) -> int | None:
+        if MARKER.search(sentence):
+            return None
+        mine = _grams(_words(sentence))
+        scores = {n: len(mine & grams) for n, grams in self.grams.items()}
+        best = max(scores, key=lambda n: (scores[n], -n), default=None)
+        return best if best is not None and scores[best] >= 1 else None
+
+    def feed(self, text: str) -> str:
+        out: list[str] = []
+        for ch in text:
+            if self.held is not None:
+                if ch.isspace():
+                    self.held += ch
+                    continue
+                if ch == "[":  # the model's own marker after the full stop: the sentence goes on
+                    out.append(self.held)
+                    self.sentence += self.held
+                else:
+                    if (n := self.source(self.sentence)) is not None:
+                        out.append(f" [{n}]")
+                    out.append(self.held)
+                    self.sentence = ""
+                self.held = None
+            if ch.isspace() and self.sentence[-1:] in (".", "!", "?"):
+                self.held = ch
+                continue
+            out.append(ch)
+            self.sentence += ch
+        return "".join(out)
+
+    def flush(self) -> str:
+        n = self.source(self.sentence) if self.sentence.rstrip()[-1:] in (".", "!", "?") else None
+        tail = f" [{n}]" if n is not None else ""
+        tail += self.held or ""
+        self.sentence, self.held = "", None
+        return tail
+
+
+def _grams(words: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + ATTRIBUTE_WORDS]) for i in range(len(words) - ATTRIBUTE_WORDS + 1)}
 
 
 def _clean(sentence: str) -> str:
@@ -202,23 +268,26 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.casefold())
 
 
-def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "",
-                  truncated: bool = False) -> str | None:
+def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "", truncated: bool = False,
+                  headers: dict[int, str] | None = None, partial: bool = False) -> str | None:
     """Why the model's reply is not an answer, in words for the notice; None when it may
     be one (verification then checks every citation). `shown`: source n -> the
-    sentences the model was given."""
+    sentences the model was given; `headers`: source n -> its "title (date)" line.
+    `partial`: the reply so far, mid-stream, checked only for what more text cannot
+    mend (a copied source, a run-on list, an echo), so a reply going wrong is cut
+    short instead of generated to the token limit."""
     text = reply.strip()
     if not text:
-        return "it was empty"
+        return None if partial else "it was empty"
     markers = list(MARKER.finditer(text))
     prose = _words(_NO_ANSWER_VARIANT.sub(" ", claim_text(text)))
-    if _NO_ANSWER_VARIANT.search(text):
-        if markers and len(prose) >= WORDS_PER_MARKER:
-            return "it both answered and said the sources were insufficient"
+    if _NO_ANSWER_VARIANT.search(text) and not partial:
+        if markers:
+            return "it cited sources and also said they were insufficient"
         return None
     if len(markers) >= RUN_ON_MARKERS and len(prose) < WORDS_PER_MARKER * len(markers):
         return f"it was a run-on list of {len(markers)} citation markers"
-    if markers and len(prose) < WORDS_PER_MARKER:
+    if markers and len(prose) < WORDS_PER_MARKER and not partial:
         return "it held citation markers and no answer"
     numbers = [n for m in markers for n in marker_numbers(m.group(1))]
     unknown = {n for n in numbers if n not in shown}
@@ -231,6 +300,9 @@ def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "
             if " ".join(rule_words[i:i + ECHO_WORDS]) in said:
                 return "it repeated the instructions instead of answering"
     low = " ".join(_words(text))
+    for n, header in (headers or {}).items():
+        if header and " ".join(_words(header)) in low:
+            return f"it copied source {n} instead of answering"
     for n, sentences in shown.items():
         run = best = 0
         for sentence in sentences:
@@ -239,6 +311,6 @@ def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "
             best = max(best, run)
         if best >= COPIED_SENTENCES:
             return f"it copied source {n} instead of answering"
-    if truncated:
+    if truncated and not partial:
         return "it was cut off at the token limit before it finished"
     return None

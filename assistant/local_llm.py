@@ -43,6 +43,7 @@ class LocalModel:
     size: int
     sha256: str
     context_tokens: int  # ASSISTANT_LLM_CONTEXT_TOKENS that keeps an answer to seconds on 2 cores
+    max_tokens: int = 256  # two to four sentences fit; ~15 tokens/s on 2 cores bounds a ramble to ~17 s
     licence: str = "Apache-2.0"
 
 
@@ -241,7 +242,8 @@ def serve(model: LocalModel = QWEN, port: int | None = None, n_ctx: int = 2048, 
 def settings_line(model: LocalModel, base_url: str) -> str:
     """What to set so the assistant answers through the local model."""
     return (f"export ASSISTANT_LLM_BASE_URL={base_url} ASSISTANT_LLM_MODEL={model.name} "
-            f"ASSISTANT_LLM_CONTEXT_TOKENS={model.context_tokens} ASSISTANT_LLM_TIMEOUT=60")
+            f"ASSISTANT_LLM_CONTEXT_TOKENS={model.context_tokens} ASSISTANT_LLM_MAX_TOKENS={model.max_tokens} "
+            "ASSISTANT_LLM_TIMEOUT=60")
 
 
 def cli_app() -> object:

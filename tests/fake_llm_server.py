@@ -76,14 +76,14 @@ class Request:
         return next((m["content"] for m in (self.body or {}).get("messages", []) if m["role"] == "system"), "")
 
     def sources(self) -> dict[int, tuple[str, str]]:
-        """The numbered sources in the prompt: n -> (title, abstract)."""
+        """The numbered sources in the prompt: n -> (title, the sentences shown)."""
         return parse_sources(self.user_prompt)
 
 
 def parse_sources(prompt: str) -> dict[int, tuple[str, str]]:
     block = prompt.split("Sources:", 1)[-1].split("\nQuestion:", 1)[0]
     out: dict[int, tuple[str, str]] = {}
-    for m in re.finditer(r"^\[(\d+)\] (.+?) \([^)\n]*\)\n(.+?)(?=\n\n\[\d+\] |\Z)", block.strip(), re.S | re.M):
+    for m in re.finditer(r"^Source (\d+): (.+?) \([^)\n]*\)\n(.+?)(?=\n\nSource \d+: |\Z)", block.strip(), re.S | re.M):
         out[int(m.group(1))] = (m.group(2), m.group(3).strip())
     return out
 

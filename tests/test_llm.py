@@ -595,9 +595,11 @@ SHOWN = {1: ["AdamP removes the radial component at each optimizer step.",
     ("AdamP helps [1][2][1][2][1][2][1] a lot.", "run-on list"),
     ("AdamP is related to [3], [4] and [7].", "3 sources that do not exist"),
     ("Use only facts stated in the sources and do not guess [1].", None),
-    ("State only what the sources say. Add nothing from memory and do not guess [1].", "repeated the instructions"),
+    ("Each sentence states one fact from a source and ends with that source's number [1].",
+     "repeated the instructions"),
     (" ".join(s + " [1]" for s in SHOWN[1]), "copied source 1"),
-    ("AdamP removes the radial component [1]. INSUFFICIENT_SOURCES", "both answered and said"),
+    ("AdamP removes the radial component [1]. INSUFFICIENT_SOURCES", "also said they were insufficient"),
+    ("[1] INSUFFICIENT_SOURCES", "also said they were insufficient"),  # Qwen 0.5B, new prompt
     ("   \n ", "empty"),
 ])
 def test_replies_that_are_not_answers(reply: str, fragment: str | None) -> None:
@@ -678,7 +680,7 @@ def test_the_model_sees_sources_numbered_as_shown_and_answers_map_back() -> None
     answer = LLMAnswerer(client, PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
     text = "".join(answer.draft("q", ev))
     prompt = client.messages[1]["content"]
-    assert "[1] Paper 1" in prompt and "[2] Paper 3" in prompt and "Paper 2" not in prompt
+    assert "Source 1: Paper 1" in prompt and "Source 2: Paper 3" in prompt and "Paper 2" not in prompt
     # Shown source 2 is paper 3; [3] was never shown and must not land on paper 3 (or 2).
     assert text == "Gamma matters [3]. Alpha too [1]. And [6]."
 
@@ -697,3 +699,21 @@ def test_an_unusable_reply_raises_after_streaming() -> None:
         list(cut.draft("q", ev))
     variant = LLMAnswerer(ScriptedClient(["Insufficient sources."]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
     assert "".join(variant.draft("q", ev)).endswith("INSUFFICIENT_SOURCES"), "the pipeline's abstention word"
+
+
+def test_a_reply_copying_a_source_is_cut_short_mid_stream() -> None:
+    """Qwen 0.5B began "[1] zkDL: ... (date unknown)" (the header as an earlier prompt wrote it) and copied on to the token limit
+    (160 s on 2 cores); the copy is seen from the header on and the stream is closed."""
+    ev = evidence({1: [0.9]}, {1: [long("alpha")]})
+    pulled: list[str] = []
+
+    class Copying(ScriptedClient):
+        def stream(self, messages: list[dict[str, str]], info: dict | None = None) -> Iterator[str]:
+            for token in ["Source ", "1: ", "Paper ", "1: ", "a ", "title ", "(date ", "unknown)\n"] + ["alpha "] * 200:
+                pulled.append(token)
+                yield token
+
+    answer = LLMAnswerer(Copying([]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
+    with pytest.raises(UnusableAnswer, match="copied source 1"):
+        list(answer.draft("q", ev))
+    assert len(pulled) < 20, "the rest of the copy is never generated"
