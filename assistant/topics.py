@@ -40,14 +40,18 @@ from assistant.models import Paper
 log = logging.getLogger(__name__)
 
 TOPICS_FILE = "topics.json"
-TOPICS_VERSION = 1  # bump when the layout, clustering or naming changes: caches are recomputed
+TOPICS_VERSION = 2  # bump when the layout, clustering or naming changes: caches are recomputed
 RANDOM_STATE = 0
 PERPLEXITY = 30.0
-TSNE_MAX_PAPERS = 12_000  # above: t-SNE on a sample of this size, the rest placed by their neighbours
+TSNE_ITERATIONS = 1000  # sklearn's default, while it is cheap ...
+TSNE_ITERATIONS_LARGE = 500  # ... and above this many papers, where it keeps neighbours as well in half the time
+TSNE_LARGE = 2_000
+TSNE_MAX_PAPERS = 10_000  # above: t-SNE on a sample of this size, the rest placed by their neighbours
 PLACE_NEIGHBOURS = 10
 LABEL_TERMS = 3
 TERMS_KEPT = 10
 TRUST_MAX_PAPERS = 3_000  # trustworthiness is O(n^2) in memory; measured only up to here
+NAME_MAX_PAPERS = 5_000  # topics are named from a fixed random sample of this many papers above it
 
 # Words every topic of an ML corpus uses: alone they name no topic in particular.
 # The nouns may still end or start a phrase ("language models", "learning rate");
@@ -134,15 +138,18 @@ def layout_2d(vectors: np.ndarray, random_state: int = RANDOM_STATE) -> tuple[np
     else:
         sample = np.sort(np.random.default_rng(random_state).choice(n, TSNE_MAX_PAPERS, replace=False))
     tsne = TSNE(n_components=2, perplexity=min(PERPLEXITY, (len(sample) - 1) / 3.0), metric="cosine", init="pca",
-                random_state=random_state, n_jobs=-1)
+                max_iter=TSNE_ITERATIONS if len(sample) <= TSNE_LARGE else TSNE_ITERATIONS_LARGE,
+                random_state=random_state, n_jobs=1)
     xy_sample = tsne.fit_transform(vectors[sample]).astype(np.float64)
     if len(sample) == n:
-        return xy_sample, {"layout": "t-SNE", "perplexity": tsne.perplexity, "sampled": None}
+        return xy_sample, {"layout": "t-SNE", "perplexity": tsne.perplexity, "iterations": tsne.max_iter,
+                           "sampled": None}
     xy = np.empty((n, 2))
     xy[sample] = xy_sample
     rest = np.setdiff1d(np.arange(n), sample)
     xy[rest] = place_by_neighbours(vectors[sample], xy_sample, vectors[rest])
-    return xy, {"layout": "t-SNE", "perplexity": tsne.perplexity, "sampled": int(len(sample))}
+    return xy, {"layout": "t-SNE", "perplexity": tsne.perplexity, "iterations": tsne.max_iter,
+                "sampled": int(len(sample))}
 
 
 def place_by_neighbours(ref_vectors: np.ndarray, ref_xy: np.ndarray, vectors: np.ndarray,
@@ -232,7 +239,8 @@ def terms_of(text: str) -> list[str]:
     return out
 
 
-def topic_terms(texts: list[str], labels: np.ndarray, keep: int = TERMS_KEPT) -> list[list[str]]:
+def topic_terms(texts: list[str], labels: np.ndarray, k: int | None = None,
+                keep: int = TERMS_KEPT) -> list[list[str]]:
     """The most distinctive terms (words and two-word phrases) of each topic, by a
     class-based TF-IDF over papers: p_t * log(p_t / p_all), where p_t is the share of
     the topic's papers using the term and p_all the share of all papers. BERTopic's
@@ -241,7 +249,7 @@ def topic_terms(texts: list[str], labels: np.ndarray, keep: int = TERMS_KEPT) ->
     from scipy import sparse
     from sklearn.feature_extraction.text import CountVectorizer
 
-    k = int(labels.max()) + 1 if len(labels) else 0
+    k = k if k is not None else (int(labels.max()) + 1 if len(labels) else 0)
     vectorizer = CountVectorizer(analyzer=terms_of, binary=True, min_df=2 if len(texts) >= 20 else 1,
                                  dtype=np.float32)
     try:
@@ -253,7 +261,7 @@ def topic_terms(texts: list[str], labels: np.ndarray, keep: int = TERMS_KEPT) ->
                                    shape=(k, len(labels)))
     per_topic = np.asarray((membership @ docs).todense(), dtype=np.float64)  # papers of each topic using each term
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
-    share = per_topic / sizes[:, None]
+    share = per_topic / np.maximum(sizes, 1)[:, None]
     share_all = per_topic.sum(axis=0) / len(labels)
     weight = share * np.log(np.maximum(share, 1e-12) / np.maximum(share_all, 1e-12))
     weight[per_topic < np.minimum(2, sizes)[:, None]] = 0  # a term of one paper does not name a topic
@@ -318,7 +326,19 @@ def surface_forms(terms: list[str], texts: list[str]) -> list[str]:
 def build_map(paper_ids: list[str], vectors: np.ndarray, papers: dict[str, Paper],
               random_state: int = RANDOM_STATE) -> CorpusMap:
     """Layout, topics and names for these papers (ids sorted, so the result is
-    reproducible whatever order the store returns them in)."""
+    reproducible whatever order the store returns them in). Runs on one thread:
+    t-SNE's and k-means' OpenMP threads spin while they wait for a busy core, and on
+    a shared machine (a server answering questions, other jobs) that made t-SNE
+    several times slower than one thread alone (docs/scale/README.md)."""
+    import sklearn.cluster  # noqa: F401  loaded first: threadpoolctl limits only libraries already loaded
+    import sklearn.manifold  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _build_map(paper_ids, vectors, papers, random_state)
+
+
+def _build_map(paper_ids: list[str], vectors: np.ndarray, papers: dict[str, Paper], random_state: int) -> CorpusMap:
     order = np.argsort(np.asarray(paper_ids, dtype=object), kind="stable")
     paper_ids = [paper_ids[i] for i in order]
     vectors = np.asarray(vectors, dtype=np.float64)[order]
@@ -326,6 +346,7 @@ def build_map(paper_ids: list[str], vectors: np.ndarray, papers: dict[str, Paper
     if n == 0:
         return CorpusMap(points=[], topics=[], method={"papers": 0})
     timings: dict[str, float] = {}
+    cpu0 = time.process_time()  # all threads: on idle cores the wall time is at most this
     t0 = time.perf_counter()
     xy, method = layout_2d(vectors, random_state)
     xy = _normalise(xy)
@@ -334,12 +355,15 @@ def build_map(paper_ids: list[str], vectors: np.ndarray, papers: dict[str, Paper
     labels = cluster(xy, n_topics(n), random_state)
     timings["cluster_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    texts = [paper_text(papers[pid]) for pid in paper_ids]
-    terms = topic_terms(texts, labels)
+    named = np.arange(n)
+    if n > NAME_MAX_PAPERS:  # shares of papers using a term are estimated as well from a sample
+        named = np.sort(np.random.default_rng(random_state).choice(n, NAME_MAX_PAPERS, replace=False))
+    texts = {int(i): paper_text(papers[paper_ids[i]]) for i in named}
+    terms = topic_terms([texts[int(i)] for i in named], labels[named], k=int(labels.max()) + 1)
     topics = []
     for c, words in enumerate(terms):
         members = np.flatnonzero(labels == c)
-        shown = surface_forms(words, [texts[i] for i in members])
+        shown = surface_forms(words, [texts[int(i)] for i in members if int(i) in texts])
         centre = xy[members].mean(axis=0)
         by_distance = members[np.argsort(np.linalg.norm(xy[members] - centre, axis=1), kind="stable")]
         anchor = xy[by_distance[0]]
@@ -347,6 +371,7 @@ def build_map(paper_ids: list[str], vectors: np.ndarray, papers: dict[str, Paper
                             size=len(members), paper_ids=[paper_ids[i] for i in by_distance],
                             x=round(float(anchor[0]), 4), y=round(float(anchor[1]), 4)))
     timings["label_s"] = time.perf_counter() - t0
+    timings["cpu_s"] = time.process_time() - cpu0
     t0 = time.perf_counter()
     trust = trustworthiness_at(vectors, xy)
     timings["trust_s"] = time.perf_counter() - t0
