@@ -96,7 +96,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], bool]] = {  # name -> (damage, v
     "chroma sqlite truncated to 0 bytes": (lambda d: _truncate(_sqlite(d), 0), True),
     "keyword file deleted": (lambda d: (d / KEYWORD_DIR / "data.csc.index.npy").unlink(), False),
     "keyword vocabulary corrupted": (lambda d: (d / KEYWORD_DIR / "vocab.index.json").write_text("{garbage"), False),
-    "keyword corpus truncated": (lambda d: _truncate(d / KEYWORD_DIR / "corpus.jsonl", 0.5), False),
+    "keyword unit list truncated": (lambda d: _truncate(d / KEYWORD_DIR / "unit_papers.json", 0.5), False),
     "keyword folder deleted": (lambda d: shutil.rmtree(d / KEYWORD_DIR), False),
     "manifest not JSON": (lambda d: (d / MANIFEST).write_text("{not json"), False),
     "manifest truncated": (lambda d: _truncate(d / MANIFEST, 0.5), False),
