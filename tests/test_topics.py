@@ -189,6 +189,19 @@ def test_map_figure_colours_topics_names_them_and_numbers_the_retrieved_papers()
     assert len(json.loads(figure_json(m))["data"]) == len(m.topics)  # no question yet: no highlight trace
 
 
+def test_a_topic_name_moves_off_the_retrieved_papers_it_would_cover() -> None:
+    x, truth = blobs(n_per=20)
+    papers = fake_papers(truth)
+    m = build_map(sorted(papers), x, papers)
+    topic = m.topics[0]
+    central = topic.paper_ids[0]  # the name sits on this paper until it is retrieved
+    before = json.loads(figure_json(m, []))["layout"]["annotations"][0]
+    after = json.loads(figure_json(m, [central]))["layout"]["annotations"][0]
+    assert (before["x"], before["y"]) == (topic.x, topic.y)
+    top_of_region = max(p["y"] for p in m.points if p["topic"] == topic.id)
+    assert after["y"] > top_of_region and after["yanchor"] == "bottom"
+
+
 # ---------------------------------------------------------------- the real corpus
 
 

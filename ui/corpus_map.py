@@ -78,7 +78,7 @@ def figure_json(corpus_map: CorpusMap, highlight: Iterable[str] = ()) -> str:
         "showlegend": True,
         "legend": {"title": {"text": "Topics (click one for its papers):"}, "orientation": "h", "x": 0, "y": -0.01,
                    "yanchor": "top", "itemclick": False, "itemdoubleclick": False, "font": {"size": 11}},
-        "annotations": [_label(t) for t in topics],
+        "annotations": [_label(t, [p for p in points if p["topic"] == t.id], top) for t in topics],
         "hovermode": "closest",
         "dragmode": "pan",
         "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
@@ -87,9 +87,22 @@ def figure_json(corpus_map: CorpusMap, highlight: Iterable[str] = ()) -> str:
     return json.dumps({"data": data, "layout": layout})
 
 
-def _label(topic: Topic) -> dict[str, Any]:
-    """A topic's name on the map, clickable (`captureevents`): the click lists its papers."""
-    return {"x": topic.x, "y": topic.y, "text": html.escape(_short(topic.label), quote=False),
+# Roughly how many pixels one unit of the map's [-1, 1] coordinates spans in the tab
+# (about 900 x 400 px for 2.2 x 2.2 units): enough to tell whether a label covers a dot.
+PX_PER_UNIT_X, PX_PER_UNIT_Y = 410.0, 180.0
+
+
+def _label(topic: Topic, members: list[dict[str, Any]], retrieved: list[dict[str, Any]]) -> dict[str, Any]:
+    """A topic's name on the map, clickable (`captureevents`): the click lists its
+    papers. It sits on the topic's most central paper, unless it would cover a paper
+    retrieved for the last question (labels are drawn above the dots): then it moves
+    to just above the topic's region."""
+    text = _short(topic.label)
+    half_w, half_h = (len(text) * 3.5 + 6) / PX_PER_UNIT_X, 11 / PX_PER_UNIT_Y
+    x, y, anchor = topic.x, topic.y, "middle"
+    if members and any(abs(p["x"] - x) < half_w and abs(p["y"] - y) < half_h for p in retrieved):
+        y, anchor = max(p["y"] for p in members) + 8 / PX_PER_UNIT_Y, "bottom"
+    return {"x": x, "y": y, "yanchor": anchor, "text": html.escape(text, quote=False),
             "showarrow": False, "captureevents": True, "font": {"size": 11, "color": "#1b1b1b"},
             "bgcolor": "rgba(255,255,255,0.78)", "bordercolor": topic_color(topic.id), "borderwidth": 1.5,
             "borderpad": 2, "hovertext": html.escape(f"{topic.label}: {topic.size} papers (click to list them)",
