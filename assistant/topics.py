@@ -246,7 +246,6 @@ def topic_terms(texts: list[str], labels: np.ndarray, k: int | None = None,
     the topic's papers using the term and p_all the share of all papers. BERTopic's
     idf, log(1 + A / f), is too mild at this size: its labels were "training",
     "language", "data" for half the topics (docs/scale/README.md, "Corpus map")."""
-    from scipy import sparse
     from sklearn.feature_extraction.text import CountVectorizer
 
     k = k if k is not None else (int(labels.max()) + 1 if len(labels) else 0)
@@ -257,9 +256,10 @@ def topic_terms(texts: list[str], labels: np.ndarray, k: int | None = None,
     except ValueError:  # no term left (tiny or empty corpus)
         return [[] for _ in range(k)]
     vocab = vectorizer.get_feature_names_out()
-    membership = sparse.csr_matrix((np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))),
-                                   shape=(k, len(labels)))
-    per_topic = np.asarray((membership @ docs).todense(), dtype=np.float64)  # papers of each topic using each term
+    per_topic = np.zeros((k, docs.shape[1]))  # papers of each topic using each term
+    for c in range(k):
+        if (labels == c).any():
+            per_topic[c] = np.asarray(docs[np.flatnonzero(labels == c)].sum(axis=0)).ravel()
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
     share = per_topic / np.maximum(sizes, 1)[:, None]
     share_all = per_topic.sum(axis=0) / len(labels)
