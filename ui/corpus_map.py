@@ -136,12 +136,17 @@ def topic_choices(corpus_map: CorpusMap) -> list[tuple[str, int]]:
 # bundled in the `plotly` Python package (served by the app, nothing fetched from
 # the internet), redraws when the value changes, and reports clicks as a `click`
 # event carrying the paper id (a dot) or the topic id (a name on the map or in
-# the legend).
+# the legend). On a narrow screen the legend would leave the map a strip, so it
+# is dropped there (the Topic list beside the map lists the same topics).
 MAP_JS = """
 function draw() {
   const div = element.querySelector('.corpus-map');
   if (!div || !window.Plotly || !props.value) return;
   const fig = JSON.parse(props.value);
+  if (div.clientWidth < 600) {  // a phone: the Topic list below stands in for the legend; names shortened
+    fig.layout.showlegend = false;
+    for (const a of fig.layout.annotations || []) { a.text = a.text.split(' · ')[0]; a.font.size = 10; }
+  }
   window.Plotly.react(div, fig.data, fig.layout, {responsive: true, displaylogo: false,
     modeBarButtonsToRemove: ['select2d', 'lasso2d', 'toImage']});
   if (!div.dataset.bound) {
