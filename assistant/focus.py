@@ -47,6 +47,11 @@ LINK_PENALTY = 0.2
 OPENER_PENALTY = 0.2  # the first sentence, unless it states the contribution
 MIN_CHARS = 40  # shorter pieces are fragments ("Short one.") or headings
 
+# A paper whose best sentence is further from the question than this is never cited
+# unless the question names it: the abstention model refuses most such questions
+# first, and it does not judge questions it cannot read (another language).
+FLOOR = 0.3
+
 # Papers cited for a question that asks for several.
 SEVERAL_SIMILARITY_MARGIN = 0.2  # best sentence at most this far below the best paper's
 SEVERAL_SCORE_SHARE = 0.5  # fused retrieval score at least this share of the top paper's
@@ -100,7 +105,7 @@ def sentence_scores(question: str, sentences: list[str], similarities: list[floa
 def choose_papers(question: str, best: dict[int, float], scores: dict[int, float], named: list[int]) -> list[int]:
     """Source numbers to cite, in retrieval order. `best`: each source's best sentence
     similarity; `scores`: its fused retrieval score; `named`: sources the question names."""
-    order = sorted(best)
+    order = [n for n in sorted(best) if best[n] >= FLOOR or n in named]
     if not order:
         return []
     if not asks_for_several(question, len(named)):

@@ -72,7 +72,7 @@ class Citation(BaseModel):
     date: str | None = None
 
 
-NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_insufficient"]
+NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient"]
 
 
 class Notice(BaseModel):
@@ -80,8 +80,10 @@ class Notice(BaseModel):
     the evaluation read its kind instead of matching its wording."""
 
     kind: NoticeKind = Field(description="stale_index: the corpus changed since indexing; language: not English; "
-                             "caution: low answerability; llm_fallback: the LLM failed and the offline answer is "
-                             "shown; llm_insufficient: the LLM said its sources do not answer.")
+                             "caution: low answerability; llm_fallback: the endpoint failed (unreachable, timeout, "
+                             "error status, cut off) and the offline answer is shown; llm_unusable: the model's reply "
+                             "was not a verifiable answer and the offline answer is shown; llm_insufficient: the LLM "
+                             "said its sources do not answer.")
     message: str
 
 

@@ -18,6 +18,7 @@ from assistant.answer import (
     Evidence,
     LLMAnswerer,
     OfflineAnswerer,
+    UnusableAnswer,
     short_name,
 )
 from assistant.citations import Source, Verified, verify
@@ -241,6 +242,8 @@ class Assistant:
                 for token in LLMAnswerer(self._llm_client(), s.prompts_dir).draft(text, evidence):
                     draft += token
                     yield Event("token", token)
+            except UnusableAnswer as exc:
+                yield notice("llm_unusable", f"{exc}; showing the offline answer instead.")
             except LLMError as exc:
                 partial = " (the partial answer above was discarded)" if draft else ""
                 yield notice("llm_fallback", f"{exc}; showing the offline answer instead{partial}.")
@@ -252,7 +255,7 @@ class Assistant:
                 verified = verify_draft(draft)
                 if verified is None or not verified.citations:
                     verified = None
-                    yield notice("llm_fallback", "The LLM's answer carried no citation the sources support; "
+                    yield notice("llm_unusable", "The LLM's answer carried no citation the sources support; "
                                                  "showing the offline answer instead.")
             if verified is not None:
                 yield Event("reset")

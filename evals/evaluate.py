@@ -429,8 +429,8 @@ def ask_once(assistant: Any, q: Question, mode: str, retriever: str) -> tuple[An
         elif event.kind == "notice" and drafting and not draft:
             continue  # e.g. the stale-index notice, which comes before any token
         elif event.kind in ("reset", "notice"):
-            # an endpoint failure cuts the draft short; an uncited draft is complete but rejected
-            if drafting and event.notice is not None and "citation" not in event.notice.message:
+            # an endpoint failure cuts the draft short; an unusable draft is complete but rejected
+            if drafting and event.notice is not None and event.notice.kind == "llm_fallback":
                 complete = False
             drafting = False
         elif event.kind == "answer":

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from assistant.abstain import SIGNALS, AbstentionModel, AbstentionModelError
-from assistant.config import Settings
+from assistant.config import PROJECT_ROOT, Settings
+from evals.evaluate import file_sha256
 from evals.calibrate import fit, group_threshold, margin_threshold, operating_threshold
 
 
@@ -99,7 +100,11 @@ def test_the_shipped_calibration_loads_and_documents_itself() -> None:
     report = model.fitted_on
     assert report["unanswerable"] >= 40 and report["questions"] >= 150
     assert report["loo_false_abstention"] <= report["max_false_abstention"] == 0.05
-    assert set(report["question_sets"]) == {"evals/questions/core.jsonl", "evals/questions/hard.jsonl"}
+    sets = {"evals/questions/core.jsonl", "evals/questions/hard.jsonl", "evals/questions/refusal.jsonl"}
+    assert set(report["question_sets"]) == sets
+    # fitted on the question files as they are (a changed file means `assistant calibrate` again)
+    assert all(report["question_sets"][name] == file_sha256(PROJECT_ROOT / name) for name in sets)
+    assert report["max_caution"] == 0.10 and report["fitted_answerable_answered_with_caution"] <= 0.10
 
 
 @pytest.mark.parametrize("content,needle", [
@@ -198,8 +203,8 @@ def test_a_near_miss_is_refused_and_the_nearest_papers_are_named(assistant) -> N
 
 @pytest.mark.slow
 def test_a_near_miss_it_answers_carries_a_caution_notice(assistant) -> None:
-    near_miss = assistant.ask("Is there an explainability method for ordinary static graph neural networks on node "
-                              "classification, in the spirit of GNNExplainer?")  # hard-113, tune split
+    near_miss = assistant.ask("Is there a voice conversion model that makes one speaker sound like another while "
+                              "keeping the spoken words?")  # refusal-020, tune split
     clear = assistant.ask("Which papers learn synaptic delays in spiking neural networks?")
     model = assistant.abstention
     assert not near_miss.abstained and model.threshold <= near_miss.answerability < model.caution_threshold

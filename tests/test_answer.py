@@ -284,3 +284,12 @@ def test_a_question_asking_for_the_code_gets_the_link_line() -> None:
                  "Code is available at this repository: https://github.com/example/timo."]
     scores = sentence_scores("Where is the code of Timo?", sentences, [0.50, 0.52])
     assert scores[1] > scores[0]
+
+
+def test_nothing_is_cited_when_no_sentence_comes_near_the_question() -> None:
+    """The last guard for questions the abstention model does not judge (another
+    language): papers whose best sentence is below the floor are not cited, so the
+    pipeline refuses instead of quoting an unrelated paper."""
+    far = {1: [0.2] * 4, 2: [0.1, 0.1], 3: [0.25, 0.1], 4: [0.0, 0.0]}
+    assert draft(evidence(far)) == "" and draft(evidence(far), SEVERAL) == ""
+    assert "Bird Song" in draft(evidence(far, named={4}))  # a named paper is still the answer

@@ -412,15 +412,6 @@ def test_usable_at_400px(browser: Any, server: str) -> None:
         page.context.close()
 
 
-def test_timing_of_a_warm_second_question(page: Any) -> None:
-    """Printed only: the second question of a session (nothing left to load)."""
-    ask(page, "Which papers improve temporal reasoning in language models?")
-    start = time.perf_counter()
-    t = ask(page, "What is known about quantization of diffusion models?")
-    print(f"\n[timing] warm offline question: first text {t['first']:.0f} ms, full {t['done']:.0f} ms "
-          f"(wall {1000 * (time.perf_counter() - start):.0f} ms incl. typing)")
-
-
 # ---------------------------------------------------------------- no index yet
 
 

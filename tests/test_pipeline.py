@@ -86,7 +86,8 @@ def test_offline_answer_cites_the_supporting_sentences(assistant: Assistant) -> 
 
 def test_offline_answers_are_deterministic(assistant: Assistant) -> None:
     q = "How can the KV cache be compressed for long contexts?"
-    assert assistant.ask(q).contract() | {"timings_ms": None} == assistant.ask(q).contract() | {"timings_ms": None}
+    first, second = (assistant.ask(q).contract().model_dump(exclude={"timings_ms"}) for _ in range(2))
+    assert first == second
 
 
 def test_no_near_duplicate_sentences_in_an_answer(assistant: Assistant) -> None:
@@ -101,7 +102,7 @@ def test_no_near_duplicate_sentences_in_an_answer(assistant: Assistant) -> None:
 
 
 def test_contract_is_exact(assistant: Assistant) -> None:
-    data = assistant.ask("What is Timo?", qid="q1").contract()
+    data = assistant.ask("What is Timo?", qid="q1").contract().model_dump(mode="json")
     assert list(data) == ["id", "question", "answer", "abstained", "answerability", "citations", "retrieved", "mode",
                           "notices", "timings_ms"]
     assert data["answerability"] == 1.0 and data["notices"] == []  # it names a paper: always answered
