@@ -210,9 +210,11 @@ class Attribution:
         self.grams = {n: {g for s in sentences for g in _grams(_words(s))} for n, sentences in shown.items()}
         self.sentence = ""  # the current sentence, already passed on
         self.held: str | None = None  # whitespace after a full stop, until the next character decides
+        self.refusing = False  # a reply saying the sources are insufficient is not given citations
 
     def source(self, sentence: str) -> int | None:
-        if MARKER.search(sentence):
+        self.refusing = self.refusing or bool(_NO_ANSWER_VARIANT.search(sentence))
+        if self.refusing or MARKER.search(sentence):
             return None
         mine = _grams(_words(sentence))
         scores = {n: len(mine & grams) for n, grams in self.grams.items()}

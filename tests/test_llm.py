@@ -717,3 +717,14 @@ def test_a_reply_copying_a_source_is_cut_short_mid_stream() -> None:
     with pytest.raises(UnusableAnswer, match="copied source 1"):
         list(answer.draft("q", ev))
     assert len(pulled) < 20, "the rest of the copy is never generated"
+
+
+def test_unmarked_sentences_repeating_a_source_get_its_number_but_refusals_do_not() -> None:
+    ev = evidence({1: [0.9], 2: [0.8]}, {1: [long("alpha")], 2: ["Beta rests on a gamma delta epsilon zeta schedule."]})
+    answer = LLMAnswerer(ScriptedClient(["It says beta rests on a gamma ", "delta epsilon zeta schedule. ",
+                                         "Nothing else."]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
+    assert "".join(answer.draft("q", ev)) == "It says beta rests on a gamma delta epsilon zeta schedule. [2] Nothing else."
+    refusal = LLMAnswerer(ScriptedClient(["Insufficient sources: Source 2 says beta rests on a gamma delta epsilon "
+                                          "zeta schedule."]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
+    text = "".join(refusal.draft("q", ev))
+    assert "[" not in text.replace("INSUFFICIENT_SOURCES", "") and text.endswith("INSUFFICIENT_SOURCES")
