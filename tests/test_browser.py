@@ -399,6 +399,24 @@ def test_clicking_a_topic_lists_its_papers_and_asks_about_it(page: Any) -> None:
     assert len(fig["last"]["customdata"]) >= 10
 
 
+def test_corpus_map_on_a_phone_keeps_the_map_and_lists_topics_below(browser: Any, server: str) -> None:
+    page = open_app(browser, server, width=400, height=800)
+    try:
+        page.get_by_role("tab", name="Corpus map").click()
+        page.wait_for_function(MAP_READY.replace("+ 1", ""), timeout=30_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 400 + 2
+        assert not page.evaluate("document.querySelector('.corpus-map')._fullLayout.showlegend")  # no legend strip
+        plot_height = page.evaluate("document.querySelector('.corpus-map')._fullLayout._size.h")
+        assert plot_height > 250  # the dots get the height the legend would have taken
+        page.locator("#map-topic input").click()
+        options = page.get_by_role("option")
+        options.first.wait_for(timeout=5_000)
+        assert options.count() >= 8 and "papers)" in options.first.inner_text()  # the topics, as a list
+        shot(page, "13c-map-narrow", full=True)
+    finally:
+        page.context.close()
+
+
 # ---------------------------------------------------------------- narrow screens
 
 
