@@ -37,7 +37,7 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.corpus import Corpus, load_corpus
-from assistant.embed import get_embedder, model_dim, model_fingerprint
+from assistant.embed import Embedder, get_embedder, model_dim, model_fingerprint
 from assistant.files import atomic_write_json
 from assistant.keyword import KEYWORD_FORMAT, build_keyword_index
 from assistant.models import Paper
@@ -359,7 +359,7 @@ ProgressFactory = Callable[[int, str], Any]
 
 
 def sync(settings: Settings, progress: ProgressFactory | None = None, rebuild: bool = False,
-         on_wait: Callable[[str], None] | None = None, embedder: Any | None = None) -> SyncReport:
+         on_wait: Callable[[str], None] | None = None, embedder: Embedder | None = None) -> SyncReport:
     """Brings Chroma, the keyword index and the manifest in line with the corpus,
     embedding only papers whose content hash changed. `embedder` (anything with
     `name` and `encode`) replaces the configured model; only the scale benchmark
@@ -404,7 +404,7 @@ def _drop_store(settings: Settings) -> None:
 
 
 def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: bool,
-                 embedder: Any | None = None) -> SyncReport:
+                 embedder: Embedder | None = None) -> SyncReport:
     report = SyncReport()
     corpus = load_corpus(settings.corpus_dir)
     report.errors = list(corpus.errors)
@@ -509,7 +509,7 @@ def _old_snapshot(index_dir: Path) -> dict[str, Paper]:
 
 
 def _embed_and_write(settings: Settings, store: Store, todo: list[Paper], hashes: dict[str, str],
-                     report: SyncReport, progress: ProgressFactory | None, embedder: Any | None = None) -> None:
+                     report: SyncReport, progress: ProgressFactory | None, embedder: Embedder | None = None) -> None:
     if embedder is None:
         embedder = get_embedder(settings.embed_model_path, settings.embed_max_tokens, settings.embed_batch_size)
     if embedder.name != store.model:

@@ -23,13 +23,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from assistant.config import Settings
 from assistant.corpus import load_corpus
-from assistant.embed import model_fingerprint
+from assistant.embed import Embedder, model_fingerprint
 from assistant.index import (
     KEYWORD_DIR,
     IndexMissing,
@@ -235,7 +235,7 @@ class Index:
             raise _damaged(self.settings, "keyword index", exc) from exc
 
     @cached_property
-    def embedder(self) -> Any:
+    def embedder(self) -> Embedder:
         from assistant.embed import get_embedder
 
         s = self.settings
