@@ -168,7 +168,9 @@ class LLMAnswerer:
         context = self.context(evidence)
         messages = self.messages(question, evidence, context)
         shown = {src.n: [_clean(src.sentences[i]) for i in picks] for src, picks in context}
-        headers = {src.n: self._header(src, k) for k, (src, _) in enumerate(context, 1)}
+        # The header as shown, and its "title (date)" alone: SmolLM2 copied the latter.
+        headers = {src.n: [self._header(src, k), f"{src.paper.title} ({src.paper.date or 'date unknown'})"]
+                   for k, (src, _) in enumerate(context, 1)}
         numbers = {k: src.n for k, (src, _) in enumerate(context, 1)}
         beyond = max((s.n for s in evidence.sources), default=0)
         # A number the model was not shown must stay unknown to verify() after the mapping:
@@ -271,10 +273,10 @@ def _words(text: str) -> list[str]:
 
 
 def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "", truncated: bool = False,
-                  headers: dict[int, str] | None = None, partial: bool = False) -> str | None:
+                  headers: dict[int, list[str]] | None = None, partial: bool = False) -> str | None:
     """Why the model's reply is not an answer, in words for the notice; None when it may
     be one (verification then checks every citation). `shown`: source n -> the
-    sentences the model was given; `headers`: source n -> its "title (date)" line.
+    sentences the model was given; `headers`: source n -> its header lines as shown.
     `partial`: the reply so far, mid-stream, checked only for what more text cannot
     mend (a copied source, a run-on list, an echo), so a reply going wrong is cut
     short instead of generated to the token limit."""
@@ -302,8 +304,8 @@ def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "
             if " ".join(rule_words[i:i + ECHO_WORDS]) in said:
                 return "it repeated the instructions instead of answering"
     low = " ".join(_words(text))
-    for n, header in (headers or {}).items():
-        if header and " ".join(_words(header)) in low:
+    for n, lines in (headers or {}).items():
+        if any(line and " ".join(_words(line)) in low for line in lines):
             return f"it copied source {n} instead of answering"
     for n, sentences in shown.items():
         run = best = 0

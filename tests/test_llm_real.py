@@ -5,8 +5,8 @@ a real model's streaming, and what small models actually write. Every answer a
 user gets is either verified (each [n] backed by a quote of the cited paper) or
 the offline answer with a notice that says why.
 
-Qwen2.5-Coder-0.5B answers; SmolLM2-135M is the model that fails (it lists
-citation markers instead of answering), for the fallback. Both run on 2 threads
+Qwen2.5-Coder-0.5B answers; SmolLM2-135M is the model that fails (it copies its
+sources instead of answering), for the fallback. Both run on 2 threads
 with the context budget `assistant llm serve` recommends (QWEN.context_tokens).
 
 The last group replays real outputs recorded from these models (tests/fixtures/llm/)
@@ -33,7 +33,7 @@ from tests.fake_llm_server import FakeLLM, Reply
 from tests.test_llm import QUESTION, Run, ask, assert_offline_fallback, assert_verified
 
 FIXTURES = Path(__file__).parent / "fixtures" / "llm"
-ANSWER_SECONDS = 90  # one answer on 2 shared cores; measured p50 is far below (README, LLM mode)
+ANSWER_SECONDS = 240  # one answer on 2 cores shared with other jobs (145 s seen at load 10); ~15-30 s alone
 
 
 def _require_local_llm() -> None:
@@ -106,17 +106,24 @@ def test_real_model_answer_streams_and_is_verified(qwen: Settings) -> None:
     before_reset = run.kinds[: run.kinds.index("reset")]
     assert before_reset.count("token") >= 5, "the model's tokens reach the user as they come"
     assert answer.citations and answer.citations[0].title.startswith("AdamP")
-    assert "radial" in answer.answer.lower() or "norm" in answer.answer.lower(), answer.answer
+    # Qwen 0.5B answers in the source's words without a marker; the sentence that repeats the
+    # AdamP abstract is given [1] and verified (tests/fixtures/llm/qwen-prose-without-markers-attributed.json).
+    assert "effective step sizes" in answer.answer and answer.answer.rstrip().endswith("[1]"), answer.answer
     assert_verified(answer, qwen)
     assert elapsed < ANSWER_SECONDS
 
 
 @pytest.mark.slow
 @pytest.mark.llm
-def test_run_on_markers_from_a_tiny_model_fall_back_with_a_notice(smol: Settings) -> None:
+def test_a_tiny_model_copying_its_source_falls_back_with_a_notice(smol: Settings) -> None:
+    """SmolLM2 starts its reply with the source's title and date and copies on
+    (tests/fixtures/llm/smollm2-copied-source-header.json): cut short, offline answer shown."""
+    t0 = time.perf_counter()
     run = ask(smol)
-    assert_offline_fallback(run, smol, "unusable")
-    assert run.kinds.count("reset") >= 1 and "partial answer above was discarded" in run.fallback_notice
+    assert_offline_fallback(run, smol, "unusable", "copied source")
+    assert run.kinds.count("reset") >= 1, "the copy the user saw streaming is cleared"
+    assert "Source 1" not in run.shown and "(Jun 15, 2020)" not in run.shown
+    assert time.perf_counter() - t0 < ANSWER_SECONDS
 
 
 @pytest.mark.slow
