@@ -31,8 +31,7 @@ COMPARE = re.compile(r"\bcompare\b|\bversus\b|\bvs\.?\s|\bhow do\b.+\band\b.+\b(
                      r"\bwhich\b[^?]*\band which\b", re.I)
 LINK = re.compile(r"https?://|github\.com|\bavailable at\b|\b(code|project page|demo|website|models?|dataset|data|"
                   r"checkpoints?)\b[^.]{0,40}\b(available|released|found|open[- ]sourced?|public)\b", re.I)
-ASKS_FOR_LINK = re.compile(r"\b(code|repo(sitory)?|github|link|url|website|project page|download|demo|"
-                           r"implementation|released?|open[- ]source)", re.I)
+ASKS_FOR_LINK = re.compile(r"\b(code|repo(sitory)?|github|link|url|website|project page|download|demo)\b", re.I)
 NAME = re.compile(r"\b[A-Z][a-z]*[A-Z][A-Za-z0-9-]*\b|\b[A-Z]{2,}[A-Za-z0-9-]*\b")
 NUMBER = re.compile(r"\d")
 CLAIM = re.compile(r"\b(we|this paper|this work|our method|our approach)\s+(\w+\s+)?(propose|introduce|present|"
@@ -88,9 +87,9 @@ def stems(text: str) -> frozenset[str]:
 
 def sentence_scores(question: str, sentences: list[str], similarities: list[float]) -> list[float]:
     """Higher for the sentences that answer (module docstring); a link line is what
-    answers "where is its code?", so it is penalised only when no link is asked for."""
+    answers "where is its code?", so there it counts for, not against, a sentence."""
     asked = stems(question)
-    link_penalty = 0.0 if ASKS_FOR_LINK.search(question) else LINK_PENALTY
+    link_penalty = -LINK_PENALTY if ASKS_FOR_LINK.search(question) else LINK_PENALTY
     scores = []
     for i, (text, sim) in enumerate(zip(sentences, similarities)):
         claim = bool(CLAIM.search(text))

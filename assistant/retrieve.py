@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -190,6 +191,28 @@ def _damaged(settings: Settings, part: str, exc: BaseException) -> IndexProblem:
                         "Run `assistant index` to repair it (no paper is re-embedded).")
 
 
+class Sentences(Mapping[str, list[str]]):
+    """Each paper's abstract sentences, split when first asked for: splitting every
+    abstract when the index opens took most of the opening time at 100k papers
+    (docs/scale/README.md), and a question reads a few dozen papers."""
+
+    def __init__(self, papers: dict[str, Paper]) -> None:
+        self._papers = papers
+        self._split: dict[str, list[str]] = {}
+
+    def __getitem__(self, paper_id: str) -> list[str]:
+        found = self._split.get(paper_id)
+        if found is None:
+            found = self._split[paper_id] = split_sentences(self._papers[paper_id].abstract)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._papers)
+
+    def __len__(self) -> int:
+        return len(self._papers)
+
+
 class Index:
     """Everything the query path reads, loaded once per process."""
 
@@ -217,7 +240,7 @@ class Index:
             self.papers: dict[str, Paper] = {p.paper_id: p for p in read_snapshot(settings.index_dir)}
         except (OSError, ValueError, KeyError) as exc:
             raise _damaged(settings, "paper snapshot", exc) from exc
-        self.sentences: dict[str, list[str]] = {pid: split_sentences(p.abstract) for pid, p in self.papers.items()}
+        self.sentences = Sentences(self.papers)
         try:  # vocabulary vectors for word support and the language check (assistant/words.py)
             self.words = WordVectors(settings.index_dir / WORDS_FILE, lambda texts: self.embedder.encode(texts))
         except Exception as exc:  # numpy's reader raises what it hits (BadZipFile on a truncated file)

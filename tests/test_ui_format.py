@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from assistant.models import Answer, Citation, Hit, Occurrence, Paper
+from assistant.models import Answer, Citation, Hit, Notice, Occurrence, Paper
 from ui import format as fmt
 from ui.server import parse_auth
 
@@ -50,7 +50,8 @@ def test_markers_without_a_citation_stay_text() -> None:
 
 
 def test_answer_markdown_has_links_notices_and_footer() -> None:
-    a = answer("**AdamP**: text [1]", [citation(1)], notices=["LLM endpoint x is unreachable; showing the offline answer instead."])
+    a = answer("**AdamP**: text [1]", [citation(1)], notices=[Notice(kind="llm_fallback",
+                                                                     message="LLM endpoint x is unreachable; showing the offline answer instead.")])
     md = fmt.answer_markdown(a, turn=2)
     assert md.startswith("> ⚠️ LLM endpoint x is unreachable")
     assert 'href="#cite-2-1"' in md and "**AdamP**" in md  # the answer's own Markdown is kept
