@@ -218,11 +218,13 @@ def child_query(out: Path, repeats: int) -> None:
     pool = settings.dense_candidates
     n_pap = max(pool // 2, 50)
     vectors = {q: index.embed_query(q) for q in QUESTIONS}
-    bm = index.bm25
+    keyword = index.keyword
     parts: dict[str, list[float]] = {"chroma_sentences_top%d" % pool: [], "chroma_papers_top%d" % n_pap: [],
                                      "chroma_two_counts_removed": [], "bm25s_retrieve_top%d" % pool: [],
                                      "keyword_scores_top%d" % pool: []}
     import bm25s
+
+    from assistant.keyword import TOKEN_PATTERN, stemmer
 
     for _ in range(repeats):
         for q in QUESTIONS:
@@ -237,8 +239,8 @@ def child_query(out: Path, repeats: int) -> None:
             index.store.papers.count()
             parts["chroma_two_counts_removed"].append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            tokens = bm25s.tokenize(q, stemmer=bm.stemmer, token_pattern=bm.token_pattern, show_progress=False)
-            bm.bm25.retrieve(tokens, k=min(pool, len(bm.corpus)), show_progress=False, return_as="tuple")
+            tokens = bm25s.tokenize(q, stemmer=stemmer(), token_pattern=TOKEN_PATTERN, show_progress=False)
+            keyword.bm25.retrieve(tokens, k=min(pool, len(keyword)), show_progress=False, return_as="tuple")
             parts["bm25s_retrieve_top%d" % pool].append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             index.keyword_scores(q, pool)
@@ -253,7 +255,7 @@ def child_query(out: Path, repeats: int) -> None:
                                   "steps_p50": {k: round(percentile(v, 0.5), 2) for k, v in long_steps.items()},
                                   "steps_p95": {k: round(percentile(v, 0.95), 2) for k, v in long_steps.items()}},
         "profile": {k: _summary(v) for k, v in parts.items()},
-        "bm25_units": len(bm.corpus),
+        "bm25_units": len(keyword),
         "peak_rss_mib": peak_rss_mib(),
     }
     out.write_text(json.dumps(result), encoding="utf-8")
