@@ -128,21 +128,14 @@ def naive_answer(assistant: Assistant, question: str, papers: int = 2) -> tuple[
     the same hybrid ranking as the assistant, then for each of the top `papers`
     papers the abstract sentence sharing the most stemmed content words with the
     question, each cited; never refuses. Returns (text, retrieved hits, cited hits)."""
-    import bm25s
-
-    from assistant.keyword import TOKEN_PATTERN, stemmer
+    from assistant.focus import stems
 
     index = assistant.index
     hits = index.search(question, k=10).hits
-
-    def words(text: str) -> set[str]:
-        return set(bm25s.tokenize(text, stopwords="en", stemmer=stemmer(), token_pattern=TOKEN_PATTERN,
-                                  return_ids=False, show_progress=False)[0])
-
-    asked = words(question)
+    asked = stems(question)
     lines = []
     for n, hit in enumerate(hits[:papers], 1):
         sentences = index.sentences[hit.paper_id]
-        best = max(sentences, key=lambda s: len(asked & words(s)), default="")
+        best = max(sentences, key=lambda s: len(asked & stems(s)), default="")
         lines.append(f"{best} [{n}]")
     return " ".join(lines), hits, hits[:papers]
