@@ -406,61 +406,15 @@ def _drop_store(settings: Settings) -> None:
 def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: bool,
                  embedder: Embedder | None = None) -> SyncReport:
     report = SyncReport()
-    corpus = load_corpus(settings.corpus_dir)
-    report.errors = list(corpus.errors)
-    report.warnings = corpus.warnings
     store = _open_store(settings, rebuild)
     report.rebuilt_reason = store.rebuilt_reason
-
-    desired = {p.paper_id: p for p in corpus.papers}
-    hashes = {pid: f"{p.content_hash()}-u{UNITS_VERSION}" for pid, p in desired.items()}
-    complete = store.complete_papers()
-    bad_files = {Path(e.split(":", 1)[0]).name for e in corpus.errors}
-    old_snapshot = _old_snapshot(settings.index_dir)
-
-    # Papers whose every source file failed to parse this time are kept, not deleted:
-    # a damaged file must never silently drop indexed papers.
-    kept = {
-        pid
-        for pid, meta in complete.items()
-        if pid not in desired and bad_files and set(meta.get("files", "").split(",")) <= bad_files
-    }
-    report.kept_from_bad_files = sorted(kept)
-    report.deleted = sorted(pid for pid in complete if pid not in desired and pid not in kept)
-    report.updated = sorted(pid for pid, meta in complete.items() if pid in desired and meta.get("content_hash") != hashes[pid])
-    report.added = sorted(pid for pid in desired if pid not in complete)
-    orphans = store.sentence_paper_ids() - set(complete)
-    report.repaired = sorted(orphans)
-
+    todo, hashes, fingerprint = _plan(settings, store, report, progress, embedder)
     t0 = time.perf_counter()
-    store.delete_papers(report.deleted + report.updated + sorted(orphans))
+    store.delete_papers(report.deleted + report.updated + report.repaired)
     report.store_seconds += time.perf_counter() - t0
-
-    todo = [desired[pid] for pid in report.updated + report.added]
     if todo:
         _embed_and_write(settings, store, todo, hashes, report, progress, embedder)
 
-    papers = list(desired.values()) + [old_snapshot[pid] for pid in sorted(kept) if pid in old_snapshot]
-    papers.sort(key=lambda p: (p.occurrences[0].file, p.occurrences[0].line))
-    fingerprint = _fingerprint(papers)
-    manifest = read_manifest(settings.index_dir)
-    keyword_ok = all((settings.index_dir / name).exists() for name in (KEYWORD_DIR, SNAPSHOT, WORDS_FILE))
-    keyword_ok = keyword_ok and manifest is not None and manifest.get("keyword_format") == KEYWORD_FORMAT
-    if keyword_ok and manifest is not None and "local_files" in manifest:  # older manifests have no digests
-        keyword_ok = manifest["local_files"] == _local_digests(settings.index_dir)  # truncated, edited or missing file
-    if not keyword_ok or manifest is None or manifest.get("corpus_fingerprint") != fingerprint or report.changed:
-        atomic_write_json(settings.index_dir / SNAPSHOT, {"papers": [p.model_dump() for p in papers]})
-        report.keyword_rebuilt = True
-        t0 = time.perf_counter()
-        build_keyword_index([(u.paper_id, _keyword_text(p, u)) for p in papers for u in units_for(p)],
-                            settings.index_dir / KEYWORD_DIR)
-        report.keyword_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        embedder = embedder or get_embedder(settings.embed_model_path, settings.embed_max_tokens,
-                                            settings.embed_batch_size)
-        report.words_embedded = build_word_vectors(papers, embedder.encode, store.model,
-                                                   settings.index_dir / WORDS_FILE, progress)
-        report.words_seconds = time.perf_counter() - t0
     n_papers, n_sentences = store.counts()
     report.papers = n_papers
     atomic_write_json(
@@ -475,12 +429,84 @@ def _sync_locked(settings: Settings, progress: ProgressFactory | None, rebuild: 
             "sentences": n_sentences,
             "store": settings.chroma_url or str(settings.index_dir / "chroma"),
             "collections": list(store.names),
-            "skipped_files": corpus.errors,
+            "skipped_files": report.errors,
             "local_files": _local_digests(settings.index_dir),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
     return report
+
+
+def _plan(settings: Settings, store: Store, report: SyncReport, progress: ProgressFactory | None,
+          embedder: Embedder | None) -> tuple[list[Paper], dict[str, str], str]:
+    """Compares the corpus with the store (into `report`), rewrites the local files if
+    anything changed, and returns only what embedding needs: the papers to embed, their
+    content hashes and the corpus fingerprint. The rest of the parsed corpus is freed
+    here, before Chroma's in-memory vector index grows."""
+    corpus = load_corpus(settings.corpus_dir)
+    report.errors = list(corpus.errors)
+    report.warnings = corpus.warnings
+    desired = {p.paper_id: p for p in corpus.papers}
+    hashes = {pid: f"{p.content_hash()}-u{UNITS_VERSION}" for pid, p in desired.items()}
+    complete = store.complete_papers()
+    bad_files = {Path(e.split(":", 1)[0]).name for e in corpus.errors}
+
+    # Papers whose every source file failed to parse this time are kept, not deleted:
+    # a damaged file must never silently drop indexed papers.
+    kept = {
+        pid
+        for pid, meta in complete.items()
+        if pid not in desired and bad_files and set(meta.get("files", "").split(",")) <= bad_files
+    }
+    report.kept_from_bad_files = sorted(kept)
+    report.deleted = sorted(pid for pid in complete if pid not in desired and pid not in kept)
+    report.updated = sorted(pid for pid, meta in complete.items() if pid in desired and meta.get("content_hash") != hashes[pid])
+    report.added = sorted(pid for pid in desired if pid not in complete)
+    report.repaired = sorted(store.sentence_paper_ids() - set(complete))
+
+    old_snapshot = _old_snapshot(settings.index_dir) if kept else {}
+    papers = list(desired.values()) + [old_snapshot[pid] for pid in sorted(kept) if pid in old_snapshot]
+    papers.sort(key=lambda p: (p.occurrences[0].file, p.occurrences[0].line))
+    fingerprint = _fingerprint(papers)
+    # The local files (snapshot, keyword index, word vectors) come from the corpus alone,
+    # so they are written before Chroma is touched: the keyword build then never shares
+    # the process's memory with an embedded Chroma's in-memory vector index (docs/scale).
+    # A sync stopped while embedding leaves papers that BM25 finds and Chroma does not
+    # yet hold; retrieval reads them from the snapshot, and the next sync redoes both.
+    if report.changed or not _local_files_current(settings.index_dir, fingerprint):
+        _write_local_files(settings, store, papers, report, progress, embedder)
+    todo = report.updated + report.added
+    return [desired[pid] for pid in todo], {pid: hashes[pid] for pid in todo}, fingerprint
+
+
+def _local_files_current(index_dir: Path, fingerprint: str) -> bool:
+    """True when the snapshot, keyword index and word vectors on disk are the ones the
+    manifest vouches for and describe this corpus."""
+    manifest = read_manifest(index_dir)
+    if manifest is None or manifest.get("corpus_fingerprint") != fingerprint:
+        return False
+    if manifest.get("keyword_format") != KEYWORD_FORMAT:
+        return False
+    if not all((index_dir / name).exists() for name in (KEYWORD_DIR, SNAPSHOT, WORDS_FILE)):
+        return False
+    # older manifests have no digests; a truncated, edited or missing file changes them
+    return "local_files" not in manifest or manifest["local_files"] == _local_digests(index_dir)
+
+
+def _write_local_files(settings: Settings, store: Store, papers: list[Paper], report: SyncReport,
+                       progress: ProgressFactory | None, embedder: Embedder | None) -> None:
+    atomic_write_json(settings.index_dir / SNAPSHOT, {"papers": [p.model_dump() for p in papers]})
+    report.keyword_rebuilt = True
+    t0 = time.perf_counter()
+    build_keyword_index(((u.paper_id, _keyword_text(p, u)) for p in papers for u in units_for(p)),
+                        settings.index_dir / KEYWORD_DIR)
+    report.keyword_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    embedder = embedder or get_embedder(settings.embed_model_path, settings.embed_max_tokens,
+                                        settings.embed_batch_size)
+    report.words_embedded = build_word_vectors(papers, embedder.encode, store.model,
+                                               settings.index_dir / WORDS_FILE, progress)
+    report.words_seconds = time.perf_counter() - t0
 
 
 def _keyword_text(paper: Paper, unit: Unit) -> str:
@@ -510,13 +536,15 @@ def _old_snapshot(index_dir: Path) -> dict[str, Paper]:
 
 def _embed_and_write(settings: Settings, store: Store, todo: list[Paper], hashes: dict[str, str],
                      report: SyncReport, progress: ProgressFactory | None, embedder: Embedder | None = None) -> None:
+    """Embeds and writes `todo` in rounds, emptying the list as it goes."""
     if embedder is None:
         embedder = get_embedder(settings.embed_model_path, settings.embed_max_tokens, settings.embed_batch_size)
     if embedder.name != store.model:
         raise IndexProblem(f"embedding model changed while indexing ({embedder.name} != {store.model})")
     bar = progress(len(todo), "Embedding papers") if progress else None
-    for start in range(0, len(todo), settings.index_round_papers):
-        batch = todo[start : start + settings.index_round_papers]
+    todo.reverse()  # taken from the end as written, so each paper is freed once it is in Chroma
+    while todo:
+        batch = [todo.pop() for _ in range(min(settings.index_round_papers, len(todo)))]
         units = [units_for(p) for p in batch]
         t0 = time.perf_counter()
         flat = embedder.encode([u.embed_text for us in units for u in us])

@@ -10,6 +10,7 @@ rebuilt by the next `assistant index` (no paper is re-embedded)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,20 +30,29 @@ def stemmer() -> object:
     return Stemmer.Stemmer("english")
 
 
-def build_keyword_index(units: list[tuple[str, str]], target: Path) -> int:
+def build_keyword_index(units: Iterable[tuple[str, str]], target: Path) -> int:
     """Indexes (paper id, text) units in a folder beside `target` and swaps it in;
-    returns the unit count."""
+    returns the unit count. `units` is read once, as a stream: bm25s tokenizes each
+    text as it comes, so the texts of a large corpus (1.05M units at 100k papers)
+    are never all held at once."""
     import bm25s
 
-    tokens = bm25s.tokenize([text for _, text in units], stopwords="en", stemmer=stemmer(),
-                            token_pattern=TOKEN_PATTERN, show_progress=False)
+    paper_ids: list[str] = []
+
+    def texts() -> Iterator[str]:
+        for paper_id, text in units:
+            paper_ids.append(paper_id)
+            yield text
+
+    tokens = bm25s.tokenize(texts(), stopwords="en", stemmer=stemmer(), token_pattern=TOKEN_PATTERN,
+                            show_progress=False)
     bm25 = bm25s.BM25()
     bm25.index(tokens, show_progress=False)
     with atomic_path(target) as tmp:
         tmp.mkdir(parents=True)
         bm25.save(str(tmp), show_progress=False)
-        (tmp / UNIT_PAPERS).write_text(json.dumps([pid for pid, _ in units]), encoding="utf-8")
-    return len(units)
+        (tmp / UNIT_PAPERS).write_text(json.dumps(paper_ids), encoding="utf-8")
+    return len(paper_ids)
 
 
 class KeywordIndex:

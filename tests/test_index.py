@@ -22,6 +22,7 @@ from assistant.index import (
     sync,
     units_for,
 )
+from assistant.pipeline import Assistant
 from evals.servers import ChromaServer
 from tests.conftest import assert_index_exact, write_small_corpus
 
@@ -160,6 +161,14 @@ def test_sigkill_mid_index_is_repaired_and_old_papers_stay_answerable(store_sett
     complete = store.complete_papers()
     assert old_ids <= set(complete), "papers indexed before the crash must stay answerable"
     assert len(old_ids) < len(complete) < 40, "the kill should have landed mid-way"
+    # The keyword index and snapshot were rewritten before embedding began, so they
+    # already hold papers Chroma does not: questions still work, on the old papers, and
+    # say that the index is behind the corpus.
+    old = next(p for p in load_corpus(store_settings.corpus_dir).papers if p.paper_id in old_ids)
+    answer = Assistant(store_settings).ask(f"What does the paper {old.title} propose?")
+    assert answer.citations and answer.citations[0].paper_id == old.paper_id
+    assert answer.citations[0].quote in old.abstract
+    assert answer.has_notice("stale_index")
 
     report = sync(store_settings)
     assert counts(store_settings) == expected_units(store_settings)
