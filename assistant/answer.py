@@ -76,14 +76,6 @@ class UnusableAnswer(LLMError):
 
 
 CHARS_PER_TOKEN = 4  # English text with the common BPE vocabularies; a budget, not a count
-SOURCE_SENTENCES = 3  # most sentences of one paper handed to the model
-SENTENCE_RELEVANCE = 0.12  # a paper's further sentences must be this close to its best one
-SOURCE_MARGIN = 0.2  # papers whose best sentence is further below the top one are not shown
-_BOILERPLATE = re.compile(
-    r"https?://|www\.|github\.|\b(?:code|models?|data(?:set)?s?|project page|implementation)\b[^.]{0,40}"
-    r"\b(?:available|released|public|open[- ]sourced?)\b|\bproject page\b|^\W*$",
-    re.IGNORECASE,
-)
 _NO_ANSWER_VARIANT = re.compile(r"\binsufficient[\s_-]*sources?\b", re.IGNORECASE)
 RUN_ON_MARKERS = 6  # this many markers with under WORDS_PER_MARKER words each is a list, not an answer
 WORDS_PER_MARKER = 4
@@ -111,40 +103,28 @@ class LLMAnswerer:
         settings = getattr(client, "settings", None)
         self.context_tokens = context_tokens or int(getattr(settings, "llm_context_tokens", 1200))
 
-    def context(self, evidence: Evidence) -> list[tuple[Source, list[int]]]:
-        """(source, sentence indexes in abstract order) for the prompt, in retrieval order.
-        Sentences are taken best first over all sources until the budget is spent: a
-        paper's best sentence, then its next ones while close to it. Papers far below
-        the best one (and not named by the question) are left out: a small model
-        cites whatever it is shown."""
+    def context(self, question: str, evidence: Evidence) -> list[tuple[Source, list[int]]]:
+        """(source, sentence indexes in abstract order) for the prompt, in retrieval order:
+        the papers and sentences the offline answer quotes (assistant/focus.py), so the
+        model reads the few sentences that answer and cannot cite a paper that does not.
+        They go in round by round (each paper's best, then each one's next) until the
+        budget is spent; the best of all goes in whatever its length."""
+        by_n = {src.n: src for src in evidence.sources}
+        picks = focus(question, {n: src.sentences for n, src in by_n.items()}, evidence.similarities,
+                      evidence.scores, sorted(evidence.named))
         budget = self.context_tokens * CHARS_PER_TOKEN
-        ranked: list[tuple[list[float], list[int]]] = []  # per source: similarities, usable sentences best first
-        for src in evidence.sources:
-            sims = evidence.similarities.get(src.n) or [0.0] * len(src.sentences)
-            by_sim = sorted(range(len(src.sentences)), key=lambda i: -sims[i])
-            ranked.append((sims, [i for i in by_sim if _usable(src.sentences[i])] or by_sim[:1]))
-        top = max((sims[order[0]] for sims, order in ranked if order), default=0.0)
-        candidates: list[tuple[float, int, int]] = []
-        for rank, (src, (sims, order)) in enumerate(zip(evidence.sources, ranked)):
-            if not order or (rank and src.n not in evidence.named and sims[order[0]] < top - SOURCE_MARGIN):
-                continue
-            candidates += [(sims[i], rank, i) for j, i in enumerate(order[:SOURCE_SENTENCES])
-                           if j == 0 or sims[i] >= sims[order[0]] - SENTENCE_RELEVANCE]
-        picks: dict[int, list[int]] = {}
-        left_out: set[int] = set()  # papers whose best sentence did not fit
-        for _sim, rank, i in sorted(candidates, key=lambda c: (-c[0], c[1])):
-            if rank in left_out:
-                continue
-            src = evidence.sources[rank]
-            first = rank not in picks
-            cost = len(_clean(src.sentences[i])) + 1 + (len(self._header(src)) + 2 if first else 0)
-            if cost > budget and picks:  # the best sentence of all goes in whatever its length
-                if first:
-                    left_out.add(rank)
-                continue
-            budget -= cost
-            picks.setdefault(rank, []).append(i)
-        return [(evidence.sources[rank], sorted(picks[rank])) for rank in sorted(picks)]
+        shown: dict[int, list[int]] = {}
+        for depth in range(max((len(p.sentences) for p in picks), default=0)):
+            for pick in picks:
+                if depth >= len(pick.sentences) or (depth and pick.n not in shown):
+                    continue
+                src, i = by_n[pick.n], pick.sentences[depth]
+                cost = len(_clean(src.sentences[i])) + 1 + (len(self._header(src)) + 2 if not depth else 0)
+                if cost > budget and shown:
+                    continue
+                budget -= cost
+                shown.setdefault(pick.n, []).append(i)
+        return [(src, sorted(shown[src.n])) for src in evidence.sources if src.n in shown]
 
     def _header(self, src: Source, k: int | None = None) -> str:
         return self.source.format(n=k or src.n, title=src.paper.title, date=src.paper.date or "date unknown",
@@ -153,7 +133,7 @@ class LLMAnswerer:
     def messages(self, question: str, evidence: Evidence,
                  context: list[tuple[Source, list[int]]] | None = None) -> list[dict[str, str]]:
         """The sources are numbered 1..m as shown (draft() maps the numbers back)."""
-        context = self.context(evidence) if context is None else context
+        context = self.context(question, evidence) if context is None else context
         sources = "\n\n".join(
             self.source.format(n=k, title=src.paper.title, date=src.paper.date or "date unknown",
                                sentences=" ".join(_clean(src.sentences[i]) for i in picks))
@@ -165,7 +145,10 @@ class LLMAnswerer:
         ]
 
     def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
-        context = self.context(evidence)
+        context = self.context(question, evidence)
+        if not context:  # no paper comes near the question: what the offline answer refuses too
+            yield NO_ANSWER
+            return
         messages = self.messages(question, evidence, context)
         shown = {src.n: [_clean(src.sentences[i]) for i in picks] for src, picks in context}
         # The header as shown, and its "title (date)" alone: SmolLM2 copied the latter.
@@ -261,11 +244,6 @@ def _grams(words: list[str]) -> set[tuple[str, ...]]:
 def _clean(sentence: str) -> str:
     """An abstract's own references ("RoPE [32]") would read as sources to the model."""
     return strip_markers(sentence).strip()
-
-
-def _usable(sentence: str) -> bool:
-    """Links, code-availability notes and fragments tell the model nothing it can answer from."""
-    return len(sentence) >= 25 and not _BOILERPLATE.search(sentence)
 
 
 def _words(text: str) -> list[str]:

@@ -498,8 +498,8 @@ def test_server_dying_mid_stream_discards_the_partial_answer(llm: Settings, fake
 
 @pytest.mark.slow
 def test_citations_renumbered_in_order_of_first_appearance(llm: Settings, fake: FakeLLM) -> None:
-    """The model's numbers are those of the prompt (papers far below the best are left
-    out of it); the answer's are in order of first appearance, pointing at the right papers."""
+    """The model's numbers are those of the prompt (only the papers that answer are in
+    it); the answer's are in order of first appearance, pointing at the right papers."""
     shown: dict[int, str] = {}
 
     def reply(body: dict) -> Reply:
@@ -512,7 +512,7 @@ def test_citations_renumbered_in_order_of_first_appearance(llm: Settings, fake: 
         return Reply.text(f"{s_last} [{last}] {s1} [1] Both matter here [1, {last}].")
 
     fake.script = [reply]
-    answer = ask(llm, "How can the KV cache of long-context LLM inference be made smaller?").answer
+    answer = ask(llm, "Which papers make the KV cache of long-context LLM inference smaller?").answer
     assert answer.mode == "llm", answer.notices
     last = max(shown)
     assert [c.title for c in answer.citations] == [shown[last], shown[1]]
@@ -547,7 +547,7 @@ def test_unsupported_claim_loses_its_citation(llm: Settings, fake: FakeLLM) -> N
 # Shapes and failures seen from real models (tests/test_llm_real.py replays the recorded
 # outputs end to end); here each rule is pinned down on its own.
 
-from assistant.answer import Evidence, LLMAnswerer, UnusableAnswer, reply_problem  # noqa: E402
+from assistant.answer import NO_ANSWER, Evidence, LLMAnswerer, UnusableAnswer, reply_problem  # noqa: E402
 from assistant.citations import MarkerStream, Source, normalize_markers  # noqa: E402
 from assistant.config import PROJECT_ROOT  # noqa: E402
 from assistant.models import Occurrence, Paper  # noqa: E402
@@ -655,23 +655,36 @@ class ScriptedClient:
             info["finish_reason"] = self.finish
 
 
-def test_context_takes_the_best_sentences_within_the_budget() -> None:
-    sents = {1: [long("alpha"), "Code is available at https://github.com/x/y.", long("beta"), long("gamma")],
+def test_context_is_what_the_offline_answer_quotes_within_the_budget() -> None:
+    sents = {1: [long("alpha"), "Code is available at https://github.com/x/y for all.", long("beta"), long("gamma")],
              2: [long("delta"), long("epsilon")],
              3: [long("zeta")]}
-    sims = {1: [0.80, 0.95, 0.75, 0.40], 2: [0.70, 0.20], 3: [0.30]}
-    ev = evidence(sims, sents)
+    ev = evidence({1: [0.80, 0.60, 0.75, 0.45], 2: [0.70, 0.20], 3: [0.30]}, sents)
     wide = LLMAnswerer(ScriptedClient([], context_tokens=2000), PROJECT_ROOT / "prompts")
-    chosen = {src.n: picks for src, picks in wide.context(ev)}
-    # The link line (most similar of all) is never shown; paper 3 is far below the best; sentences
-    # far below their paper's best (gamma, epsilon) are left out; abstract order is kept.
-    assert chosen == {1: [0, 2], 2: [0]}
-    # Best first over all papers: on a tight budget paper 1's second sentence (0.75) beats
-    # paper 2's best (0.70).
-    tight = LLMAnswerer(ScriptedClient([], context_tokens=60), PROJECT_ROOT / "prompts")
-    assert {src.n: picks for src, picks in tight.context(ev)} == {1: [0, 2]}
+
+    def shown(answerer: LLMAnswerer, question: str) -> dict[int, list[int]]:
+        return {src.n: picks for src, picks in answerer.context(question, ev)}
+
+    # One paper asked for: only the paper that answers, its three best sentences (the link
+    # line and the opener penalised), in abstract order.
+    assert shown(wide, "What is it?") == {1: [0, 2, 3]}
+    # Several asked for: each paper near the best (not paper 3), two sentences each.
+    several = "Which papers are there?"
+    assert shown(wide, several) == {1: [0, 2], 2: [0, 1]}
+    # Round by round: each paper's best sentence goes in before any paper's second.
+    first_round = sum(len(sents[n][i]) + 1 + len(wide._header(src)) + 2
+                      for n, i, src in ((1, 2, ev.sources[0]), (2, 0, ev.sources[1])))
+    tight = LLMAnswerer(ScriptedClient([], context_tokens=first_round // 4 + 1), PROJECT_ROOT / "prompts")
+    assert shown(tight, several) == {1: [2], 2: [0]}
     tiny = LLMAnswerer(ScriptedClient([], context_tokens=1), PROJECT_ROOT / "prompts")
-    assert {src.n: picks for src, picks in tiny.context(ev)} == {1: [0]}, "the best sentence always goes in"
+    assert shown(tiny, several) == {1: [2]}, "the best sentence always goes in"
+
+
+def test_no_model_call_when_no_paper_comes_near_the_question() -> None:
+    ev = evidence({1: [0.2], 2: [0.1]}, {1: [long("alpha")], 2: [long("beta")]})
+    client = ScriptedClient(["Alpha alpha alpha [1]."])
+    assert "".join(LLMAnswerer(client, PROJECT_ROOT / "prompts").draft("What is it?", ev)) == NO_ANSWER
+    assert client.messages == [], "the offline answer refuses these too; the model is not asked"
 
 
 def test_the_model_sees_sources_numbered_as_shown_and_answers_map_back() -> None:
@@ -679,7 +692,7 @@ def test_the_model_sees_sources_numbered_as_shown_and_answers_map_back() -> None
     ev = evidence({1: [0.9], 2: [0.3], 3: [0.85]}, sents)
     client = ScriptedClient(["Gamma matters ", "(Source ", "2). Alpha too [1]. And [3]."])
     answer = LLMAnswerer(client, PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
-    text = "".join(answer.draft("q", ev))
+    text = "".join(answer.draft("Which papers say alpha or gamma?", ev))
     prompt = client.messages[1]["content"]
     assert "Source 1: Paper 1" in prompt and "Source 2: Paper 3" in prompt and "Paper 2" not in prompt
     # Shown source 2 is paper 3; [3] was never shown and must not land on paper 3 (or 2).
@@ -724,8 +737,9 @@ def test_unmarked_sentences_repeating_a_source_get_its_number_but_refusals_do_no
     ev = evidence({1: [0.9], 2: [0.8]}, {1: [long("alpha")], 2: ["Beta rests on a gamma delta epsilon zeta schedule."]})
     answer = LLMAnswerer(ScriptedClient(["It says beta rests on a gamma ", "delta epsilon zeta schedule. ",
                                          "Nothing else."]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
-    assert "".join(answer.draft("q", ev)) == "It says beta rests on a gamma delta epsilon zeta schedule. [2] Nothing else."
+    assert "".join(answer.draft("Which papers say it?", ev)) == ("It says beta rests on a gamma delta epsilon zeta "
+                                                                 "schedule. [2] Nothing else.")
     refusal = LLMAnswerer(ScriptedClient(["Insufficient sources: Source 2 says beta rests on a gamma delta epsilon "
                                           "zeta schedule."]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
-    text = "".join(refusal.draft("q", ev))
+    text = "".join(refusal.draft("Which papers say it?", ev))
     assert "[" not in text.replace("INSUFFICIENT_SOURCES", "") and text.endswith("INSUFFICIENT_SOURCES")
