@@ -24,7 +24,7 @@ from assistant.citations import (
     marker_numbers,
     strip_markers,
 )
-from assistant.focus import focus
+from assistant.focus import Pick, focus
 from assistant.llm import LLMClient, LLMError
 
 NO_ANSWER = "INSUFFICIENT_SOURCES"
@@ -39,6 +39,13 @@ class Evidence:
     named: set[int]  # source numbers of papers the question names
     vectors: dict[int, np.ndarray]  # source n -> its stored sentence embeddings
     scores: dict[int, float] = field(default_factory=dict)  # source n -> its fused retrieval score
+    # source n -> its best sentence similarity to each part of a comparison (assistant/focus.py)
+    part_similarities: dict[int, list[float]] = field(default_factory=dict)
+
+    def focus(self, question: str) -> list[Pick]:
+        """The sources that answer and their sentences, best first (assistant/focus.py)."""
+        return focus(question, {s.n: s.sentences for s in self.sources}, self.similarities, self.scores,
+                     sorted(self.named), self.part_similarities)
 
     def best(self, n: int) -> float:
         return max(self.similarities.get(n, [0.0]), default=0.0)
@@ -61,8 +68,7 @@ class OfflineAnswerer:
 
     def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
         by_n = {s.n: s for s in evidence.sources}
-        picks = focus(question, {n: s.sentences for n, s in by_n.items()}, evidence.similarities, evidence.scores,
-                      sorted(evidence.named))
+        picks = evidence.focus(question)
         for k, pick in enumerate(picks):
             src = by_n[pick.n]
             title = src.paper.title if len(picks) == 1 else short_name(src.paper.title)
@@ -110,8 +116,7 @@ class LLMAnswerer:
         They go in round by round (each paper's best, then each one's next) until the
         budget is spent; the best of all goes in whatever its length."""
         by_n = {src.n: src for src in evidence.sources}
-        picks = focus(question, {n: src.sentences for n, src in by_n.items()}, evidence.similarities,
-                      evidence.scores, sorted(evidence.named))
+        picks = evidence.focus(question)
         budget = self.context_tokens * CHARS_PER_TOKEN
         shown: dict[int, list[int]] = {}
         for depth in range(max((len(p.sentences) for p in picks), default=0)):

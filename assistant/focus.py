@@ -9,9 +9,13 @@ best sentence comes near the best one's and whose fused score is not far below t
 top paper's. Citing runners-up of a one-paper question cost more citation precision
 than it gained recall on the evaluation's tune questions, so they are left out.
 
+For a comparison, each part of the question ("How do ReMax and RTO differ?") also
+brings in the paper that best matches it.
+
 Within a paper, a sentence is scored by its similarity to the question plus how
 many of the question's (stemmed) words it shares, with a small bonus for what tends
-to hold the answer (a named method or acronym, a number, "we propose ...") and a
+to hold the answer (a named method or acronym, a number (more when the question asks
+how many or how much), "we propose ...") and a
 penalty for what never does (link and code-availability lines, the opening
 background sentence, fragments). The weights were chosen on the tune questions
 (evals/README.md, answers)."""
@@ -31,6 +35,8 @@ COMPARE = re.compile(r"\bcompare\b|\bversus\b|\bvs\.?\s|\bhow do\b.+\band\b.+\b(
                      r"\bwhich\b[^?]*\band which\b", re.I)
 LINK = re.compile(r"https?://|github\.com|\bavailable at\b|\b(code|project page|demo|website|models?|dataset|data|"
                   r"checkpoints?)\b[^.]{0,40}\b(available|released|found|open[- ]sourced?|public)\b", re.I)
+ASKS_FOR_NUMBER = re.compile(r"\b(how (many|much|large|big|fast|long|often|well)|by how much|what (share|percentage|"
+                             r"fraction|proportion|accuracy|speed-?up|ratio|score|size))\b", re.I)
 ASKS_FOR_LINK = re.compile(r"\b(code|repo(sitory)?|github|link|url|website|project page|download|demo)\b", re.I)
 NAME = re.compile(r"\b[A-Z][a-z]*[A-Z][A-Za-z0-9-]*\b|\b[A-Z]{2,}[A-Za-z0-9-]*\b")
 NUMBER = re.compile(r"\d")
@@ -41,6 +47,7 @@ CLAIM = re.compile(r"\b(we|this paper|this work|our method|our approach)\s+(\w+\
 SHARED_WORDS = 0.2  # x share of the question's content words the sentence contains
 NAMED_THING = 0.1
 HAS_NUMBER = 0.1
+NUMBER_ASKED = 0.2  # instead, when the question asks how many, how much, what share ...
 CLAIM_BONUS = 0.1
 LINK_PENALTY = 0.2
 OPENER_PENALTY = 0.2  # the first sentence, unless it states the contribution
@@ -55,7 +62,7 @@ FLOOR = 0.3
 SEVERAL_SIMILARITY_MARGIN = 0.2  # best sentence at most this far below the best paper's
 SEVERAL_SCORE_SHARE = 0.5  # fused retrieval score at least this share of the top paper's
 SEVERAL_MAX_PAPERS = 4
-LEAD_SENTENCES = 3  # sentences quoted when one paper answers
+LEAD_SENTENCES = 4  # sentences quoted when one paper answers
 SENTENCES_EACH = 2  # when several do
 NEAR_DUPLICATE = 85  # rapidfuzz ratio above which two sentences say the same thing
 
@@ -90,11 +97,12 @@ def sentence_scores(question: str, sentences: list[str], similarities: list[floa
     answers "where is its code?", so there it counts for, not against, a sentence."""
     asked = stems(question)
     link_penalty = -LINK_PENALTY if ASKS_FOR_LINK.search(question) else LINK_PENALTY
+    number_bonus = NUMBER_ASKED if ASKS_FOR_NUMBER.search(question) else HAS_NUMBER
     scores = []
     for i, (text, sim) in enumerate(zip(sentences, similarities)):
         claim = bool(CLAIM.search(text))
         score = sim + SHARED_WORDS * len(asked & stems(text)) / max(1, len(asked))
-        score += NAMED_THING * bool(NAME.search(text)) + HAS_NUMBER * bool(NUMBER.search(text)) + CLAIM_BONUS * claim
+        score += NAMED_THING * bool(NAME.search(text)) + number_bonus * bool(NUMBER.search(text)) + CLAIM_BONUS * claim
         score -= link_penalty * bool(LINK.search(text)) + OPENER_PENALTY * (i == 0 and not claim)
         score -= 1.0 * (len(text) < MIN_CHARS)
         scores.append(score)
@@ -117,13 +125,32 @@ def choose_papers(question: str, best: dict[int, float], scores: dict[int, float
     return sorted(set(chosen) | set(named))[:SEVERAL_MAX_PAPERS]
 
 
+def sides(question: str, part_similarities: dict[int, list[float]]) -> set[int]:
+    """For a comparison, the source that best matches each part of the question
+    (`part_similarities`: source n -> its best sentence similarity to each part), so
+    both sides of "How do ReMax and RTO differ?" are cited even when one side's paper
+    ranks well below the other's."""
+    if not part_similarities or not COMPARE.search(question):
+        return set()
+    n_parts = min(len(v) for v in part_similarities.values())
+    found = set()
+    for j in range(n_parts):
+        n = max(part_similarities, key=lambda k: (part_similarities[k][j], -k))
+        if part_similarities[n][j] >= FLOOR:
+            found.add(n)
+    return found
+
+
 def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int, list[float]],
-          scores: dict[int, float], named: list[int]) -> list[Pick]:
+          scores: dict[int, float], named: list[int],
+          part_similarities: dict[int, list[float]] | None = None) -> list[Pick]:
     """The papers that answer and, for each, the sentences that carry the answer, best
     first, skipping a sentence another cited paper already says (the corpus has papers
     sharing sentences)."""
     best = {n: max(sims) for n, sims in similarities.items() if sims}
     papers = choose_papers(question, best, scores, named)
+    if extra := sides(question, part_similarities or {}) - set(papers):
+        papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]
     per_paper = LEAD_SENTENCES if len(papers) == 1 else SENTENCES_EACH
     used: list[str] = []
     picks = []

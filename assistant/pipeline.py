@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from assistant.abstain import AbstentionModel, question_signals
@@ -24,6 +25,7 @@ from assistant.answer import (
 from assistant.citations import Source, Verified, verify
 from assistant.config import Settings
 from assistant.corpus import normalize_title
+from assistant.focus import COMPARE
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, NoticeKind, Paper
 from assistant.retrieve import (
@@ -33,6 +35,7 @@ from assistant.retrieve import (
     RetrieverName,
     open_index,
     paper_names,
+    question_parts,
 )
 from assistant.words import READABLE_SHARE
 
@@ -168,7 +171,19 @@ class Assistant:
         named = {s.n for s in sources if s.paper.paper_id in ranking.named}
         return Evidence(sources=sources, similarities=sims, named=named,
                         vectors={s.n: vectors[s.paper.paper_id] for s in sources},
-                        scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)})
+                        scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)},
+                        part_similarities=self._part_similarities(query, ranking, sources, vectors))
+
+    def _part_similarities(self, query: str, ranking: Ranking, sources: list[Source],
+                           vectors: dict[str, np.ndarray]) -> dict[int, list[float]]:
+        """Each source's best sentence similarity to each part of a comparison; empty for
+        other questions (only comparisons read them, assistant/focus.py)."""
+        parts = question_parts(query)
+        if len(parts) < 2 or not COMPARE.search(query):
+            return {}
+        part_vectors = ranking.part_vectors if ranking.part_vectors is not None else self.index.embedder.encode(parts)
+        return {s.n: (vectors[s.paper.paper_id] @ part_vectors.T).max(axis=0).tolist()
+                for s in sources if len(vectors[s.paper.paper_id])}
 
     def _llm_client(self) -> LLMClient:
         if self._llm is None:

@@ -122,6 +122,7 @@ class Ranking:
     paper_similarity: float | None = None  # best whole-paper vector similarity (None: dense was not run)
     keyword_top: float = 0.0  # best BM25 score of any paper, whichever retriever ranked
     sentence_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # fetched for re-ranking; reused by answering
+    part_vectors: np.ndarray | None = None  # the question's parts (question_parts), when it has two or more
 
     @property
     def top_dense(self) -> float:
@@ -433,7 +434,7 @@ class Index:
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings,
                        paper_similarity=paper_similarity, keyword_top=max(keyword.values(), default=0.0),
-                       sentence_vectors=vectors)
+                       sentence_vectors=vectors, part_vectors=part_vectors)
 
     def related(self, paper_id: str, k: int = 5) -> list[Hit]:
         vector = self.paper_vector(paper_id)

@@ -77,8 +77,13 @@ def draft(ev: Evidence, question: str = ONE) -> str:
 
 
 def cited_sentences(text: str) -> list[tuple[str, int]]:
-    """(sentence, source n) pairs as the offline answerer writes them: `sentence [n]`."""
-    return [(s, int(n)) for s, n in re.findall(r"(?:(?<=\*\*: )|(?<=\] ))([^\[\n]+?) \[(\d+)\]", text)]
+    """(sentence, source n) pairs as the offline answerer writes them: `**title**: sentence [n]
+    sentence [n]` (a quoted sentence may hold brackets of its own, "[t_i, t_{i-1}]")."""
+    pairs = []
+    for line in text.splitlines():
+        pieces = re.split(r" \[(\d+)\](?: |$)", re.sub(r"^\*\*.+?\*\*: ", "", line))
+        pairs += [(sentence, int(n)) for sentence, n in zip(pieces[::2], pieces[1::2])]
+    return pairs
 
 
 def test_offline_answer_is_deterministic() -> None:

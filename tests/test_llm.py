@@ -656,18 +656,19 @@ class ScriptedClient:
 
 
 def test_context_is_what_the_offline_answer_quotes_within_the_budget() -> None:
-    sents = {1: [long("alpha"), "Code is available at https://github.com/x/y for all.", long("beta"), long("gamma")],
+    sents = {1: [long("alpha"), "Code is available at https://github.com/x/y for all.", long("beta"), long("gamma"),
+                 long("kappa")],
              2: [long("delta"), long("epsilon")],
              3: [long("zeta")]}
-    ev = evidence({1: [0.80, 0.60, 0.75, 0.45], 2: [0.70, 0.20], 3: [0.30]}, sents)
+    ev = evidence({1: [0.80, 0.60, 0.75, 0.45, 0.50], 2: [0.70, 0.20], 3: [0.30]}, sents)
     wide = LLMAnswerer(ScriptedClient([], context_tokens=2000), PROJECT_ROOT / "prompts")
 
     def shown(answerer: LLMAnswerer, question: str) -> dict[int, list[int]]:
         return {src.n: picks for src, picks in answerer.context(question, ev)}
 
-    # One paper asked for: only the paper that answers, its three best sentences (the link
-    # line and the opener penalised), in abstract order.
-    assert shown(wide, "What is it?") == {1: [0, 2, 3]}
+    # One paper asked for: only the paper that answers, its four best sentences (not the
+    # link line), in abstract order.
+    assert shown(wide, "What is it?") == {1: [0, 2, 3, 4]}
     # Several asked for: each paper near the best (not paper 3), two sentences each.
     several = "Which papers are there?"
     assert shown(wide, several) == {1: [0, 2], 2: [0, 1]}
