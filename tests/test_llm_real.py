@@ -6,7 +6,7 @@ user gets is either verified (each [n] backed by a quote of the cited paper) or
 the offline answer with a notice that says why.
 
 Qwen2.5-Coder-0.5B answers; SmolLM2-135M is the model that fails (it copies its
-sources instead of answering), for the fallback. Both run on 2 threads
+sources or rambles on uncited instead of answering), for the fallback. Both run on 2 threads
 with the context budget `assistant llm serve` recommends (QWEN.context_tokens).
 
 The last group replays real outputs recorded from these models (tests/fixtures/llm/)
@@ -115,13 +115,16 @@ def test_real_model_answer_streams_and_is_verified(qwen: Settings) -> None:
 
 @pytest.mark.slow
 @pytest.mark.llm
-def test_a_tiny_model_copying_its_source_falls_back_with_a_notice(smol: Settings) -> None:
-    """SmolLM2 starts its reply with the source's title and date and copies on
-    (tests/fixtures/llm/smollm2-copied-source-header.json): cut short, offline answer shown."""
+def test_a_tiny_model_that_cannot_answer_falls_back_with_a_notice(smol: Settings) -> None:
+    """SmolLM2 does not answer. Shown whole abstracts it copied the source's title and
+    date (tests/fixtures/llm/smollm2-copied-source-header.json); shown the four sentences
+    the offline answer quotes, it rambles on without a citation to the token limit
+    (smollm2-rambles-to-the-limit.json). Either way the user gets the offline answer and
+    a notice saying why, and what streamed is cleared."""
     t0 = time.perf_counter()
     run = ask(smol)
-    assert_offline_fallback(run, smol, "unusable", "copied source")
-    assert run.kinds.count("reset") >= 1, "the copy the user saw streaming is cleared"
+    assert_offline_fallback(run, smol, "unusable")
+    assert run.kinds.count("reset") >= 1, "what the user saw streaming is cleared"
     assert "Source 1" not in run.shown and "(Jun 15, 2020)" not in run.shown
     assert time.perf_counter() - t0 < ANSWER_SECONDS
 
