@@ -206,6 +206,15 @@ def test_ui_is_served_beside_the_api(client: httpx.Client) -> None:
     assert r.status_code == 200 and "<html" in r.text.lower()
 
 
+def test_the_whole_map_figure_is_served_for_a_page_that_has_only_a_highlight(client: httpx.Client) -> None:
+    from ui.corpus_map import MAP_FIGURE_ROUTE
+
+    r = client.get(MAP_FIGURE_ROUTE)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    fig = r.json()
+    assert sum(len(t["x"]) for t in fig["data"]) == 356 and len(fig["layout"]["annotations"]) == len(fig["data"])
+
+
 # ---------------------------------------------------------------- bad requests
 
 

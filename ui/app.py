@@ -24,7 +24,7 @@ from assistant.pipeline import Assistant, QuestionError, Turn
 from assistant.retrieve import Filters
 from assistant.topics import CorpusMap, Topic, load_map
 from ui import format as fmt
-from ui.corpus_map import MAP_JS, PLOTLY_JS_ROUTE, figure_json, topic_choices
+from ui.corpus_map import MAP_JS, PLOTLY_JS_ROUTE, figure_json, highlight_json, topic_choices
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,15 @@ class AssistantUI:
         index = self.assistant.index
         return load_map(self.settings, papers=index.papers, store=index.store)
 
-    def map_value(self, highlight: list[str]) -> str:
+    def map_value(self) -> str:
+        """The whole map figure (page load, index build)."""
         corpus_map = self.corpus_map()
-        return figure_json(corpus_map, highlight) if corpus_map is not None else ""
+        return figure_json(corpus_map) if corpus_map is not None else ""
+
+    def map_highlight(self, highlight: list[str]) -> Any:
+        """What an answer changes on the map (ui/corpus_map.py); nothing without an index."""
+        corpus_map = self.corpus_map()
+        return highlight_json(corpus_map, highlight) if corpus_map is not None else gr.skip()
 
     def respond(self, question: str, messages: list[dict[str, Any]], turns: list[Turn], mode: str,
                 top_k: float, date_from: str) -> Iterator[tuple[Any, ...]]:
@@ -141,7 +147,7 @@ class AssistantUI:
                 turns.append(Turn(update.question, update))
                 messages[-1] = {"role": "assistant", "content": fmt.answer_markdown(update, len(turns))}
                 highlight = [h.paper_id for h in update.retrieved]
-                yield gr.skip(), messages, turns, self.sources(turns), self.map_value(highlight)
+                yield gr.skip(), messages, turns, self.sources(turns), self.map_highlight(highlight)
         except IndexProblem as exc:
             messages[-1] = {"role": "assistant", "content": fmt.error_markdown(f"{exc} (or use the Build index button above)")}
             yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
@@ -182,7 +188,7 @@ class AssistantUI:
                 yield answer
 
     def clear(self) -> tuple[Any, ...]:
-        return [], [], self.sources([]), self.map_value([]), ""
+        return [], [], self.sources([]), self.map_highlight([]), ""
 
     # ------------------------------------------------------------ papers
 
@@ -325,7 +331,7 @@ class AssistantUI:
             return
         report = outcome["report"]
         done = fmt.esc(f"Index built: {report.papers} papers in {report.seconds:.0f} s.")
-        yield (gr.update(visible=False), done, self.status_line(), self.map_value([]),
+        yield (gr.update(visible=False), done, self.status_line(), self.map_value(),
                gr.update(choices=self.paper_list()))
 
 
@@ -475,7 +481,7 @@ def _map_tab(ui: AssistantUI) -> dict[str, Any]:
     corpus_map = ui.corpus_map()
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
-            parts["map"] = gr.HTML(ui.map_value([]), html_template='<div class="corpus-map"></div>',
+            parts["map"] = gr.HTML(ui.map_value(), html_template='<div class="corpus-map"></div>',
                                    js_on_load=MAP_JS, head=f'<script src="{PLOTLY_JS_ROUTE}"></script>',
                                    elem_id="corpus-map")
         with gr.Column(scale=1, min_width=260, elem_id="map-topic-panel"):

@@ -1,7 +1,10 @@
 """The corpus map as a Plotly figure: papers placed by `assistant.topics` (t-SNE,
 cached per index), coloured by topic, each topic named on the map and in the
 legend; the papers retrieved for the last question ringed and numbered by rank.
-The figure travels to the browser as JSON and is drawn by `MAP_JS`."""
+The figure travels to the browser as JSON and is drawn by `MAP_JS`: whole once
+(`figure_json`, on page load and after an index build), then for each answer only
+what an answer changes (`highlight_json`: the ringed papers and the topic names'
+places), since at 100k papers the whole figure is about 19 MB."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any
 from assistant.topics import CorpusMap, Topic
 
 PLOTLY_JS_ROUTE = "/static-local/plotly.min.js"  # served by ui/server.py from the plotly package, never a CDN
+MAP_FIGURE_ROUTE = "/static-local/corpus-map.json"  # the whole figure, for a page that has only seen a highlight
 
 # Tableau's ten less its orange (the retrieved papers' colour), then d3's darker
 # twenties; neighbouring topics get far-apart hues. Past the 19th, colours repeat.
@@ -40,51 +44,67 @@ def figure_json(corpus_map: CorpusMap, highlight: Iterable[str] = ()) -> str:
     `customdata` carries the paper id, `meta` the topic id, for the click handler."""
     points = corpus_map.points
     topics = corpus_map.topics
-    chosen = list(dict.fromkeys(highlight))
-    rank = {pid: i for i, pid in enumerate(chosen, 1)}
-    gl = len(points) > 2000  # WebGL past a few thousand dots, or panning stutters
-
-    def trace(pts: list[dict[str, Any]], name: str, marker: dict[str, Any], meta: int | None,
-              text: bool = False) -> dict[str, Any]:
-        return {
-            "type": "scattergl" if gl else "scatter",
-            "mode": "markers+text" if text else "markers",
-            "name": name,
-            "meta": meta,
-            "x": [p["x"] for p in pts],
-            "y": [p["y"] for p in pts],
-            "customdata": [p["paper_id"] for p in pts],
-            "hovertext": [_hover(p, topics) for p in pts],
-            "hoverinfo": "text",
-            "text": [str(rank[p["paper_id"]]) for p in pts] if text else None,
-            "textposition": "top center",
-            "textfont": {"size": 13, "color": "#7a2e00"},
-            "marker": marker,
-        }
-
     size = 7 if len(points) < 2000 else 4
     data = []
     for topic in topics:
         members = [p for p in points if p["topic"] == topic.id]
-        data.append(trace(members, f"{topic.label} ({topic.size})", meta=topic.id,
-                          marker={"size": size, "color": topic_color(topic.id), "opacity": 0.8}))
-    top = sorted((p for p in points if p["paper_id"] in rank), key=lambda p: rank[p["paper_id"]])
-    if top:
-        data.append(trace(top, "retrieved for the last question (by rank)", meta=None, text=True,
-                          marker={"size": 13, "color": HIGHLIGHT, "line": {"width": 2, "color": "#7a2e00"}}))
+        data.append(_trace(corpus_map, members, f"{topic.label} ({topic.size})", meta=topic.id,
+                           marker={"size": size, "color": topic_color(topic.id), "opacity": 0.8}))
+    ringed, annotations = _highlight(corpus_map, highlight)
+    if ringed is not None:
+        data.append(ringed)
     layout = {
         "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
         "xaxis": {"visible": False}, "yaxis": {"visible": False},
         "showlegend": True,
         "legend": {"title": {"text": "Topics (click one for its papers):"}, "orientation": "h", "x": 0, "y": -0.01,
                    "yanchor": "top", "itemclick": False, "itemdoubleclick": False, "font": {"size": 11}},
-        "annotations": [_label(t, [p for p in points if p["topic"] == t.id], top) for t in topics],
+        "annotations": annotations,
         "hovermode": "closest",
         "dragmode": "pan",
         "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
         "autosize": True,
     }
     return json.dumps({"data": data, "layout": layout})
+
+
+def highlight_json(corpus_map: CorpusMap, highlight: Iterable[str] = ()) -> str:
+    """What an answer changes on a figure already drawn: the ringed trace (null when
+    nothing is retrieved) and the topic names' places; `MAP_JS` lays them over the
+    figure it holds."""
+    ringed, annotations = _highlight(corpus_map, highlight)
+    return json.dumps({"highlight": ringed, "annotations": annotations})
+
+
+def _highlight(corpus_map: CorpusMap, highlight: Iterable[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    rank = {pid: i for i, pid in enumerate(dict.fromkeys(highlight), 1)}
+    top = sorted((p for p in corpus_map.points if p["paper_id"] in rank), key=lambda p: rank[p["paper_id"]])
+    ringed = _trace(corpus_map, top, "retrieved for the last question (by rank)", meta=None, rank=rank,
+                    marker={"size": 13, "color": HIGHLIGHT, "line": {"width": 2, "color": "#7a2e00"}}) if top else None
+    members: dict[int, list[dict[str, Any]]] = {}
+    for p in corpus_map.points:
+        members.setdefault(p["topic"], []).append(p)
+    return ringed, [_label(t, members.get(t.id, []), top) for t in corpus_map.topics]
+
+
+def _trace(corpus_map: CorpusMap, pts: list[dict[str, Any]], name: str, marker: dict[str, Any], meta: int | None,
+           rank: dict[str, int] | None = None) -> dict[str, Any]:
+    """One Plotly trace; with `rank`, each dot is numbered by it."""
+    return {
+        "type": "scattergl" if len(corpus_map.points) > 2000 else "scatter",  # WebGL past a few thousand dots
+        "mode": "markers+text" if rank else "markers",
+        "name": name,
+        "meta": meta,
+        "x": [p["x"] for p in pts],
+        "y": [p["y"] for p in pts],
+        "customdata": [p["paper_id"] for p in pts],
+        "hovertext": [_hover(p, corpus_map.topics) for p in pts],
+        "hoverinfo": "text",
+        "text": [str(rank[p["paper_id"]]) for p in pts] if rank else None,
+        "textposition": "top center",
+        "textfont": {"size": 13, "color": "#7a2e00"},
+        "marker": marker,
+    }
 
 
 # Roughly how many pixels one unit of the map's [-1, 1] coordinates spans in the tab
@@ -141,12 +161,31 @@ def topic_choices(corpus_map: CorpusMap) -> list[tuple[str, int]]:
 MAP_JS = """
 function draw() {
   const div = element.querySelector('.corpus-map');
-  if (!div || !window.Plotly || !props.value) return;
-  const fig = JSON.parse(props.value);
-  if (div.clientWidth < 600) {  // a phone: the Topic list below stands in for the legend; names shortened
-    fig.layout.showlegend = false;
-    for (const a of fig.layout.annotations || []) { a.text = a.text.split(' · ')[0]; a.font.size = 10; }
+  if (!div || !props.value) return;
+  const msg = JSON.parse(props.value);
+  if (msg.data) { element._base = msg; element._overlay = null; }  // the whole figure
+  else element._overlay = msg;  // an answer's highlight, laid over the figure held
+  const base = element._base;
+  if (!base) {  // the map tab mounted after an answer: its value is a highlight only
+    if (!element._fetching) {
+      element._fetching = true;
+      fetch('""" + MAP_FIGURE_ROUTE + """').then(r => r.json()).then(fig => {
+        if (fig && !element._base) element._base = fig;
+        draw();
+      }).finally(() => { element._fetching = false; });
+    }
+    return;
   }
+  if (!window.Plotly) return;
+  const over = element._overlay;
+  const data = over ? base.data.filter(t => t.meta !== null).concat(over.highlight ? [over.highlight] : []) : base.data;
+  const layout = Object.assign({}, base.layout,
+    {annotations: ((over ? over.annotations : base.layout.annotations) || []).map(a => Object.assign({}, a, {font: Object.assign({}, a.font)}))});
+  if (div.clientWidth < 600) {  // a phone: the Topic list below stands in for the legend; names shortened
+    layout.showlegend = false;
+    for (const a of layout.annotations) { a.text = a.text.split(' · ')[0]; a.font.size = 10; }
+  }
+  const fig = {data: data, layout: layout};
   window.Plotly.react(div, fig.data, fig.layout, {responsive: true, displaylogo: false,
     modeBarButtonsToRemove: ['select2d', 'lasso2d', 'toImage']});
   if (!div.dataset.bound) {

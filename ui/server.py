@@ -16,7 +16,7 @@ import secrets
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from assistant.config import Settings
 from assistant.pipeline import Assistant
@@ -133,8 +133,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     import gradio as gr
 
     from ui.api import MAX_BODY_BYTES, Api, install_error_handlers
-    from ui.app import build_ui, warm_up
-    from ui.corpus_map import PLOTLY_JS_ROUTE, plotly_js_path
+    from ui.app import AssistantUI, build_ui, warm_up
+    from ui.corpus_map import MAP_FIGURE_ROUTE, PLOTLY_JS_ROUTE, plotly_js_path
     from ui.format import CLICK_JS, CSS
 
     settings = settings or Settings()
@@ -155,6 +155,11 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     def _plotly_js() -> FileResponse:
         return FileResponse(plotly_js_path(), media_type="text/javascript",
                             headers={"cache-control": "public, max-age=86400"})
+
+    @app.get(MAP_FIGURE_ROUTE, include_in_schema=False)
+    def _map_figure() -> Response:
+        return Response(AssistantUI(assistant).map_value() or "null", media_type="application/json",
+                        headers={"cache-control": "no-store"})  # a rebuilt index brings a new map
 
     if warm:
         warm_up(assistant)
