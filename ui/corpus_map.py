@@ -42,15 +42,12 @@ def figure_json(corpus_map: CorpusMap, highlight: Iterable[str] = ()) -> str:
     the topic's name and size), the papers retrieved for the last question on top in
     orange, numbered by rank, and each topic's name at its densest point.
     `customdata` carries the paper id, `meta` the topic id, for the click handler."""
-    points = corpus_map.points
-    topics = corpus_map.topics
-    size = 7 if len(points) < 2000 else 4
-    data = []
-    for topic in topics:
-        members = [p for p in points if p["topic"] == topic.id]
-        data.append(_trace(corpus_map, members, f"{topic.label} ({topic.size})", meta=topic.id,
-                           marker={"size": size, "color": topic_color(topic.id), "opacity": 0.8}))
-    ringed, annotations = _highlight(corpus_map, highlight)
+    size = 7 if len(corpus_map.points) < 2000 else 4
+    members = _members(corpus_map)
+    data = [_trace(corpus_map, members.get(topic.id, []), f"{topic.label} ({topic.size})", meta=topic.id,
+                   marker={"size": size, "color": topic_color(topic.id), "opacity": 0.8})
+            for topic in corpus_map.topics]
+    ringed, annotations = _highlight(corpus_map, highlight, members)
     if ringed is not None:
         data.append(ringed)
     layout = {
@@ -72,18 +69,26 @@ def highlight_json(corpus_map: CorpusMap, highlight: Iterable[str] = ()) -> str:
     """What an answer changes on a figure already drawn: the ringed trace (null when
     nothing is retrieved) and the topic names' places; `MAP_JS` lays them over the
     figure it holds."""
-    ringed, annotations = _highlight(corpus_map, highlight)
+    ringed, annotations = _highlight(corpus_map, highlight, _members(corpus_map))
     return json.dumps({"highlight": ringed, "annotations": annotations})
 
 
-def _highlight(corpus_map: CorpusMap, highlight: Iterable[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+def _members(corpus_map: CorpusMap) -> dict[int, list[dict[str, Any]]]:
+    """Each topic's points, in map order."""
+    members: dict[int, list[dict[str, Any]]] = {}
+    for p in corpus_map.points:
+        members.setdefault(p["topic"], []).append(p)
+    return members
+
+
+def _highlight(corpus_map: CorpusMap, highlight: Iterable[str],
+               members: dict[int, list[dict[str, Any]]]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The ringed trace of the retrieved papers, by rank, and every topic's name placed
+    clear of them."""
     rank = {pid: i for i, pid in enumerate(dict.fromkeys(highlight), 1)}
     top = sorted((p for p in corpus_map.points if p["paper_id"] in rank), key=lambda p: rank[p["paper_id"]])
     ringed = _trace(corpus_map, top, "retrieved for the last question (by rank)", meta=None, rank=rank,
                     marker={"size": 13, "color": HIGHLIGHT, "line": {"width": 2, "color": "#7a2e00"}}) if top else None
-    members: dict[int, list[dict[str, Any]]] = {}
-    for p in corpus_map.points:
-        members.setdefault(p["topic"], []).append(p)
     return ringed, [_label(t, members.get(t.id, []), top) for t in corpus_map.topics]
 
 
