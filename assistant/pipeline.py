@@ -84,6 +84,13 @@ _FOLLOW_UP = re.compile(
 
 CAUTION_NOTICE = ("Low confidence: these are the closest papers in the corpus, but none may do exactly what "
                   "you asked.")
+# When the LLM finds no answer but the abstention model is confident there is one,
+# the user gets the offline answer under this caution rather than a refusal: the
+# packaged 0.5B model said INSUFFICIENT_SOURCES on answerable questions as often as
+# on near misses (README, LLM mode), and a strong model's doubt is worth showing
+# beside the passages, not instead of them.
+LLM_DOUBT_NOTICE = ("The LLM found no answer in these sources, so this is the offline answer, quoting the passages "
+                    "that come closest: they may not say exactly what you asked.")
 LANGUAGE_NOTICE = ("This question does not look like English, which the search model reads best, so the papers "
                    "it found may miss; asking in English usually finds more.")
 # A title lookup whose best sentence match is below this finds nothing (the
@@ -245,7 +252,11 @@ class Assistant:
         if judged and answerability < threshold:
             yield from refuse(mode, drafted=False)
             return
-        if judged and answerability < max(threshold, self.abstention.caution_threshold):
+        # Below the caution threshold the answer carries a notice; above it (or when the
+        # question names a paper) the pipeline is confident enough to outvote an LLM that
+        # finds nothing in the sources.
+        confident = evidence.named or (judged and answerability >= max(threshold, self.abstention.caution_threshold))
+        if judged and not confident:
             yield notice("caution", CAUTION_NOTICE)
 
         verify_draft = lambda draft: verify(draft, evidence.sources, index.embedder.encode,  # noqa: E731
@@ -264,14 +275,17 @@ class Assistant:
                 yield notice("llm_fallback", f"{exc}; showing the offline answer instead{partial}.")
             else:
                 if NO_ANSWER in draft:
-                    notices.append(Notice(kind="llm_insufficient", message="The LLM found no answer in the sources."))
-                    yield from refuse("llm", drafted=True)
-                    return
-                verified = verify_draft(draft)
-                if verified is None or not verified.citations:
-                    verified = None
-                    yield notice("llm_unusable", "The LLM's answer carried no citation the sources support; "
-                                                 "showing the offline answer instead.")
+                    if not confident:
+                        notices.append(Notice(kind="llm_insufficient", message="The LLM found no answer in the sources."))
+                        yield from refuse("llm", drafted=True)
+                        return
+                    yield notice("caution", LLM_DOUBT_NOTICE)
+                else:
+                    verified = verify_draft(draft)
+                    if verified is None or not verified.citations:
+                        verified = None
+                        yield notice("llm_unusable", "The LLM's answer carried no citation the sources support; "
+                                                     "showing the offline answer instead.")
             if verified is not None:
                 yield Event("reset")
                 yield Event("token", verified.text)

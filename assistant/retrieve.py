@@ -134,8 +134,9 @@ GENERIC_ACRONYMS = {
     "AI", "ML", "NLP", "LLM", "LLMS", "MLLM", "MLLMS", "LVLM", "LVLMS", "VLM", "VLMS", "GPU", "GPUS", "TPU", "TPUS",
     "CPU", "RL", "RLHF", "DNN", "DNNS", "CNN", "CNNS", "RNN", "RNNS", "GAN", "GANS", "VAE", "SOTA", "KV", "QA", "ODE",
     "SDE", "PDE", "PDES", "SGD", "MCTS", "DPO", "PPO", "SNN", "SNNS", "TTS", "SFT", "COT", "AR", "3D", "4D", "2D", "1D",
-    "SLAM", "ASR", "OCR", "VQA",
+    "SLAM", "ASR", "OCR", "VQA", "UML", "ROS", "BEV",
 }
+_VERSION = re.compile(r"[vV]\d+(\.\d+)*")  # "V1.0" in "Pusa V1.0: ..." is no name of its own
 
 
 def paper_names(paper: Paper) -> list[str]:
@@ -148,7 +149,8 @@ def paper_names(paper: Paper) -> list[str]:
         names.append(head)
     for word in re.findall(r"[\w$^\-\.]+", paper.title):
         word = word.strip(".-")
-        if len(word) < 3 or not re.match(r"[^\W\d]", word) or word.upper() in GENERIC_ACRONYMS:
+        if (len(word) < 3 or not re.match(r"[^\W\d]", word) or word.upper() in GENERIC_ACRONYMS
+                or _VERSION.fullmatch(word)):
             continue
         if re.search(r"[a-z][A-Z]|[A-Z]{2,}[a-z]|\d", word) or word.isupper():
             names.append(word)

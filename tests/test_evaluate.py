@@ -319,6 +319,8 @@ def test_a_three_question_run_writes_report_results_and_plots(full_index, tmp_pa
     assert [(r["config"], r["id"]) for r in lines] == [(c, f"t-{i}") for c in ("hybrid", "li-bm25") for i in (1, 2, 3)]
     hybrid = {r["id"]: r for r in lines if r["config"] == "hybrid"}
     assert set(hybrid["t-1"]["output"]) == set(AnswerContract.model_fields)
+    kept = hybrid["t-1"]["output"]["retrieved"]  # ids and scores; the titles are in retrieved_titles, same order
+    assert len(kept) == len(hybrid["t-1"]["retrieved_titles"]) and set(kept[0]) == {"paper_id", "score"}
     assert hybrid["t-2"]["scores"]["recall@1"] == 1.0
     assert hybrid["t-3"]["scores"]["abstained"] == 1.0 and hybrid["t-3"]["scores"]["recall@5"] is None
     assert hybrid["t-1"]["scores"]["groundedness"] == 1.0

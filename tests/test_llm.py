@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -27,6 +28,7 @@ SECRET = "sk-test-SECRET-5f3a9c1e7b"  # distinctive, so any leak is found by a s
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
 QUESTION = "What does AdamP change in the optimizer step?"
 ADAMP = "AdamP"
+UNNAMED = "Which optimizer removes the radial component of the update to slow the growth of weight norms?"
 
 
 def llm_settings(base_url: str | None, base: Settings | None = None, **kw: object) -> Settings:
@@ -378,7 +380,10 @@ def test_llm_answer_streams_end_to_end(llm: Settings, fake: FakeLLM) -> None:
         assert all(s in abstract for s in re.split(r"(?<=\.) (?=[A-Z])", text)), text
     assert sum(len(text) + len(title) for title, text in sources.values()) <= llm.llm_context_tokens * 4
     assert "radial component" in sources[1][1]
-    assert request.user_prompt.rstrip().endswith("or write INSUFFICIENT_SOURCES.") and QUESTION in request.user_prompt
+    # The way out is in the system prompt only: ending the user prompt on it, Qwen 0.5B
+    # took it on 10 of 16 answerable core questions (README, LLM mode).
+    assert request.user_prompt.rstrip().endswith("square brackets.") and QUESTION in request.user_prompt
+    assert "INSUFFICIENT_SOURCES" not in request.user_prompt
 
 
 @pytest.mark.slow
@@ -432,15 +437,45 @@ def test_answer_without_citations_falls_back(llm: Settings, fake: FakeLLM) -> No
     assert run.kinds.count("reset") >= 1
 
 
+def doubtful(settings: Settings, tmp_path: Path) -> Settings:
+    """The same settings with an abstention model whose caution band reaches every
+    answerable question, so that QUESTION is one the pipeline doubts."""
+    model = json.loads(settings.abstain_model.read_text(encoding="utf-8"))
+    model["caution_threshold"] = 1.0
+    path = tmp_path / "abstention.json"
+    path.write_text(json.dumps(model), encoding="utf-8")
+    return settings.model_copy(update={"abstain_model": path})
+
+
 @pytest.mark.slow
-def test_insufficient_sources_abstains(llm: Settings, fake: FakeLLM) -> None:
+def test_insufficient_sources_on_a_doubtful_question_abstains(llm: Settings, fake: FakeLLM, tmp_path: Path) -> None:
+    """Where the abstention model already doubts the question (the caution band), the
+    LLM finding nothing in the sources settles it: a refusal naming the nearest papers."""
+    settings = doubtful(llm, tmp_path)
     fake.script = [Reply.text("INSUFFICIENT_SOURCES")]
-    run = ask(llm)
+    run = ask(settings, UNNAMED)  # a question naming a paper is never doubted
     answer = run.answer
     assert answer.abstained and answer.mode == "llm" and answer.citations == []
     assert "no paper that answers" in answer.answer and answer.suggestions
     assert run.shown == answer.answer and "INSUFFICIENT_SOURCES" not in run.shown
-    assert run.notices == []
+    assert answer.has_notice("caution") and answer.has_notice("llm_insufficient")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", [QUESTION, UNNAMED], ids=["names-the-paper", "answerability-high"])
+def test_insufficient_sources_on_a_confident_question_shows_the_offline_answer(llm: Settings, fake: FakeLLM,
+                                                                              question: str) -> None:
+    """A model that finds nothing where the abstention model is confident does not
+    refuse for the corpus (the packaged 0.5B model said so on most answerable
+    questions): the user gets the offline answer, under a notice saying the LLM doubted it."""
+    fake.script = [Reply.text("INSUFFICIENT_SOURCES")]
+    run = ask(llm, question)
+    answer = run.answer
+    assert not answer.abstained and answer.mode == "offline"
+    assert [c.title.split(":")[0] for c in answer.citations] == [ADAMP]
+    assert run.shown == answer.answer and "INSUFFICIENT_SOURCES" not in run.shown
+    assert [n.kind for n in answer.notices] == ["caution"] and "LLM found no answer" in run.notices[0]
+    assert_verified(answer, llm)
 
 
 FAILURES = {

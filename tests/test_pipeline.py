@@ -223,10 +223,15 @@ def test_lookup_resolves_names_acronyms_typos_and_descriptions(assistant: Assist
     assert found.status == "found" and found.paper.title.startswith(title_start)
 
 
-def test_a_field_acronym_in_a_question_does_not_name_a_paper(assistant: Assistant) -> None:
-    """"SLAM" is in one title (EN-SLAM's), but a question about SLAM systems is not a
-    question about that paper: naming it would skip abstention (hard-105, a near miss)."""
-    question = "Is there a SLAM system that uses 3D Gaussian splatting as its map representation?"
+@pytest.mark.parametrize("question", [
+    "Is there a SLAM system that uses 3D Gaussian splatting as its map representation?",  # hard-105
+    "Which paper generates UML class diagrams from natural-language software requirements?",  # refusal-044
+    "Which video model released a v1.0 of its weights?",
+])
+def test_a_field_acronym_in_a_question_does_not_name_a_paper(assistant: Assistant, question: str) -> None:
+    """"SLAM" is in one title (EN-SLAM's), "UML" in one (PFDial's) and "V1.0" in one
+    (Pusa's), but a question about SLAM systems, UML diagrams or a version 1.0 is not a
+    question about that paper: naming it would skip abstention (both near misses)."""
     assert assistant.index.named_papers(question) == []
     assert assistant.ask(question).answerability < 1.0  # judged like any other question
 
