@@ -28,6 +28,8 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
+from assistant.models import Paper
+
 PLURAL = re.compile(r"\b(which|what|list|name|find|any|are there)\s+(\w+[\s-]+){0,3}?"
                     r"(papers|works|studies|approaches|methods|articles)\b|^(papers|works)\b", re.I)
 COMPARE = re.compile(r"\bcompare\b|\bversus\b|\bvs\.?\s|\bhow do\b.+\band\b.+\b(differ|each|both)\b|"
@@ -38,6 +40,12 @@ LINK = re.compile(r"https?://|github\.com|\bavailable at\b|\b(code|project page|
 ASKS_FOR_NUMBER = re.compile(r"\b(how (many|much|large|big|fast|long|often|well)|by how much|what (share|percentage|"
                              r"fraction|proportion|accuracy|speed-?up|ratio|score|size))\b", re.I)
 ASKS_FOR_LINK = re.compile(r"\b(code|repo(sitory)?|github|link|url|website|project page|download|demo)\b", re.I)
+# Who wrote a paper, where, when: what the abstracts never say, and the listing rarely.
+ASKS_FOR_LISTING = re.compile(r"\bwho\s+(wrote|writes|authored|are the authors|made|created|developed|is behind|"
+                              r"are behind)\b|\bauthors?\s+(of|behind)\b|\b(which|what)\s+(lab|organi[sz]ation|"
+                              r"company|university|institution|group)s?\s+(wrote|published|made|developed|released|"
+                              r"is behind|are behind|authored)\b|\bwhen\s+(was|were|did)\b[^?]*\b(published|released|"
+                              r"written|come out|appear(ed)?)\b|\bwhat\s+year\b|\bpublication date\b", re.I)
 NAME = re.compile(r"\b[A-Z][a-z]*[A-Z][A-Za-z0-9-]*\b|\b[A-Z]{2,}[A-Za-z0-9-]*\b")
 NUMBER = re.compile(r"\d")
 CLAIM = re.compile(r"\b(we|this paper|this work|our method|our approach)\s+(\w+\s+)?(propose|introduce|present|"
@@ -168,3 +176,19 @@ def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int
         if chosen:
             picks.append(Pick(n, chosen))
     return picks
+
+
+def listing_note(question: str, paper: Paper, name: str) -> str | None:
+    """For a question about who wrote a paper, where or when: the abstract quoted
+    cannot say, so the answer is told what the corpus's listing gives (an author
+    count, an organisation, a date: a quarter of the papers have any of them) or
+    that it gives nothing. None for every other question."""
+    if not ASKS_FOR_LISTING.search(question):
+        return None
+    known = [f"{paper.authors_count} authors" if paper.authors_count else "",
+             f"organisation {paper.org}" if paper.org else "",
+             f"dated {paper.published or paper.date}" if paper.published or paper.date else ""]
+    known = [k for k in known if k]
+    gives = ", ".join(known) if known else "none of them (no author count, organisation or date)"
+    return (f"The corpus holds titles and abstracts, without author names; of who wrote {name}, where and when, "
+            f"its listing gives {gives}.")

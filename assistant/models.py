@@ -72,7 +72,7 @@ class Citation(BaseModel):
     date: str | None = None
 
 
-NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient"]
+NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing"]
 
 
 class Notice(BaseModel):
@@ -83,7 +83,8 @@ class Notice(BaseModel):
                              "caution: low answerability; llm_fallback: the endpoint failed (unreachable, timeout, "
                              "error status, cut off) and the offline answer is shown; llm_unusable: the model's reply "
                              "was not a verifiable answer and the offline answer is shown; llm_insufficient: the LLM "
-                             "said its sources do not answer.")
+                             "said its sources do not answer; listing: the question asks who wrote a paper, where or when, which "
+                             "abstracts do not say, and the notice gives what the corpus's listing does.")
     message: str
 
 

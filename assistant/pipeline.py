@@ -25,7 +25,7 @@ from assistant.answer import (
 from assistant.citations import Source, Verified, verify
 from assistant.config import Settings
 from assistant.corpus import normalize_title
-from assistant.focus import COMPARE
+from assistant.focus import COMPARE, listing_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, NoticeKind, Paper
 from assistant.retrieve import (
@@ -259,6 +259,12 @@ class Assistant:
         if judged and not confident:
             yield notice("caution", CAUTION_NOTICE)
 
+        def listing(verified: Verified) -> Iterator[Event]:
+            """What the listing says of the cited paper, when the question asks who, where or when."""
+            first = verified.citations[0]
+            if note := listing_note(text, index.papers[first.paper_id], f"“{short_name(first.title)}”"):
+                yield notice("listing", note)
+
         verify_draft = lambda draft: verify(draft, evidence.sources, index.embedder.encode,  # noqa: E731
                                             s.support_threshold, evidence.vectors) if draft else None
         verified: Verified | None = None
@@ -287,6 +293,7 @@ class Assistant:
                         yield notice("llm_unusable", "The LLM's answer carried no citation the sources support; "
                                                      "showing the offline answer instead.")
             if verified is not None:
+                yield from listing(verified)
                 yield Event("reset")
                 yield Event("token", verified.text)
                 yield Event("answer", answer=finish(verified.text, False, "llm", verified))
@@ -295,6 +302,7 @@ class Assistant:
         if verified is None or not verified.citations:
             yield from refuse("offline", drafted=mode == "llm")
             return
+        yield from listing(verified)
         yield Event("reset")
         yield Event("token", verified.text)
         yield Event("answer", answer=finish(verified.text, False, "offline", verified))

@@ -28,8 +28,9 @@ from assistant.citations import (
     verify,
 )
 from assistant.config import PROJECT_ROOT, Settings
-from assistant.focus import NEAR_DUPLICATE, asks_for_several, sentence_scores
+from assistant.focus import NEAR_DUPLICATE, asks_for_several, listing_note, sentence_scores
 from assistant.llm import LLMClient, LLMError
+from assistant.models import Paper
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 from tests.test_citations import BagOfWords, source
 
@@ -165,6 +166,29 @@ def test_named_paper_is_the_one_cited_even_when_weak() -> None:
     assert "Bird Song" not in draft(evidence(sims))
     text = draft(evidence(sims, named={4}))
     assert "Bird Song" in text and {n for _, n in cited_sentences(text)} == {4}
+
+
+@pytest.mark.parametrize("question", [
+    "Who wrote AdamP?", "Who are the authors of the Sophia paper?", "When was AdamP published?",
+    "Which lab developed Continuous Thought Machines?", "What year did LeakGAN come out?",
+])
+def test_who_where_when_questions_are_told_what_the_listing_gives(question: str) -> None:
+    """Abstracts never say who wrote a paper: the answer says what the listing holds, or that it holds nothing."""
+    listed = Paper(paper_id="p", title="AdamP: x", abstract="a", occurrences=[], authors_count=5,
+                   org="NAVER AI Lab", date="Jun 15, 2020", published="2020-06-15")
+    note = listing_note(question, listed, "“AdamP”")
+    assert note is not None and "5 authors" in note and "NAVER AI Lab" in note and "2020-06-15" in note
+    bare = listing_note(question, Paper(paper_id="q", title="Sophia: y", abstract="b", occurrences=[]), "“Sophia”")
+    assert bare is not None and "none of them" in bare and "“Sophia”" in bare
+
+
+@pytest.mark.parametrize("question", [
+    "What does AdamP change in the optimizer step?", "Which paper removes the radial component?",
+    "How many authors' methods does the survey compare?", "When does grokking happen during training?",
+])
+def test_other_questions_get_no_listing_note(question: str) -> None:
+    paper = Paper(paper_id="p", title="AdamP: x", abstract="a", occurrences=[], org="NAVER AI Lab")
+    assert listing_note(question, paper, "“AdamP”") is None
 
 
 def test_short_name() -> None:

@@ -236,6 +236,18 @@ def test_a_field_acronym_in_a_question_does_not_name_a_paper(assistant: Assistan
     assert assistant.ask(question).answerability < 1.0  # judged like any other question
 
 
+def test_who_wrote_a_paper_is_answered_with_what_the_listing_gives(assistant: Assistant) -> None:
+    """The abstract quoted cannot say who wrote AdamP; the notice gives the listing's
+    organisation and date (and for Sophia, that the listing gives none)."""
+    answer = assistant.ask("Who wrote AdamP?")
+    assert answer.citations[0].title.startswith("AdamP")
+    (note,) = [n.message for n in answer.notices if n.kind == "listing"]
+    assert "NAVER AI Lab" in note and "2020-06-15" in note
+    bare = assistant.ask("Who are the authors of the Sophia optimizer paper?")
+    assert any(n.kind == "listing" and "none of them" in n.message for n in bare.notices), bare.notices
+    assert not assistant.ask("What does AdamP change in the optimizer step?").has_notice("listing")
+
+
 def test_lookup_by_id(assistant: Assistant) -> None:
     pid = assistant.lookup("AdamP").paper.paper_id
     assert assistant.lookup(pid).paper.paper_id == pid
