@@ -58,6 +58,13 @@ def test_answer_markdown_has_links_notices_and_footer() -> None:
     assert "offline answer · 0.2 s · 1 source " in md
 
 
+def test_the_listing_notice_informs_rather_than_warns() -> None:
+    note = "The corpus holds titles and abstracts, without author names; of who wrote “AdamP”, where and when, its listing gives organisation NAVER AI Lab."
+    a = answer("**AdamP**: text [1]", [citation(1)], notices=[Notice(kind="listing", message=note)])
+    md = fmt.answer_markdown(a, turn=1)
+    assert md.startswith("> ℹ️ The corpus holds titles and abstracts") and "⚠️" not in md
+
+
 def test_abstained_answer_says_so() -> None:
     a = answer("The corpus has no paper that answers this question.", [], abstained=True)
     md = fmt.answer_markdown(a, turn=1)

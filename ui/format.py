@@ -76,7 +76,8 @@ def streaming_markdown(text: str) -> str:
 def notices_markdown(answer: Answer) -> str:
     """The notices a reader must see before trusting the answer: fallbacks, stale
     index, abstention."""
-    lines = [f"> ⚠️ {html.escape(n.message, quote=False)}" for n in answer.notices]
+    # The listing notice informs (what the corpus knows of who wrote a paper); the rest warn.
+    lines = [f"> {'ℹ️' if n.kind == 'listing' else '⚠️'} {html.escape(n.message, quote=False)}" for n in answer.notices]
     if answer.abstained:
         lines.append("> No paper in the corpus supports an answer, so the assistant abstained.")
     return "\n>\n".join(lines)
