@@ -37,7 +37,6 @@ from assistant.retrieve import (
     paper_names,
     question_parts,
 )
-from assistant.words import READABLE_SHARE
 
 
 class QuestionError(ValueError):
@@ -121,7 +120,7 @@ class Assistant:
         """Whether the question is in a language the model reads (assistant/words.py).
         The abstention model is calibrated on such questions only: on any other, every
         similarity is low whatever it asks, so it is answered with LANGUAGE_NOTICE."""
-        return self.index.words.readable_share(query) >= READABLE_SHARE
+        return self.index.words.readable(query)
 
     @property
     def index(self) -> Index:

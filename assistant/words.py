@@ -16,7 +16,10 @@ cost ~95 ms on 2 cores. Comparing question words with whole sentences instead wa
 tried: no better than chance (AUC 0.47-0.66).
 
 The same vocabulary tells when a question is not in a language the model reads:
-most of its words are neither corpus words nor English function words. Similarity
+most of its words are neither corpus words nor English function words, and it is
+written in another script or has as many function words of another language as of
+English (a short English question on something the corpus never mentions, "How to
+cook pasta carbonara?", has few corpus words too). Similarity
 scores of such a question are low whatever it asks (the French, Spanish, German and
 Chinese questions of the core set were the four lowest-scored answerable ones), so
 the pipeline answers it with a notice rather than let abstention refuse it.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -58,11 +62,34 @@ def _english_stopwords() -> frozenset[str]:
 
 
 ENGLISH_STOPWORDS = _english_stopwords()
+# Function words of the other languages users ask in most (French, Spanish, German,
+# Italian, Portuguese), less those that are English words too. A short English
+# question about something the corpus never mentions ("How to cook pasta
+# carbonara?") has few corpus words as well, but none of these.
+_FOREIGN_FUNCTION_WORDS = frozenset("""
+le la les de des du un une que en est qui quel quelle quels quelles dans avec sur sa ses cette ces aux au et ou où comment pourquoi
+el los las del una lo es qué cuál cuáles para por su sus como cómo este esta estos estas
+der das den dem ein eine einen ist sind welche welcher welches und mit auf für von zu wie warum nicht
+il gli di che è della delle quale quali
+os um uma em da é qual quais seu sua
+""".split()) - ENGLISH_STOPWORDS
 STOPWORDS = ENGLISH_STOPWORDS | _FRAMING
 
 
 def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower())
+
+
+def looks_foreign(question: str) -> bool:
+    """More letters outside the Latin script than in it, or more function words of
+    another language than of English."""
+    letters = [c for c in question if c.isalpha()]
+    latin = sum(1 for c in letters if "LATIN" in unicodedata.name(c, ""))
+    if letters and latin * 2 < len(letters):
+        return True
+    words = words_of(question)
+    foreign = sum(w in _FOREIGN_FUNCTION_WORDS for w in words)
+    return foreign > 0 and foreign >= sum(w in ENGLISH_STOPWORDS for w in words)
 
 
 def content_words(question: str) -> list[str]:
@@ -134,6 +161,12 @@ class WordVectors:
         if not words:
             return 1.0
         return sum(w in self.row or w in ENGLISH_STOPWORDS for w in words) / len(words)
+
+    def readable(self, question: str) -> bool:
+        """Whether a question is in a language the model reads: mostly corpus words and
+        English function words, or at least not in another script and with no more
+        function words of another language than of English."""
+        return self.readable_share(question) >= READABLE_SHARE or not looks_foreign(question)
 
     def _question_vectors(self, words: list[str]) -> np.ndarray:
         missing = [w for w in words if w not in self.row and w not in self._unknown]

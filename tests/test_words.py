@@ -17,6 +17,7 @@ from assistant.words import (
     WordVectors,
     build_word_vectors,
     content_words,
+    looks_foreign,
     words_of,
 )
 from tests.conftest import write_small_corpus
@@ -92,6 +93,27 @@ def test_a_question_in_another_language_gets_a_notice_instead_of_a_refusal_by_th
     assert answer.has_notice("language") and not answer.has_notice("caution")
     if qid == "core-101":  # Spanish, with "KV" and "token" to go on: answered from the right paper
         assert not answer.abstained and answer.citations[0].title == "KV Prediction for Improved Time to First Token"
+
+
+@pytest.mark.parametrize("question", [
+    "How to cook pasta carbonara?", "Best hiking trails near Denver?", "Pasta carbonara recipe",
+    "Which model detects plant diseases from smartphone photos of leaves?",  # refusal-017
+])
+def test_an_off_topic_english_question_is_refused_as_off_topic_not_as_foreign(assistant, question: str) -> None:
+    """Few of their words are corpus words, which alone once read as "not English":
+    the user was told to ask in English. Now they are judged like any question."""
+    assert assistant.readable(question) and not looks_foreign(question)
+    answer = assistant.ask(question)
+    assert answer.abstained and not answer.has_notice("language")
+
+
+@pytest.mark.parametrize("question", [
+    "Quel article montre qu'un modèle de langage simule son alignement ?",
+    "¿Qué método usa un modelo auxiliar pequeño?", "Welche Arbeit trainiert große Sprachmodelle?",
+    "Quale modello genera video?", "哪篇论文把一维时间序列转换成二维张量？", "どのベンチマークですか",
+])
+def test_other_languages_look_foreign(question: str) -> None:
+    assert looks_foreign(question)
 
 
 def test_english_questions_are_read_as_english(assistant) -> None:
