@@ -167,18 +167,18 @@ class AssistantUI:
     def _stream(self, question: str, turns: list[Turn], options: dict[str, Any], extra: list[Notice],
                 turn: int) -> Iterator[Any]:
         """Pipeline events as chat updates: str (partial message) or the final Answer."""
-        text, notices, last = "", [n.message for n in extra], 0.0
+        text, notices, last = "", list(extra), 0.0
         for event in self.assistant.stream(question, turns, **options):
             if event.kind == "reset":
                 text = ""
-            elif event.kind == "notice":
-                notices.append(event.text)
+            elif event.kind == "notice" and event.notice is not None:
+                notices.append(event.notice)
             elif event.kind == "token":
                 text += event.text
                 now = time.monotonic()
                 if now - last >= STREAM_INTERVAL:
                     last = now
-                    head = "".join(f"{fmt.error_markdown(n)}\n\n" for n in notices)
+                    head = "".join(f"{fmt.notice_markdown(n)}\n\n" for n in notices)
                     yield head + fmt.streaming_markdown(text)
             elif event.kind == "answer" and event.answer is not None:
                 answer = event.answer

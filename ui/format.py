@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from assistant.citations import MARKER
 from assistant.index import split_sentences
-from assistant.models import Answer, Citation, Hit, Paper
+from assistant.models import Answer, Citation, Hit, Notice, Paper
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")
 
@@ -73,11 +73,16 @@ def streaming_markdown(text: str) -> str:
     return html.escape(text, quote=False) + " ▍"
 
 
+def notice_markdown(notice: Notice) -> str:
+    """One notice as a quote line, while the answer streams and under the final one.
+    The listing notice informs (what the corpus knows of who wrote a paper); the rest warn."""
+    return f"> {'ℹ️' if notice.kind == 'listing' else '⚠️'} {html.escape(notice.message, quote=False)}"
+
+
 def notices_markdown(answer: Answer) -> str:
     """The notices a reader must see before trusting the answer: fallbacks, stale
     index, abstention."""
-    # The listing notice informs (what the corpus knows of who wrote a paper); the rest warn.
-    lines = [f"> {'ℹ️' if n.kind == 'listing' else '⚠️'} {html.escape(n.message, quote=False)}" for n in answer.notices]
+    lines = [notice_markdown(n) for n in answer.notices]
     if answer.abstained:
         lines.append("> No paper in the corpus supports an answer, so the assistant abstained.")
     return "\n>\n".join(lines)
