@@ -102,7 +102,10 @@ def question_signals(query: str, ranking: Ranking, evidence: Evidence, index: In
     if paper_similarity is None:
         vector = ranking.query_vector
         paper_similarity = index.paper_similarity(vector) if vector is not None else 0.0
-    weakest, weighted = index.words.support(query, [evidence.sources[0].paper])[0] if evidence.sources else (0.0, 0.0)
+    weakest, weighted = (0.0, 0.0)
+    if evidence.sources:
+        top = evidence.sources[0]
+        weakest, weighted = evidence.support.get(top.n) or index.words.support(query, [top.paper])[0]
     return {
         "best_sentence": evidence.best(1) if evidence.sources else 0.0,
         "paper_similarity": paper_similarity,

@@ -41,11 +41,14 @@ class Evidence:
     scores: dict[int, float] = field(default_factory=dict)  # source n -> its fused retrieval score
     # source n -> its best sentence similarity to each part of a comparison (assistant/focus.py)
     part_similarities: dict[int, list[float]] = field(default_factory=dict)
+    # source n -> (weakest, idf-weighted) word support of the question (assistant/words.py)
+    support: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     def focus(self, question: str) -> list[Pick]:
         """The sources that answer and their sentences, best first (assistant/focus.py)."""
         return focus(question, {s.n: s.sentences for s in self.sources}, self.similarities, self.scores,
-                     sorted(self.named), self.part_similarities)
+                     sorted(self.named), self.part_similarities,
+                     {n: weighted for n, (_, weighted) in self.support.items()})
 
     def best(self, n: int) -> float:
         return max(self.similarities.get(n, [0.0]), default=0.0)

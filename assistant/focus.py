@@ -5,8 +5,11 @@ only that, so a small model reads a few sentences instead of whole abstracts.
 How many papers follows the question. One paper is asked for ("Which paper ...",
 "What does AdamP ...") unless the question asks for several ("Which papers ...",
 "Compare ...", "X versus Y", two papers named): then every retrieved paper whose
-best sentence comes near the best one's and whose fused score is not far below the
-top paper's. Citing runners-up of a one-paper question cost more citation precision
+best sentence comes near the best one's (and is no weak match itself), whose fused
+score is not far below the top paper's and whose words come about as near all of
+the question's as the best of them (word support, assistant/words.py: a paper
+sharing only "transformers" with "Which papers predict stock prices with
+transformers?" does not answer it). Citing runners-up of a one-paper question cost more citation precision
 than it gained recall on the evaluation's tune questions, so they are left out.
 
 For a comparison, each part of the question ("How do ReMax and RTO differ?") also
@@ -69,6 +72,14 @@ FLOOR = 0.3
 # Papers cited for a question that asks for several.
 SEVERAL_SIMILARITY_MARGIN = 0.2  # best sentence at most this far below the best paper's
 SEVERAL_SCORE_SHARE = 0.5  # fused retrieval score at least this share of the top paper's
+# Beside the first, a paper cited among several needs a best sentence of at least
+# SEVERAL_FLOOR (unless its words are the best match of all) and word support
+# (assistant/words.py) at most SEVERAL_SUPPORT_MARGIN below the best of them: image
+# transformer papers come within the similarity margin of "Which papers predict
+# stock prices with transformers?" (whose nearest paper, on cryptocurrency prices,
+# is a weak match itself) on one word alone.
+SEVERAL_FLOOR = 0.4
+SEVERAL_SUPPORT_MARGIN = 0.2
 SEVERAL_MAX_PAPERS = 4
 LEAD_SENTENCES = 4  # sentences quoted when one paper answers
 SENTENCES_EACH = 2  # when several do
@@ -117,9 +128,11 @@ def sentence_scores(question: str, sentences: list[str], similarities: list[floa
     return scores
 
 
-def choose_papers(question: str, best: dict[int, float], scores: dict[int, float], named: list[int]) -> list[int]:
+def choose_papers(question: str, best: dict[int, float], scores: dict[int, float], named: list[int],
+                  support: dict[int, float] | None = None) -> list[int]:
     """Source numbers to cite, in retrieval order. `best`: each source's best sentence
-    similarity; `scores`: its fused retrieval score; `named`: sources the question names."""
+    similarity; `scores`: its fused retrieval score; `named`: sources the question names;
+    `support`: how near each source's words come to all the question's (idf-weighted)."""
     order = [n for n in sorted(best) if best[n] >= FLOOR or n in named]
     if not order:
         return []
@@ -130,6 +143,14 @@ def choose_papers(question: str, best: dict[int, float], scores: dict[int, float
     top_score, top_sim = scores.get(order[0], 0.0), max(best.values())
     chosen = [n for n in order if best[n] >= top_sim - SEVERAL_SIMILARITY_MARGIN
               and scores.get(n, 0.0) >= SEVERAL_SCORE_SHARE * top_score]
+    support = support or {}
+    top_support = max((support.get(n, 0.0) for n in chosen), default=0.0)
+    # A weak best sentence is let through when the paper speaks of everything asked
+    # about as well as the best-supported paper does (STAG4D for "Which papers use
+    # Gaussian splatting?").
+    chosen = chosen[:1] + [n for n in chosen[1:]
+                           if (best[n] >= SEVERAL_FLOOR or support.get(n, 0.0) >= top_support)
+                           and support.get(n, top_support) >= top_support - SEVERAL_SUPPORT_MARGIN]
     return sorted(set(chosen) | set(named))[:SEVERAL_MAX_PAPERS]
 
 
@@ -151,12 +172,13 @@ def sides(question: str, part_similarities: dict[int, list[float]]) -> set[int]:
 
 def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int, list[float]],
           scores: dict[int, float], named: list[int],
-          part_similarities: dict[int, list[float]] | None = None) -> list[Pick]:
+          part_similarities: dict[int, list[float]] | None = None,
+          support: dict[int, float] | None = None) -> list[Pick]:
     """The papers that answer and, for each, the sentences that carry the answer, best
     first, skipping a sentence another cited paper already says (the corpus has papers
     sharing sentences)."""
     best = {n: max(sims) for n, sims in similarities.items() if sims}
-    papers = choose_papers(question, best, scores, named)
+    papers = choose_papers(question, best, scores, named, support)
     if extra := sides(question, part_similarities or {}) - set(papers):
         papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]
     per_paper = LEAD_SENTENCES if len(papers) == 1 else SENTENCES_EACH

@@ -178,7 +178,8 @@ class Assistant:
         return Evidence(sources=sources, similarities=sims, named=named,
                         vectors={s.n: vectors[s.paper.paper_id] for s in sources},
                         scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)},
-                        part_similarities=self._part_similarities(query, ranking, sources, vectors))
+                        part_similarities=self._part_similarities(query, ranking, sources, vectors),
+                        support=dict(zip((s.n for s in sources), index.words.support(query, [s.paper for s in sources]))))
 
     def _part_similarities(self, query: str, ranking: Ranking, sources: list[Source],
                            vectors: dict[str, np.ndarray]) -> dict[int, list[float]]:

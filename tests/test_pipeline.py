@@ -101,6 +101,15 @@ def test_no_near_duplicate_sentences_in_an_answer(assistant: Assistant) -> None:
             assert fuzz.ratio(a, b) < 85
 
 
+def test_which_papers_cites_those_on_the_whole_question_not_on_one_word(assistant: Assistant) -> None:
+    """The corpus has cryptocurrency price prediction, not stocks; transformer papers on
+    image diffusion share only "transformers" with the question and are not cited."""
+    answer = assistant.ask("Which papers predict stock prices with transformers?")
+    assert [c.title.split()[:3] for c in answer.citations] == [["Enhancing", "Price", "Prediction"]]
+    several = assistant.ask("Which papers use diffusion models for video generation?")
+    assert len({c.paper_id for c in several.citations}) >= 3
+
+
 def test_contract_is_exact(assistant: Assistant) -> None:
     data = assistant.ask("What is Timo?", qid="q1").contract().model_dump(mode="json")
     assert list(data) == ["id", "question", "answer", "abstained", "answerability", "citations", "retrieved", "mode",
