@@ -16,11 +16,12 @@ For a comparison, each part of the question ("How do ReMax and RTO differ?") als
 brings in the paper that best matches it.
 
 Within a paper, a sentence is scored by its similarity to the question plus how
-many of the question's (stemmed) words it shares, with a small bonus for what tends
-to hold the answer (a named method or acronym, a number (more when the question asks
-how many or how much), "we propose ...") and a
-penalty for what never does (link and code-availability lines, the opening
-background sentence, fragments). The weights were chosen on the tune questions
+many of the question's (stemmed) words it shares outside URLs, with a small bonus
+for what tends to hold the answer (a named method or acronym, a number (more when
+the question asks how many, how much or what FID, accuracy, ...), "we propose ...",
+and for "What is X?" the sentence that introduces X) and a penalty for what never
+does (link and code-availability lines, the opening background sentence,
+fragments). The weights were chosen on the tune questions
 (evals/README.md, answers)."""
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ COMPARE = re.compile(r"\bcompare\b|\bversus\b|\bvs\.?\s|\bhow do\b.+\band\b.+\b(
 LINK = re.compile(r"https?://|github\.com|\bavailable at\b|\b(code|project page|demo|website|models?|dataset|data|"
                   r"checkpoints?)\b[^.]{0,40}\b(available|released|found|open[- ]sourced?|public)\b", re.I)
 ASKS_FOR_NUMBER = re.compile(r"\b(how (many|much|large|big|fast|long|often|well)|by how much|what (share|percentage|"
-                             r"fraction|proportion|accuracy|speed-?up|ratio|score|size))\b", re.I)
+                             r"fraction|proportion|accuracy|speed-?up|ratio|score|size))\b|"
+                             r"\bwhat\b[^?]{0,40}\b(fid|bleu|rouge|perplexity|f1|auc|psnr|ssim|accuracy|error rate|"
+                             r"speed-?ups?|win rate|pass@1|throughput|latency|compression ratio)\b", re.I)
+# "What is X?", "What does X do?": the sentence that introduces X answers it.
+ASKS_WHAT_IS = re.compile(r"^\s*(what|who)\s+(is|are|was|were|does|do)\b", re.I)
+CAPITALISED = re.compile(r"\b[A-Z][\w-]*")
+URL = re.compile(r"https?://\S+|\b\S+\.(com|org|io|net|ai)/\S*")
 ASKS_FOR_LINK = re.compile(r"\b(code|repo(sitory)?|github|link|url|website|project page|download|demo)\b", re.I)
 # Who wrote a paper, where, when: what the abstracts never say, and the listing rarely.
 ASKS_FOR_LISTING = re.compile(r"\bwho\s+(wrote|writes|authored|are the authors|made|created|developed|is behind|"
@@ -60,7 +67,8 @@ NAMED_THING = 0.1
 HAS_NUMBER = 0.1
 NUMBER_ASKED = 0.2  # instead, when the question asks how many, how much, what share ...
 CLAIM_BONUS = 0.1
-LINK_PENALTY = 0.2
+DEFINES_BONUS = 0.2  # the sentence introducing the X of "What is X?"
+LINK_PENALTY = 0.4
 OPENER_PENALTY = 0.2  # the first sentence, unless it states the contribution
 MIN_CHARS = 40  # shorter pieces are fragments ("Short one.") or headings
 
@@ -111,17 +119,36 @@ def stems(text: str) -> frozenset[str]:
     return frozenset(tokens[0]) if tokens else frozenset()
 
 
+def defined_names(question: str) -> list[str]:
+    """The names a "What is X?" / "What does X do?" question asks about (its
+    capitalised words after the first); none for other questions."""
+    if not ASKS_WHAT_IS.search(question):
+        return []
+    return [w for w in CAPITALISED.findall(question.split(None, 1)[1] if " " in question else "") if len(w) > 1]
+
+
+def defines(text: str, names: list[str]) -> bool:
+    """Whether a sentence introduces one of `names`: with a contribution verb ("we
+    propose X") or its expansion beside it ("Reward-based Noise Optimization (ReNO)")."""
+    return any(name in text and (CLAIM.search(text) or re.search(rf"{re.escape(name)}\s*\(|\(\s*{re.escape(name)}\b", text))
+               for name in names)
+
+
 def sentence_scores(question: str, sentences: list[str], similarities: list[float]) -> list[float]:
     """Higher for the sentences that answer (module docstring); a link line is what
-    answers "where is its code?", so there it counts for, not against, a sentence."""
+    answers "where is its code?", so there it counts for, not against, a sentence.
+    Shared words are counted outside URLs: "https://github.com/clovaai/AdamP" holds
+    the name of "What is AdamP?" and says nothing of what it is."""
     asked = stems(question)
     link_penalty = -LINK_PENALTY if ASKS_FOR_LINK.search(question) else LINK_PENALTY
     number_bonus = NUMBER_ASKED if ASKS_FOR_NUMBER.search(question) else HAS_NUMBER
+    names = defined_names(question)
     scores = []
     for i, (text, sim) in enumerate(zip(sentences, similarities)):
         claim = bool(CLAIM.search(text))
-        score = sim + SHARED_WORDS * len(asked & stems(text)) / max(1, len(asked))
+        score = sim + SHARED_WORDS * len(asked & stems(URL.sub(" ", text))) / max(1, len(asked))
         score += NAMED_THING * bool(NAME.search(text)) + number_bonus * bool(NUMBER.search(text)) + CLAIM_BONUS * claim
+        score += DEFINES_BONUS * (bool(names) and defines(text, names))
         score -= link_penalty * bool(LINK.search(text)) + OPENER_PENALTY * (i == 0 and not claim)
         score -= 1.0 * (len(text) < MIN_CHARS)
         scores.append(score)

@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -183,6 +184,20 @@ def fact_recall(facts: Sequence[str], answer_text: str) -> float | None:
     return sum(f.casefold() in low for f in facts) / len(facts)
 
 
+# The answer's first claim: up to its first citation marker, after a bold "**Title**:" heading.
+_FIRST_CLAIM = re.compile(r"^\s*(?:\*\*[^*\n]+\*\*:\s*)?(.*?\[\d+(?:\s*[,–-]\s*\d+)*\])", re.S)
+
+
+def fact_first(facts: Sequence[str], answer_text: str) -> float | None:
+    """1.0 when the answer's first cited sentence (its paper heading aside) holds one of
+    the facts: a reader who stops there has what was asked."""
+    if not facts:
+        return None
+    m = _FIRST_CLAIM.search(answer_text)
+    first = (m.group(1) if m else answer_text).casefold()
+    return float(any(f.casefold() in first for f in facts))
+
+
 def invalid_citations(cited_ids: Sequence[str], retrieved_ids: Sequence[str]) -> int:
     """Citations to papers the retriever never returned (cannot have been read)."""
     pool = set(retrieved_ids)
@@ -252,6 +267,7 @@ ANSWER_METRICS: dict[str, Callable[[Question, Output], float | None]] = {
     "cite_recall": lambda q, o: citation_recall(o.cited_titles, q.gold) if q.gold else None,
     "cited_papers": lambda q, o: float(len(o.cited_ids)) if q.gold and not o.abstained else None,
     "fact_recall": lambda q, o: fact_recall(q.answer_facts, "" if o.abstained else (o.answer_text or "")),
+    "fact_first": lambda q, o: fact_first(q.answer_facts, "" if o.abstained else (o.answer_text or "")),
     "invalid_citations": lambda q, o: float(invalid_citations(o.cited_ids, o.retrieved_ids)),
     "groundedness": lambda q, o: o.groundedness,
     "draft_groundedness": lambda q, o: o.draft_groundedness,
@@ -275,7 +291,7 @@ def score_question(q: Question, o: Output) -> dict[str, float | None]:
 
 SUMMARY_KEYS = (
     "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "all@10",
-    "cite_precision_gold", "cite_recall", "fact_recall",
+    "cite_precision_gold", "cite_recall", "fact_recall", "fact_first",
     "invalid_citations", "groundedness", "draft_groundedness",
 )
 
@@ -334,6 +350,7 @@ def headline(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "cite_precision": _mean(r["scores"].get("cite_precision_gold") for r in answerable),
         "cite_recall": _mean(r["scores"].get("cite_recall") for r in answerable),
         "fact_recall": _mean(r["scores"].get("fact_recall") for r in answerable),
+        "fact_first": _mean(r["scores"].get("fact_first") for r in answerable),
         "cited_papers": _mean(r["scores"].get("cited_papers") for r in answerable),
         "unanswerable_abstained": _mean(refused(r) for r in unanswerable),
         "unanswerable_abstained_or_cautioned": _mean(flagged(r) for r in unanswerable),
@@ -749,7 +766,8 @@ def render_report(run: EvalRun, images: Sequence[str]) -> str:
     parts += ["## Headline: the answer a user reads", "",
               "On answerable questions: citeP = share of cited papers that are gold, citeR = share of gold papers "
               "cited, factR = share of the question's gold facts (short strings from the abstract) in the answer "
-              "text (0 when refused), papers cited per answered question. Off-topic = unanswerable questions on a "
+              "text (0 when refused), fact first = share whose first cited sentence (the paper's heading aside) holds "
+              "one of them, papers cited per answered question. Off-topic = unanswerable questions on a "
               "field no abstract covers; near miss = the corpus has the neighbouring topic. naive = the best "
               "keyword sentence of each of the top two papers, cited, never refusing (evals/baselines.py).", "",
               _headline_table(m, ANSWER_COLUMNS), ""]
@@ -795,7 +813,8 @@ HEADLINE_COLUMNS = (
 )
 ANSWER_COLUMNS = (
     ("answerable n", "answerable_n"), ("citeP", "cite_precision"), ("citeR", "cite_recall"),
-    ("factR", "fact_recall"), ("papers cited", "cited_papers"), ("off-topic n", "off_topic_n"),
+    ("factR", "fact_recall"), ("fact first", "fact_first"), ("papers cited", "cited_papers"),
+    ("off-topic n", "off_topic_n"),
     ("off-topic refused", "off_topic_refused"), ("near-miss n", "near_miss_n"),
     ("near-miss refused", "near_miss_refused"), ("near-miss refused or cautioned", "near_miss_refused_or_cautioned"),
     ("answerable refused", "false_abstention"), ("answerable cautioned", "answerable_cautioned"),

@@ -36,6 +36,7 @@ GUARDED: dict[str, tuple[str, str | None]] = {
     "cite_precision": ("floor", "answerable_n"),
     "cite_recall": ("floor", "answerable_n"),
     "fact_recall": ("floor", "answerable_n"),
+    "fact_first": ("floor", "answerable_n"),
     "unanswerable_abstained": ("floor", "unanswerable_n"),
     "off_topic_refused": ("floor", "off_topic_n"),
     "near_miss_refused": ("floor", "near_miss_n"),

@@ -28,7 +28,14 @@ from assistant.citations import (
     verify,
 )
 from assistant.config import PROJECT_ROOT, Settings
-from assistant.focus import NEAR_DUPLICATE, asks_for_several, listing_note, sentence_scores
+from assistant.focus import (
+    NEAR_DUPLICATE,
+    asks_for_several,
+    defined_names,
+    defines,
+    listing_note,
+    sentence_scores,
+)
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Paper
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
@@ -153,6 +160,29 @@ def test_link_lines_and_openers_give_way_to_the_sentences_that_answer() -> None:
                  "We propose Timo, a temporal reasoning model reaching 80.2% on the benchmark."]
     scores = sentence_scores("What does Timo do?", sentences, [0.60, 0.62, 0.55])
     assert max(range(3), key=scores.__getitem__) == 2 and scores[1] < scores[2] and scores[0] < scores[2]
+
+
+def test_what_is_x_opens_with_the_sentence_that_introduces_x() -> None:
+    """"What is Coconut?": the sentence giving the name's expansion or saying "we
+    introduce ..." comes before results that mention it, and the code line whose URL
+    holds the name counts no shared word for it."""
+    sentences = ["Experiments show that Coconut can effectively augment the LLM on several reasoning tasks.",
+                 "We introduce a new paradigm Coconut (Chain of Continuous Thought) for latent reasoning.",
+                 "Code is available at https://github.com/example/coconut."]
+    scores = sentence_scores("What is Coconut?", sentences, [0.78, 0.50, 0.55])
+    assert max(range(3), key=scores.__getitem__) == 1 and scores[2] < scores[0]
+    assert defined_names("What does ReNO do?") == ["ReNO"] and defined_names("Which paper proposes ReNO?") == []
+    assert defines("Reward-based Noise Optimization (ReNO) optimizes the initial noise.", ["ReNO"])
+    assert not defines("ReNO-enhanced one-step models surpass all open-source models.", ["ReNO"])
+
+
+@pytest.mark.parametrize("question", ["How many steps does it take?",
+                                      "What one-step FID does the distilled model report?"])
+def test_a_question_asking_for_a_figure_puts_the_sentence_with_the_number_first(question: str) -> None:
+    sentences = ["We introduce a set of techniques that improve distribution matching distillation.",
+                 "Our model reaches an FID of 1.28 on ImageNet-64x64, an accuracy of 88.3% zero-shot, in 4 steps."]
+    scores = sentence_scores(question, sentences, [0.60, 0.42])
+    assert scores[1] > scores[0]
 
 
 def test_offline_answer_has_no_near_duplicate_sentences() -> None:

@@ -23,6 +23,7 @@ from evals.evaluate import (
     citation_precision,
     citation_recall,
     compare_runs,
+    fact_first,
     fact_recall,
     gold_ranks,
     invalid_citations,
@@ -96,6 +97,16 @@ def test_citation_recall_is_the_share_of_gold_cited() -> None:
     assert citation_recall(["alpha - a study"], GOLD) == 0.5
     assert citation_recall(["Yak"], GOLD) == 0.0
     assert citation_recall(["Yak"], []) is None
+
+
+def test_fact_first_reads_only_the_first_cited_sentence() -> None:
+    offline = "**Sophia: A Scalable Optimizer**: Sophia uses a diagonal Hessian estimate. [1] It is 2x faster. [1]"
+    assert fact_first(["2x"], offline) == 0.0  # in the answer, not first
+    assert fact_first(["diagonal hessian", "2x"], offline) == 1.0
+    assert fact_first(["Sophia"], offline) == 1.0  # the sentence names it too; the heading alone would not count
+    assert fact_first(["Scalable Optimizer"], offline) == 0.0
+    assert fact_first(["2x"], "It is 2x faster than Adam [1, 2]. It estimates curvature [3].") == 1.0
+    assert fact_first(["2x"], "") == 0.0 and fact_first([], offline) is None
 
 
 def test_fact_recall_is_case_insensitive_substring() -> None:
