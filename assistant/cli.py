@@ -6,6 +6,7 @@ in through the `assistant.commands` entry points, so this module imports neither
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -83,11 +84,13 @@ def _assistant(settings: Settings) -> Assistant:
     return Assistant(settings)
 
 
-def _print_answer(answer: Answer, streamed: bool) -> None:
+def _print_answer(answer: Answer, streamed: bool, noted: Collection[str] = ()) -> None:
+    """`noted`: notices already printed as they came, not repeated after the answer."""
     if not streamed:
         out.print(escape(answer.answer))
     for notice in answer.notices:
-        err.print(f"[yellow]Note:[/yellow] {escape(notice.message)}")
+        if notice.message not in noted:
+            err.print(f"[yellow]Note:[/yellow] {escape(notice.message)}")
     if answer.citations:
         out.print("\n[bold]Sources[/bold]")
         for c in answer.citations:
@@ -142,6 +145,7 @@ def ask(
             return
         streamed = False
         answer = None
+        noted: set[str] = set()
         for event in assistant.stream(question, **options):
             if event.kind == "token" and (options["mode"] or settings.answer_mode()) == "llm":
                 out.print(escape(event.text), end="")
@@ -150,11 +154,12 @@ def ask(
                 out.print("\n[dim]── verified answer ──[/dim]")
                 streamed = False
             elif event.kind == "notice":
-                err.print(f"\n[yellow]{escape(event.text)}[/yellow]")
+                err.print(f"\n[yellow]Note:[/yellow] {escape(event.text)}")
+                noted.add(event.text)
             elif event.kind == "answer":
                 answer = event.answer
         if answer is not None:
-            _print_answer(answer, streamed)
+            _print_answer(answer, streamed, noted)
     except QuestionError as exc:
         fail(str(exc), 2)
     except IndexProblem as exc:

@@ -9,8 +9,9 @@ best sentence comes near the best one's (and is no weak match itself), whose fus
 score is not far below the top paper's and whose words come about as near all of
 the question's as the best of them (word support, assistant/words.py: a paper
 sharing only "transformers" with "Which papers predict stock prices with
-transformers?" does not answer it). Citing runners-up of a one-paper question cost more citation precision
-than it gained recall on the evaluation's tune questions, so they are left out.
+transformers?" does not answer it). Citing runners-up of a one-paper question cost
+more citation precision than it gained recall on the evaluation's tune questions,
+so they are left out.
 
 For a comparison, each part of the question ("How do ReMax and RTO differ?") also
 brings in the paper that best matches it.
@@ -21,8 +22,8 @@ for what tends to hold the answer (a named method or acronym, a number (more whe
 the question asks how many, how much or what FID, accuracy, ...), "we propose ...",
 and for "What is X?" the sentence that introduces X) and a penalty for what never
 does (link and code-availability lines, the opening background sentence,
-fragments). The weights were chosen on the tune questions
-(evals/README.md, answers)."""
+fragments). The weights were chosen on the tune questions (evals/README.md,
+answers)."""
 
 from __future__ import annotations
 
@@ -176,7 +177,7 @@ def choose_papers(question: str, best: dict[int, float], scores: dict[int, float
     # about as well as the best-supported paper does (STAG4D for "Which papers use
     # Gaussian splatting?").
     chosen = chosen[:1] + [n for n in chosen[1:]
-                           if (best[n] >= SEVERAL_FLOOR or support.get(n, 0.0) >= top_support)
+                           if (best[n] >= SEVERAL_FLOOR or (n in support and support[n] >= top_support))
                            and support.get(n, top_support) >= top_support - SEVERAL_SUPPORT_MARGIN]
     return sorted(set(chosen) | set(named))[:SEVERAL_MAX_PAPERS]
 

@@ -31,6 +31,12 @@ def test_ask_prints_answer_and_sources(full_index: Settings) -> None:
     assert "https://github.com/clovaai/AdamP" in out.stdout
 
 
+def test_a_notice_is_printed_once(full_index: Settings) -> None:
+    out = run("ask", "Who wrote AdamP?", settings=full_index)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("without author names") == 1 and "radial component" in out.stdout
+
+
 def test_ask_json_is_the_contract(full_index: Settings) -> None:
     out = run("ask", "--json", "What is Timo?", settings=full_index)
     data = json.loads(out.stdout)
