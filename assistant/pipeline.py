@@ -368,7 +368,9 @@ class Assistant:
         if len(norm.split()) >= 2 and best and best[0][1] >= 85 and (len(best) < 2 or best[0][1] - best[1][1] >= 8):
             return titles[best[0][0]]
         if len(q.split()) <= 2 and len(q) >= 4:
-            names = [(n.casefold(), pid) for pid, p in self.index.papers.items() for n in paper_names(p)]
+            # A hyphenated name's parts too: "TFMQ" is what people type for TFMQ-DM.
+            names = [(part.casefold(), pid) for pid, p in self.index.papers.items() for n in paper_names(p)
+                     for part in dict.fromkeys([n, *(x for x in n.split("-") if len(x) >= 3 and x != n)])]
             scored = sorted(((fuzz.ratio(q.casefold(), n), pid) for n, pid in names), reverse=True)
             if scored and scored[0][0] >= 80 and (len(scored) < 2 or scored[0][0] - scored[1][0] >= 5 or scored[0][1] == scored[1][1]):
                 return scored[0][1]

@@ -222,6 +222,8 @@ def test_stale_index_is_flagged(tmp_path: Path, full_index: Settings) -> None:
         ("FlashRNN", "FlashRNN"),
         ("flashrnn", "FlashRNN"),
         ("FlashRN", "FlashRNN"),
+        ("TFMQ", "TFMQ-DM"),  # part of a hyphenated name
+        ("tfmq", "TFMQ-DM"),
         ("Atention as an RNN", "Attention as an RNN"),
         ("attention as an rnn", "Attention as an RNN"),
         ("a fast ODE solver for sampling diffusion probabilistic models in about ten steps", "DPM-Solver"),
