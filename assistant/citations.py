@@ -271,9 +271,11 @@ def _split_keep_layout(text: str) -> list[str]:
         if not line or line.startswith("\n"):
             out.append(line)
             continue
-        # Not after "e.g." and the like, as in split_sentences: a cut there would leave the
-        # marker on a fragment that no longer quotes its sentence.
-        parts = re.split(_ABBREV + r"(?<=[.!?])(?:\s*(\[[\d,;\-\u2013 ]+\]))?(\s+)(?=\S)(?!\[\d)", line)
+        # Not after "e.g." and the like, nor before a lowercase letter or "%" ("i.i.d.
+        # generalization", "acceleration. %Our code"), as split_sentences does not cut
+        # there either: a cut would leave the marker on a fragment and the first half of
+        # a quoted sentence without one.
+        parts = re.split(_ABBREV + r"(?<=[.!?])(?:\s*(\[[\d,;\-\u2013 ]+\]))?(\s+)(?=\S)(?!\[\d)(?![a-z%])", line)
         # re.split with groups yields: text, marker|None, space, text, ...
         buf = parts[0]
         for j in range(1, len(parts), 3):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from assistant.citations import (
     MARKER,
     Source,
+    _split_keep_layout,
     claim_text,
     marker_numbers,
     strip_markers,
@@ -187,6 +188,18 @@ def test_abbreviation_does_not_split_a_quoted_sentence(sources, embed) -> None:
     """"e.g. 3.1" must not end the sentence: the marker would sit on a fragment."""
     v = verify(f"{DISTILL[2]} [3]", sources, embed, THRESHOLD)
     assert v.removed == [] and v.citations[0].support == 1.0 and v.citations[0].quote == DISTILL[2]
+
+
+def test_a_quoted_sentence_is_cut_where_the_index_cuts_it(sources, embed) -> None:
+    """The index keeps "... i.i.d. generalization." and "... acceleration. %Our code ..."
+    whole (no capital after the stop); verification must too, or the quote's first half
+    is shown without a marker."""
+    quoted = ("This sort of generalization is different from i.i.d. generalization. "
+              "%Our code will be made publicly available.")
+    src = [source(1, "p", "Paper", [quoted, "Another sentence of the abstract."])]
+    v = verify(f"{quoted} [1]", src, embed, THRESHOLD)
+    assert v.removed == [] and v.citations[0].quote == quoted and v.groundedness == 1.0
+    assert [p for p in _split_keep_layout(v.text) if p.strip()] == [f"{quoted} [1]"]
 
 
 @pytest.mark.parametrize("marker, expected", [("[1-3]", [1, 2, 3]), ("[1\u20132]", [1, 2]), ("[2, 2]", [2, 2]),
