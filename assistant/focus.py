@@ -131,8 +131,10 @@ def defined_names(question: str) -> list[str]:
 def defines(text: str, names: list[str]) -> bool:
     """Whether a sentence introduces one of `names`: with a contribution verb ("we
     propose X") or its expansion beside it ("Reward-based Noise Optimization (ReNO)")."""
-    return any(name in text and (CLAIM.search(text) or re.search(rf"{re.escape(name)}\s*\(|\(\s*{re.escape(name)}\b", text))
-               for name in names)
+    def expanded(name: str) -> bool:
+        return bool(re.search(rf"{re.escape(name)}\s*\(|\(\s*{re.escape(name)}\b", text))
+
+    return any(name in text and (bool(CLAIM.search(text)) or expanded(name)) for name in names)
 
 
 def sentence_scores(question: str, sentences: list[str], similarities: list[float]) -> list[float]:
