@@ -179,7 +179,16 @@ class Assistant:
                         vectors={s.n: vectors[s.paper.paper_id] for s in sources},
                         scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)},
                         part_similarities=self._part_similarities(query, ranking, sources, vectors),
-                        support=dict(zip((s.n for s in sources), index.words.support(query, [s.paper for s in sources]))))
+                        support=self._word_support(query, ranking, sources))
+
+    def _word_support(self, query: str, ranking: Ranking, sources: list[Source]) -> dict[int, tuple[float, float]]:
+        """Each source's word support (assistant/words.py): what re-ranking computed,
+        the rest (no re-ranking: keyword-only retrieval, a named paper) computed here."""
+        known = ranking.word_support
+        missing = [s.paper for s in sources if s.paper.paper_id not in known]
+        if missing:
+            known = known | dict(zip((p.paper_id for p in missing), self.index.words.support(query, missing)))
+        return {s.n: known[s.paper.paper_id] for s in sources}
 
     def _part_similarities(self, query: str, ranking: Ranking, sources: list[Source],
                            vectors: dict[str, np.ndarray]) -> dict[int, list[float]]:

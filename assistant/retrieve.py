@@ -123,6 +123,8 @@ class Ranking:
     keyword_top: float = 0.0  # best BM25 score of any paper, whichever retriever ranked
     sentence_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # fetched for re-ranking; reused by answering
     part_vectors: np.ndarray | None = None  # the question's parts (question_parts), when it has two or more
+    # paper id -> (weakest, idf-weighted) word support, for the papers re-ranked by it; reused by answering
+    word_support: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def top_dense(self) -> float:
@@ -311,17 +313,21 @@ class Index:
         hits[: len(head)] = head
         return vectors
 
-    def rerank_by_words(self, hits: list[Hit], query: str) -> None:
+    def rerank_by_words(self, hits: list[Hit], query: str) -> dict[str, tuple[float, float]]:
         """Re-orders the first WORD_RERANK_DEPTH hits by fused score + weight x word support
         (assistant/words.py): each question word's nearest word in the paper, so the one
         paper of a cluster that speaks of every thing asked about rises above neighbours
-        that share the cluster's sentences. Tuned on evals core + hard tune (evals/README.md)."""
+        that share the cluster's sentences. Tuned on evals core + hard tune (evals/README.md).
+        Returns the support it computed, by paper id, which answering reuses."""
         s = self.settings
         head = hits[:WORD_RERANK_DEPTH]
-        for hit, (weakest, weighted) in zip(head, self.words.support(query, [self.papers[h.paper_id] for h in head])):
+        support = dict(zip((h.paper_id for h in head), self.words.support(query, [self.papers[h.paper_id] for h in head])))
+        for hit in head:
+            weakest, weighted = support[hit.paper_id]
             hit.score += s.word_support_weight * (weighted + s.word_support_min_share * weakest)
         head.sort(key=lambda h: -h.score)
         hits[: len(head)] = head
+        return support
 
     def dense_scores(self, vector: np.ndarray, n: int) -> tuple[dict[str, float], dict[str, list[tuple[int, float]]], float]:
         """Per paper: a dense score (best sentence, a share of the second best and of
@@ -428,15 +434,16 @@ class Index:
             t1 = time.perf_counter()
             vectors = self.rerank_by_parts(hits, part_vectors)
             timings["rerank"] = (time.perf_counter() - t1) * 1000
+        word_support: dict[str, tuple[float, float]] = {}
         if retriever != "bm25" and self.settings.word_support_weight > 0 and not named:
             t1 = time.perf_counter()
-            self.rerank_by_words(hits, query)
+            word_support = self.rerank_by_words(hits, query)
             timings["words"] = (time.perf_counter() - t1) * 1000
         hits = hits[:k]
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings,
                        paper_similarity=paper_similarity, keyword_top=max(keyword.values(), default=0.0),
-                       sentence_vectors=vectors, part_vectors=part_vectors)
+                       sentence_vectors=vectors, part_vectors=part_vectors, word_support=word_support)
 
     def related(self, paper_id: str, k: int = 5) -> list[Hit]:
         vector = self.paper_vector(paper_id)
