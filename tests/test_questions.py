@@ -19,13 +19,15 @@ from evals.check_overlap import check_file, corpus_stats
 
 QUESTIONS_DIR = PROJECT_ROOT / "evals" / "questions"
 REQUIRED_KEYS = {"id", "question", "type", "gold_titles", "answer_facts", "notes"}
-OPTIONAL_KEYS = {"split", "unanswerable_kind"}
+OPTIONAL_KEYS = {"split", "unanswerable_kind", "form"}
 TYPES = {"concept", "fact", "multi", "lookup", "compare", "unanswerable", "adversarial"}
 SPLITS = {"tune", "heldout"}
 UNANSWERABLE_KINDS = {"off_topic", "near_miss"}
 MAX_FACTS = 3
 # Files whose questions carry a tune/heldout split.
-SPLIT_FILES = {"hard", "refusal"}
+SPLIT_FILES = {"hard", "refusal", "lists"}
+# How a list question asks (lists.jsonl only; evals/README.md).
+FORMS = {"which", "how", "paraphrase", "compare"}
 QUESTION_FILES = sorted(QUESTIONS_DIR.glob("*.jsonl"))
 
 
@@ -192,6 +194,26 @@ def test_hard_size_and_split(question_sets) -> None:
     # The heldout third is spread over kinds, not concentrated in one.
     kinds = {q["type"] for q in hard if q["split"] == "heldout"}
     assert {"concept", "multi", "unanswerable"} <= kinds, kinds
+
+
+def test_lists_size_forms_and_split(question_sets) -> None:
+    """The list set: 30+ questions asking for every paper that answers, in each of the
+    four forms, a heldout third spread over the forms, exhaustive gold (notes say why)."""
+    lists = question_sets["lists"]
+    assert len(lists) >= 30, len(lists)
+    assert all(q["type"] in {"multi", "compare"} and q.get("form") in FORMS and "split" in q for q in lists)
+    assert all((q["form"] == "compare") == (q["type"] == "compare") for q in lists)
+    forms = Counter(q["form"] for q in lists)
+    assert forms["how"] >= 4 and forms["paraphrase"] >= 4 and forms["compare"] >= 6, forms
+    assert abs(sum(q["split"] == "heldout" for q in lists) - len(lists) / 3) <= 2
+    assert {q["form"] for q in lists if q["split"] == "heldout"} == FORMS
+    # Each list records how it was made complete: the grep and the papers left out.
+    assert all("complete" in q["notes"].lower() for q in lists if q["type"] == "multi")
+
+
+def test_only_list_questions_carry_a_form(question_sets) -> None:
+    for name, rows in question_sets.items():
+        assert name == "lists" or not any("form" in q for q in rows), f"{name}.jsonl should not carry a form"
 
 
 def test_only_split_files_have_splits(question_sets) -> None:
