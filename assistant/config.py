@@ -42,6 +42,8 @@ class Settings(BaseSettings):
 
     # Retrieval and answering.
     top_k: int = Field(5, ge=1, le=20, description="Most papers an answer cites.")
+    list_top_k: int = Field(10, ge=1, le=50, description="Retrieved papers a list question (\"Which papers ...?\") "
+                            "or a comparison is answered from; each one that fits is cited.")
     retrieve_k: int = Field(10, ge=1, le=100, description="Papers returned by retrieval.")
     dense_candidates: int = Field(200, ge=10, description="Sentence hits fetched from Chroma per query.")
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"

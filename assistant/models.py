@@ -130,6 +130,10 @@ class AnswerContract(BaseModel):
     mode: Literal["offline", "llm"]
     notices: list[Notice]
     timings_ms: Timings
+    shape: Literal["text", "list"] = Field(
+        "text", description="list: the question asks for every paper that answers (\"Which papers ...?\"); the "
+        "citations, in the answer's order, are the list (one line per paper in the offline answer), for a front end "
+        "to show as a table. text: any other answer, and every refusal.")
 
 
 class Answer(BaseModel):
@@ -148,6 +152,7 @@ class Answer(BaseModel):
     suggestions: list[Hit] = Field(default_factory=list)
     removed_citations: list[str] = Field(default_factory=list)
     answerability: float | None = None
+    shape: Literal["text", "list"] = "text"
 
     def see_also(self, k: int = 3) -> list[Hit]:
         """The next retrieved papers the answer does not cite, shown apart from the
@@ -175,4 +180,5 @@ class Answer(BaseModel):
             mode=self.mode,
             notices=list(self.notices),
             timings_ms=Timings(**{k: round(self.timings_ms.get(k, 0.0), 2) for k in ("retrieve", "answer", "total")}),
+            shape=self.shape,
         )

@@ -25,7 +25,7 @@ from assistant.answer import (
 from assistant.citations import Source, Verified, verify
 from assistant.config import Settings
 from assistant.corpus import normalize_title
-from assistant.focus import COMPARE, listing_note
+from assistant.focus import COMPARE, asks_for_list, listing_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, NoticeKind, Paper
 from assistant.retrieve import (
@@ -220,7 +220,6 @@ class Assistant:
         text = self.clean_question(question)
         s = self.settings
         mode = mode or s.answer_mode()
-        top_k = top_k or s.top_k
         index = self.index
         notices: list[Notice] = []
 
@@ -231,7 +230,9 @@ class Assistant:
         if stale := index.stale_notice():
             yield notice("stale_index", stale)
         query = self.contextualize(text, history)
-        ranking = index.search(query, k=max(s.retrieve_k, 10), retriever=retriever or s.retriever, filters=filters)
+        wide = asks_for_list(text) or bool(COMPARE.search(text))  # every paper that fits, or both sides
+        top_k = top_k or (s.list_top_k if wide else s.top_k)
+        ranking = index.search(query, k=max(s.retrieve_k, 10, top_k), retriever=retriever or s.retriever, filters=filters)
         evidence = self.evidence(ranking, query, top_k)
         answerability = self.answerability(query, ranking, evidence)
         threshold = self.abstention.threshold if s.abstain_threshold is None else s.abstain_threshold
@@ -249,6 +250,7 @@ class Assistant:
                             "total": (end - t0) * 1000},
                 notices=notices, suggestions=ranking.hits[:3] if abstained else [],
                 removed_citations=verified.removed if verified else [], answerability=answerability,
+                shape="list" if asks_for_list(text, len(evidence.named)) and not abstained else "text",
             )
 
         def refuse(used_mode: str, drafted: bool) -> Iterator[Event]:

@@ -19,7 +19,7 @@ import gradio as gr
 
 from assistant.config import Settings
 from assistant.index import IndexProblem, read_manifest
-from assistant.models import Notice
+from assistant.models import Answer, Notice, Paper
 from assistant.pipeline import Assistant, QuestionError, Turn
 from assistant.retrieve import Filters
 from assistant.topics import CorpusMap, Topic, load_map
@@ -108,6 +108,16 @@ class AssistantUI:
         index = self.assistant.index
         return load_map(self.settings, papers=index.papers, store=index.store)
 
+    def list_context(self, answer: Answer) -> tuple[dict[str, Paper], dict[str, str]]:
+        """What a list answer's table shows beside its citations: the papers (dates,
+        links) and each one's topic on the corpus map (its grouping); empty otherwise."""
+        if answer.shape != "list" or not answer.citations or not self.index_ready():
+            return {}, {}
+        corpus_map, papers = self.corpus_map(), self.assistant.index.papers
+        topics = {c.paper_id: t.label for c in answer.citations
+                  if corpus_map is not None and (t := corpus_map.topic_of(c.paper_id)) is not None}
+        return papers, topics
+
     def map_value(self) -> str:
         """The whole map figure (page load, index build)."""
         corpus_map = self.corpus_map()
@@ -145,7 +155,8 @@ class AssistantUI:
                     yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
                     continue
                 turns.append(Turn(update.question, update))
-                messages[-1] = {"role": "assistant", "content": fmt.answer_markdown(update, len(turns))}
+                messages[-1] = {"role": "assistant", "content": fmt.answer_markdown(update, len(turns),
+                                                                                   *self.list_context(update))}
                 highlight = [h.paper_id for h in update.retrieved]
                 yield gr.skip(), messages, turns, self.sources(turns), self.map_highlight(highlight)
         except IndexProblem as exc:
