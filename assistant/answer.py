@@ -43,6 +43,7 @@ class Evidence:
     part_similarities: dict[int, list[float]] = field(default_factory=dict)
     # source n -> (weakest, idf-weighted) word support of the question (assistant/words.py)
     support: dict[int, tuple[float, float]] = field(default_factory=dict)
+    keyword: dict[int, float] = field(default_factory=dict)  # source n -> its BM25 score (best unit)
 
     def focus(self, question: str) -> list[Pick]:
         """The sources that answer and their sentences, best first (assistant/focus.py);
@@ -50,7 +51,7 @@ class Evidence:
         picks = focus(question, {s.n: s.sentences for s in self.sources}, self.similarities, self.scores,
                       sorted(self.named), self.part_similarities,
                       {n: weighted for n, (_, weighted) in self.support.items()},
-                      {s.n: s.paper.title for s in self.sources})
+                      {s.n: s.paper.title for s in self.sources}, self.keyword)
         if asks_for_recent(question) and asks_for_list(question, len(self.named)):
             dates = {s.n: s.paper.published or "" for s in self.sources}
             picks.sort(key=lambda p: dates[p.n], reverse=True)

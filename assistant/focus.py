@@ -109,11 +109,13 @@ SEVERAL_SCORE_SHARE = 0.5  # fused retrieval score at least this share of the to
 SEVERAL_FLOOR = 0.4
 SEVERAL_SUPPORT_MARGIN = 0.2
 SEVERAL_MAX_PAPERS = 4
-# A paper of a list answer (tune questions of evals/questions/lists.jsonl and the
-# several-paper questions of core and hard tune, evals/README.md): its best sentence
-# at least LIST_FLOOR and its word support at least LIST_SUPPORT, each on its own.
-LIST_FLOOR = 0.4
-LIST_SUPPORT = 0.75
+# A paper of a list answer shows on its own that it is about what is asked: the mean
+# of its best sentence similarity and its word support, plus its BM25 score /
+# KEYWORD_SCALE (the question's own terms in its title or abstract), reaches LIST_FIT.
+# Chosen on the tune questions of evals/questions/lists.jsonl and the several-paper
+# questions of core and hard tune (evals/README.md, lists).
+LIST_FIT = 0.88
+KEYWORD_SCALE = 20.0
 LEAD_SENTENCES = 4  # sentences quoted when one paper answers
 SENTENCES_EACH = 2  # when several do
 NEAR_DUPLICATE = 85  # rapidfuzz ratio above which two sentences say the same thing
@@ -197,10 +199,11 @@ def sentence_scores(question: str, sentences: list[str], similarities: list[floa
 
 
 def choose_papers(question: str, best: dict[int, float], scores: dict[int, float], named: list[int],
-                  support: dict[int, float] | None = None) -> list[int]:
+                  support: dict[int, float] | None = None, keyword: dict[int, float] | None = None) -> list[int]:
     """Source numbers to cite, in retrieval order. `best`: each source's best sentence
     similarity; `scores`: its fused retrieval score; `named`: sources the question names;
-    `support`: how near each source's words come to all the question's (idf-weighted)."""
+    `support`: how near each source's words come to all the question's (idf-weighted);
+    `keyword`: its BM25 score."""
     order = [n for n in sorted(best) if best[n] >= FLOOR or n in named]
     if not order:
         return []
@@ -209,14 +212,18 @@ def choose_papers(question: str, best: dict[int, float], scores: dict[int, float
     if len(named) > 1:
         return sorted(named)
     if asks_for_list(question):
-        return fitting(order, best, support or {})
+        return fitting(order, best, support or {}, keyword or {})
     return near_the_best(order, best, scores, named, support)
 
 
-def fitting(order: list[int], best: dict[int, float], support: dict[int, float]) -> list[int]:
-    """Each paper that shows on its own that it is about what is asked, in retrieval
-    order (the first always: abstention has judged the question answerable)."""
-    return order[:1] + [n for n in order[1:] if best[n] >= LIST_FLOOR and support.get(n, LIST_SUPPORT) >= LIST_SUPPORT]
+def fitting(order: list[int], best: dict[int, float], support: dict[int, float],
+            keyword: dict[int, float]) -> list[int]:
+    """Each paper that shows on its own that it is about what is asked (LIST_FIT), in
+    retrieval order; the first always (abstention has judged the question answerable)."""
+    def fit(n: int) -> float:
+        return (best[n] + support.get(n, 0.0)) / 2 + keyword.get(n, 0.0) / KEYWORD_SCALE
+
+    return order[:1] + [n for n in order[1:] if fit(n) >= LIST_FIT]
 
 
 def near_the_best(order: list[int], best: dict[int, float], scores: dict[int, float], named: list[int],
@@ -291,7 +298,8 @@ def name_sides(question: str, titles: dict[int, str], sentences: dict[int, list[
 def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int, list[float]],
           scores: dict[int, float], named: list[int],
           part_similarities: dict[int, list[float]] | None = None,
-          support: dict[int, float] | None = None, titles: dict[int, str] | None = None) -> list[Pick]:
+          support: dict[int, float] | None = None, titles: dict[int, str] | None = None,
+          keyword: dict[int, float] | None = None) -> list[Pick]:
     """The papers that answer and, for each, the sentences that carry the answer, best
     first, skipping a sentence another cited paper already says (the corpus has papers
     sharing sentences). A comparison whose names point at two sources cites those."""
@@ -299,7 +307,7 @@ def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int
     by_name = name_sides(question, titles or {}, sentences)
     if len(by_name) > 1:
         named = sorted(by_name)
-    papers = choose_papers(question, best, scores, named, support)
+    papers = choose_papers(question, best, scores, named, support, keyword)
     if len(by_name) < 2 and (extra := sides(question, part_similarities or {}) - set(papers)):
         papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]
     per_paper = LEAD_SENTENCES if len(papers) == 1 else 1 if asks_for_list(question) else SENTENCES_EACH

@@ -178,6 +178,7 @@ class Assistant:
         return Evidence(sources=sources, similarities=sims, named=named,
                         vectors={s.n: vectors[s.paper.paper_id] for s in sources},
                         scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)},
+                        keyword={i: h.keyword for i, h in enumerate(ranking.hits[:top_k], 1)},
                         part_similarities=self._part_similarities(query, ranking, sources, vectors),
                         support=self._word_support(query, ranking, sources))
 

@@ -25,7 +25,7 @@ from assistant.files import atomic_write_json
 from evals.evaluate import file_sha256, git_commit, run_eval
 
 FLOORS_FILE = PROJECT_ROOT / "evals" / "floors.json"
-SETS = {name: f"evals/questions/{name}.jsonl" for name in ("core", "hard", "heldout", "refusal")}
+SETS = {name: f"evals/questions/{name}.jsonl" for name in ("core", "hard", "heldout", "refusal", "lists")}
 MARGIN_QUESTIONS = 2
 # headline figure -> (kind, the headline count it is a share of)
 GUARDED: dict[str, tuple[str, str | None]] = {
@@ -45,12 +45,24 @@ GUARDED: dict[str, tuple[str, str | None]] = {
     "answerable_cautioned": ("ceiling", "answerable_n"),
     "invalid_citations": ("ceiling", None),  # none, ever
     "groundedness": ("floor", None),  # every cited sentence re-verifies
+    # lists.jsonl (evals/lists.py): every paper that answers a list question, both sides of a comparison
+    "list_recall": ("floor", "list_n"),
+    "list_complete": ("floor", "list_n"),
+    "list_precision": ("floor", "list_n"),
+    "compare_both_sides": ("floor", "compare_n"),
+    "paraphrase_recall": ("floor", "paraphrase_n"),
 }
 
 
 def measure(settings: Settings, questions: Path, progress: bool = False, retriever: str = "hybrid") -> dict[str, Any]:
     """The headline of one set (all its questions), offline: with the shipped settings
-    and the hybrid retriever, what `assistant ask` does for a user."""
+    and the hybrid retriever, what `assistant ask` does for a user. The list set is
+    measured by evals/lists.py (its answers' citations against exhaustive gold lists)."""
+    if questions.stem == "lists":
+        from evals.lists import headline as list_headline
+        from evals.lists import run_lists
+
+        return list_headline(run_lists(settings, questions)[1])
     with tempfile.TemporaryDirectory(prefix="floors-") as out:
         run = run_eval(settings, questions, [retriever], "offline", Path(out), progress=progress, plots=False)
     return run.metrics[retriever]["headline"]["all"]

@@ -72,7 +72,10 @@ def evidence(sims: dict[int, list[float]], named: set[int] = frozenset()) -> Evi
         source(3, "attn", "Linear Attention Is a Recurrent Network", ATTN),
         source(4, "birds", "Bird Song Species Identification in the Wild", FAR),
     ]
-    return Evidence(sources=sources, similarities=sims, named=set(named), vectors={})
+    # Word support and BM25 scores as retrieval gives them: the first three papers share the question's words.
+    return Evidence(sources=sources, similarities=sims, named=set(named), vectors={},
+                    support={1: (0.8, 0.9), 2: (0.8, 0.9), 3: (0.8, 0.9), 4: (0.2, 0.2)},
+                    keyword={1: 3.0, 2: 3.0, 3: 3.0, 4: 0.0})
 
 
 SIMS = {1: [0.55, 0.85, 0.81, 0.30], 2: [0.79, 0.60], 3: [0.78, 0.50], 4: [0.10, 0.05]}
@@ -133,9 +136,9 @@ def test_a_paper_matching_only_some_of_the_question_is_not_among_several() -> No
     """"Which papers predict stock prices with transformers?": a transformer paper with
     nothing on prices comes near one of the question's words, not all of them."""
     ev = evidence(SIMS)
-    ev.support = {1: (0.8, 0.90), 2: (0.7, 0.85), 3: (0.4, 0.60), 4: (0.2, 0.30)}
+    ev.support = {1: (0.8, 0.90), 2: (0.7, 0.85), 3: (0.4, 0.60), 4: (0.2, 0.30)}  # fit 0.97, 0.84 (< 0.88)
     pairs = cited_sentences(draft(ev, SEVERAL))
-    assert [n for n in dict.fromkeys(n for _, n in pairs)] == [1, 2]  # 2 is within the margin, 3 is not
+    assert [n for n in dict.fromkeys(n for _, n in pairs)] == [1, 2]  # 3 comes near the question on one word
 
 
 @pytest.mark.parametrize("question", [
@@ -392,13 +395,15 @@ def test_one_paper_questions_and_comparisons_are_not_lists(question: str) -> Non
 def test_a_list_judges_each_paper_on_its_own_with_no_cap() -> None:
     """The rule before cited papers within 0.2 of the best one's sentence, at most four:
     papers 2 and 3 answer, far below a very close first paper."""
-    best = {1: 0.92, 2: 0.48, 3: 0.44, 4: 0.60, 5: 0.35, 6: 0.50, 7: 0.55, 8: 0.52}
-    support = {1: 0.95, 2: 0.80, 3: 0.78, 4: 0.50, 5: 0.90, 6: 0.80, 7: 0.85, 8: 0.90}
+    best = {1: 0.92, 2: 0.48, 3: 0.44, 4: 0.60, 5: 0.28, 6: 0.50, 7: 0.55, 8: 0.52, 9: 0.50}
+    support = {1: 0.95, 2: 0.80, 3: 0.78, 4: 0.50, 5: 0.95, 6: 0.80, 7: 0.85, 8: 0.90, 9: 0.80}
+    keyword = {1: 12.0, 2: 6.0, 3: 8.0, 4: 2.0, 5: 9.0, 6: 5.0, 7: 4.0, 8: 6.0, 9: 0.0}
     scores = {n: 1.0 / n for n in best}
-    chosen = choose_papers("Which papers quantize diffusion models?", best, scores, [], support)
-    assert chosen == [1, 2, 3, 6, 7, 8]  # 4 lacks the question's words, 5 no sentence comes near it
+    chosen = choose_papers("Which papers quantize diffusion models?", best, scores, [], support, keyword)
+    # 4 lacks the question's words, 5 has no sentence near it, 9 none of its terms
+    assert chosen == [1, 2, 3, 6, 7, 8]
     # A one-paper question keeps its one paper.
-    assert choose_papers("Which paper quantizes diffusion models?", best, scores, [], support) == [1]
+    assert choose_papers("Which paper quantizes diffusion models?", best, scores, [], support, keyword) == [1]
 
 
 def test_a_list_answer_is_one_line_per_paper_with_its_short_name() -> None:
