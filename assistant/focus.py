@@ -47,9 +47,9 @@ from assistant.retrieve import GENERIC_ACRONYMS
 
 
 PLURAL = re.compile(r"\b(which|what|list|name|find|any|are there)\s+(\w+[\s-]+){0,3}?"
-                    r"(papers|works|studies|approaches|methods|articles)\b|^(papers|works)\b", re.I)
+                    r"(?<!paper )(?<!work )(papers|works|studies|approaches|methods|articles)\b|^(papers|works)\b", re.I)
 COMPARE = re.compile(r"\bcompare\b|\bversus\b|\bvs\.?\s|\bhow do\b.+\band\b.+\b(differ|each|both)\b|"
-                     r"\bdiffer(ence)?s? between\b|:\s*[^:?]+\bor\b[^:?]+\?$|\b(and|or)\b[^?]*\beach\b|"
+                     r"\bdiffer(ence)?s? between\b|\bhow does\b.+\bdiffer\b|:\s*[^:?]+\bor\b[^:?]+\?$|\b(and|or)\b[^?]*\beach\b|"
                      r"\bwhich\b[^?]*\band which\b", re.I)
 LINK = re.compile(r"https?://|github\.com|\bavailable at\b|\b(code|project page|demo|website|models?|dataset|data|"
                   r"checkpoints?)\b[^.]{0,40}\b(available|released|found|open[- ]sourced?|public)\b", re.I)
@@ -69,11 +69,12 @@ ASKS_FOR_LISTING = re.compile(r"\bwho\s+(wrote|writes|authored|are the authors|m
                               r"is behind|are behind|authored)\b|\bwhen\s+(was|were|did)\b[^?]*\b(published|released|"
                               r"written|come out|appear(ed)?)\b|\bwhat\s+year\b|\bpublication date\b", re.I)
 # "Which papers ...", "What work ...", "Any papers on ...", "approaches to ...": every paper that answers.
-LIST = re.compile(r"\bwhat\s+(work|research)\b|\b(any|all|the)\s+(papers|works|studies)\b|"
-                  r"\b(approaches|methods|techniques|ways)\s+(to|for)\b", re.I)
+LIST = re.compile(r"\bwhat\s+(work|research)\b|\b(any|all)\s+(papers|works|studies)\b|"
+                  r"\b(what|which)\s+(\w+\s+)?(approaches|methods|techniques|ways)\s+(to|for|of)\b", re.I)
 # A short "How can X be done?" asks for the ways; a long one describes one paper's way
-# (the single-paper "How can ..." questions of core and hard have 18 words or more).
-HOW = re.compile(r"^\s*how\s+(can|could|do|does|to|might|should|is|are)\b", re.I)
+# (the single-paper "How can ..." questions of core and hard have 18 words or more);
+# "How does X work?" asks about one thing.
+HOW = re.compile(r"^\s*how\s+(can|could|to|might|should|would)\b", re.I)
 HOW_MAX_WORDS = 14
 RECENT = re.compile(r"\b(latest|recent(ly)?|newest|most recent)\b", re.I)
 NAME = re.compile(r"\b[A-Z][a-z]*[A-Z][A-Za-z0-9-]*\b|\b[A-Z]{2,}[A-Za-z0-9-]*\b")

@@ -492,3 +492,37 @@ def test_a_focused_answer_and_a_plain_refusal(page: Any) -> None:
     assert refusal.locator("a.cite").count() == 0 and refusal.locator(".see-also").count() == 0
     assert page.locator("#sources .turn:not([hidden]) .src").count() == 0
     shot(page, "09-refusal")
+
+
+LIST_Q = "Which papers compress diffusion models with quantization (post-training or quantization-aware)?"
+
+
+def test_a_list_question_renders_a_table_with_every_cited_paper(page: Any) -> None:
+    """"Which papers ...?": a table (paper, date, the sentence showing it fits, link) with
+    one row per cited paper, each opening its source card; sortable; copyable as CSV."""
+    ask(page, LIST_Q)
+    answer = bot_messages(page).last
+    table = answer.locator("table.list-table")
+    table.wait_for(timeout=5_000)
+    rows = table.locator("tbody tr:not(.group-head)")
+    cards = page.locator("#sources .turn:not([hidden]) .src")
+    titles = [t.strip() for t in cards.locator(".src-head b").all_inner_texts()]
+    assert rows.count() == cards.count() == len(titles) >= 3  # every cited paper, once
+    shown = [rows.nth(i).locator("td").nth(1).inner_text().strip() for i in range(rows.count())]
+    assert sorted(shown) == sorted(titles)
+    assert "EfficientDM: Efficient Quantization-Aware Fine-Tuning of Low-Bit Diffusion Models" in shown
+    assert [h.strip() for h in table.locator("thead th").all_inner_texts()] == ["#", "Paper", "Date", "Why it fits", "Link"]
+    quotes = [rows.nth(i).locator("td").nth(3).inner_text().strip() for i in range(rows.count())]
+    assert all(quotes)
+    shot(page, "10-list-table")
+
+    table.locator("thead a", has_text="Paper").click()  # sort by title, A to Z
+    ordered = [rows.nth(i).locator("td").nth(1).inner_text().strip() for i in range(rows.count())]
+    assert ordered == sorted(ordered, key=str.lower)
+    csv = page.evaluate("() => window.assistantListText(document.querySelector('#chat .list-answer:last-of-type'), 'csv')")
+    assert csv.splitlines()[0] == "#,Paper,Date,Why it fits,Link" and all(t.split(":")[0] in csv for t in titles)
+    markdown = page.evaluate("() => window.assistantListText(document.querySelector('#chat .list-answer'), 'md')")
+    assert markdown.startswith("| # | Paper | Date | Why it fits | Link |") and markdown.count("\n") == rows.count() + 2
+
+    rows.first.locator("a.cite").click()  # a row's [n] opens that paper's source card
+    page.locator("#sources .src.active").wait_for(timeout=5_000)
