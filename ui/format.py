@@ -307,6 +307,7 @@ a.cite:hover { text-decoration: underline; }
 .list-table th, .list-table td { border-bottom: 1px solid var(--border-color-primary); padding: 0.25rem 0.4rem;
   text-align: left; vertical-align: top; }
 .list-table thead a { text-decoration: none; color: inherit; }
+.list-table td:nth-child(1), .list-table td:nth-child(3) { white-space: nowrap; }
 .list-table .group-head th { background: var(--background-fill-secondary); font-weight: 600; }
 .list-table tr.more { display: none; }
 .list-answer.all .list-table tr.more { display: table-row; }
