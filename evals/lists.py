@@ -32,7 +32,7 @@ from typing import Any
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.corpus import normalize_title
-from evals.evaluate import Question, file_sha256, git_commit, load_questions, table
+from evals.evaluate import Question, display_path, file_sha256, git_commit, load_questions, table
 from evals.stats import percentile
 
 RULES = ("naive", "today", "ours")
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = Settings(mode="offline", llm_base_url=None, llm_api_key=None)
     rows, metrics = run_lists(settings, args.questions, args.split)
     record = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "git_commit": git_commit(),
-              "questions": str(args.questions), "questions_sha256": file_sha256(args.questions), "split": args.split,
+              "questions": display_path(args.questions), "questions_sha256": file_sha256(args.questions), "split": args.split,
               "top_k": settings.top_k, "list_top_k": settings.list_top_k}
     write(args.out, rows, metrics, record)
     print(json.dumps(headline(metrics)))
