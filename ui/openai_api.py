@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 MODELS: dict[str, Literal["offline", "llm"] | None] = {"assistant": None, "assistant-offline": "offline",
                                                        "assistant-llm": "llm"}
 MAX_TURNS = 50  # history kept: the most recent turns (a chat front end sends the whole conversation)
-KEEPALIVE_S = 10.0  # an SSE comment after this long without an event keeps proxies from closing the stream
+KEEPALIVE_S = 5.0  # an SSE comment after this long without a byte sent keeps proxies from closing the stream
 SOURCES_HEAD = "Sources:"
 NOTE_PREFIX = "> Note: "
 _SOURCE_LINE = re.compile(r"^- \[(?P<n>\d+)\] (?P<title>.+?)(?: — (?P<url>https?://\S+))? — “(?P<quote>.*)”$")
@@ -231,7 +231,7 @@ class Completion:
 
 
 Item = Event | Exception
-IDLE = "idle"  # what `_receive` returns after KEEPALIVE_S without an event
+IDLE = "idle"  # what `_receive` returns when its wait ends without an event
 
 
 class ChatStream(Response):
@@ -288,17 +288,18 @@ class ChatStream(Response):
 
     async def _stream(self, first: Event, items: MemoryObjectReceiveStream[Item], send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        last = time.monotonic()
 
         async def body(data: bytes, more: bool = True) -> None:
+            nonlocal last
+            last = time.monotonic()
             await send({"type": "http.response.body", "body": data, "more_body": more})
 
         chunk, reader = self.completion.chunk, AnswerReader()
         await body(chunk({"role": "assistant", "content": ""}))
         item: Item | str | None = first
         while isinstance(item, Event) or item == IDLE:
-            if item == IDLE:
-                await body(b": the answer is being written and verified\n\n")
-            elif isinstance(item, Event) and reader.read(item).kind == "notice" and item.notice is not None:
+            if isinstance(item, Event) and reader.read(item).kind == "notice" and item.notice is not None:
                 await body(chunk({"content": note(item.notice)}))
             elif reader.answer is not None:
                 answer = reader.answer
@@ -306,7 +307,9 @@ class ChatStream(Response):
                 await body(chunk({"content": late + answer.answer + sources(answer.citations)}))
                 await body(chunk(extras(answer), finish="stop"))
                 break
-            item = await _receive(items, KEEPALIVE_S)
+            if time.monotonic() - last >= KEEPALIVE_S:  # withheld draft tokens send nothing
+                await body(b": the answer is being written and verified\n\n")
+            item = await _receive(items, KEEPALIVE_S - (time.monotonic() - last))
         else:  # the pipeline failed (or ended without an answer) after the status was sent
             failure = item if isinstance(item, Exception) else RuntimeError("the pipeline ended without an answer")
             await body(_sse(as_chat_error(failure).body()))
@@ -315,7 +318,7 @@ class ChatStream(Response):
 
 async def _receive(items: MemoryObjectReceiveStream[Item], timeout: float | None) -> Item | str | None:
     """The next item; IDLE after `timeout` seconds without one; None at the end."""
-    with anyio.move_on_after(timeout):
+    with anyio.move_on_after(max(timeout, 0.0) if timeout is not None else None):
         try:
             return await items.receive()
         except anyio.EndOfStream:
