@@ -330,3 +330,20 @@ def test_llm_answer_replaced_by_the_offline_one_streams_only_the_offline_one(cli
     offline = client.chat.completions.create(model="assistant-offline", messages=user(ADAMP_Q)).choices[0].message
     assert extra["citations"] == offline.model_extra["citations"]
     assert text.startswith("> Note: ") and text.endswith(offline.content)
+
+
+def test_a_client_that_goes_away_frees_its_answer_slot(client: OpenAI, http: httpx.Client, fake: FakeLLM) -> None:
+    """Four streams (the server computes 4 answers at once) closed while the model
+    drafts for 30 s: their answers stop, so the next question is not queued behind them."""
+    fake.script = [Reply.text("AdamP removes the radial component at each optimizer step [1]. " * 5, pieces=10,
+                              chunk_delay=3.0)]
+    for _ in range(4):
+        with http.stream("POST", "/v1/chat/completions", json={"model": "assistant-llm", "stream": True,
+                                                               "messages": user(ADAMP_Q)}) as r:
+            assert r.status_code == 200
+            assert next(r.iter_bytes()).startswith(b"data: ")  # the role chunk: the model is drafting
+    t0 = time.perf_counter()
+    reply = client.chat.completions.create(model="assistant-offline", messages=user("What is Timo?"))
+    waited = time.perf_counter() - t0
+    print(f"\nanswer after 4 abandoned streams: {waited:.1f} s")
+    assert reply.choices[0].message.model_extra["citations"] and waited < 15
