@@ -1,9 +1,11 @@
-"""One ASGI app: the JSON API and OpenAPI schema on FastAPI, the Gradio UI mounted
-at `/`, optional HTTP basic auth in front of both, and a body-size cap on the API.
+"""One ASGI app: the JSON API and OpenAPI schema on FastAPI, the OpenAI-compatible
+/v1 routes (ui/openai_api.py), the MCP transport at /mcp (ui/mcp_server.py), the
+Gradio UI mounted at `/`, optional HTTP basic auth in front of all of them, and a
+body-size cap on the APIs.
 
 Auth is an ASGI middleware rather than Gradio's login form so that one check
-covers every route (UI, Gradio's own endpoints, /api/*, /openapi.json) and API
-clients can use a standard `Authorization: Basic` header.
+covers every route (UI, Gradio's own endpoints, /api/*, /v1/*, /mcp, /openapi.json)
+and API clients can use a standard `Authorization: Basic` header.
 """
 
 from __future__ import annotations
