@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from typing import Any
 
 import anyio
@@ -175,12 +176,13 @@ async def round_trip(c: Client) -> dict[str, Any]:
 
 
 def test_stdio_subprocess(full_index: Settings, assistant: Any) -> None:
-    """`assistant mcp` as a desktop client launches it (the command function itself,
-    since a new entry point needs a re-install to reach the `assistant` script)."""
+    """`assistant mcp` as a desktop client launches it; until the package is
+    re-installed with its new entry point, the command function itself."""
     env = server_env(full_index) | {"PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
                                                                                 os.environ.get("PYTHONPATH")]))}
-    params = StdioServerParameters(command=sys.executable, args=["-c", "from ui.cli import mcp; mcp()"], env=env,
-                                   cwd=str(PROJECT_ROOT))
+    installed = any(ep.name == "mcp" for ep in entry_points(group="assistant.commands"))
+    args = ["-m", "assistant", "mcp"] if installed else ["-c", "from ui.cli import mcp; mcp()"]
+    params = StdioServerParameters(command=sys.executable, args=args, env=env, cwd=str(PROJECT_ROOT))
 
     async def test() -> None:
         async with Client(params, read_timeout_seconds=240) as c:
