@@ -76,7 +76,8 @@ def test_chat_check() -> None:
     good = sse({"role": "assistant", "content": ""}, {"content": "An answer [1]."},
                {"citations": message["citations"], "notices": []})
     assert chat_problem(200, good, stream=True) == (None, False)
-    assert chat_problem(200, good.removesuffix("data: [DONE]\n\n"), stream=True) == ("stream without data: [DONE]", False)
+    cut = good.removesuffix("data: [DONE]\n\n")
+    assert chat_problem(200, cut, stream=True) == ("stream without data: [DONE]", False)
     assert chat_problem(200, sse({"content": "An answer [1]."}), stream=True)[0].startswith("not a cited")
 
 

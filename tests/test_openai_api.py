@@ -179,7 +179,8 @@ def assert_openai_error(response: httpx.Response, status: int, code: str) -> dic
 
 BAD = [
     ({"model": "assistant", "messages": [{"role": "system", "content": "Be brief."}]}, 400, "no_user_message"),
-    ({"model": "assistant", "messages": [*user(ADAMP_Q), {"role": "assistant", "content": "x"}]}, 400, "no_user_message"),
+    ({"model": "assistant", "messages": [*user(ADAMP_Q), {"role": "assistant", "content": "x"}]}, 400,
+     "no_user_message"),
     ({"model": "assistant", "messages": []}, 400, "invalid_request"),
     ({"model": "gpt-4o", "messages": user(ADAMP_Q)}, 400, "model_not_found"),
     ({"messages": user(ADAMP_Q)}, 400, "invalid_request"),

@@ -101,7 +101,7 @@ class Tools:
     async def ask(self, question: Annotated[str, Field(description="The question, in English.")],
                   history: Annotated[list[HistoryTurn] | None, Field(
                       description="Earlier turns, oldest first, so a follow-up ('and how fast is it?') resolves: "
-                                  "each {question, answer} where answer is the earlier ask result or its text.")] = None,
+                                  "each {question, answer}, answer being the earlier ask result or its text.")] = None,
                   ) -> AskResult:
         """Answer a question about machine-learning papers from the corpus, with numbered citations [n] to
         verbatim abstract sentences; abstains (abstained: true) when the corpus has no support."""

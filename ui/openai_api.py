@@ -26,7 +26,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Literal
 
 import anyio
@@ -129,8 +129,8 @@ def parse_request(raw: bytes, llm_configured: bool) -> tuple[ChatRequest, Litera
     except ValidationError as exc:
         raise ChatError(400, validation_message(exc.errors()), "invalid_request") from None
     if request.model not in MODELS:
-        raise ChatError(400, f"Unknown model {request.model[:100]!r}; use one of: {', '.join(MODELS)} (GET /v1/models).",
-                        "model_not_found")
+        raise ChatError(400, f"Unknown model {request.model[:100]!r}; use one of: {', '.join(MODELS)} "
+                        "(GET /v1/models).", "model_not_found")
     mode = MODELS[request.model]
     if mode == "llm" and not llm_configured:
         raise ChatError(400, "Model assistant-llm needs an LLM endpoint (ASSISTANT_LLM_BASE_URL or OPENAI_API_KEY on "
@@ -242,7 +242,7 @@ class ChatStream(Response):
     pipeline refuses or an index it cannot open still gets a 4xx/5xx JSON error;
     a client that goes away cancels the answer."""
 
-    def __init__(self, api: Api, completion: Completion, events: Callable[[], Generator[Event, None, None]]) -> None:
+    def __init__(self, api: Api, completion: Completion, events: Callable[[], Iterator[Event]]) -> None:
         super().__init__()
         self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                             (b"x-accel-buffering", b"no")]
@@ -258,8 +258,8 @@ class ChatStream(Response):
                 if isinstance(first, Event):
                     await self._stream(first, items, send)
                 else:
-                    failure = as_chat_error(first or RuntimeError("the pipeline ended without an event"))
-                    await failure.response()(scope, receive, send)
+                    failure = first if isinstance(first, Exception) else RuntimeError("the pipeline sent no event")
+                    await as_chat_error(failure).response()(scope, receive, send)
             tg.cancel_scope.cancel()
 
     async def _produce(self, sender: MemoryObjectSendStream[Item]) -> None:
@@ -280,7 +280,7 @@ class ChatStream(Response):
             except Exception as exc:
                 emit(exc)
             finally:
-                if events is not None:
+                if isinstance(events, Generator):  # stops the pipeline (and its LLM call) early
                     events.close()
 
         with sender:

@@ -137,7 +137,8 @@ class LoadReport:
             f"server concurrency {self.server_concurrency}, {os.cpu_count()} CPUs; server start {s['server_start_s']} s)",
             f"requests: {self.requests} in {s['wall_s']} s = {s['throughput_rps']} req/s   "
             f"errors: {self.errors}   abstained: {self.abstained}",
-            f"{ENDPOINTS[self.endpoint]} latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  max {lat['max']}",
+            f"{ENDPOINTS[self.endpoint]} latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  "
+            f"max {lat['max']}",
             f"UI probe GET / ms: p50 {ui['p50']}  max {ui['max']}   "
             f"GET /api/health ms: p50 {h['p50']}  max {h['max']}   ({self.probes} probes, {self.probe_errors} failed)",
         ]
@@ -188,9 +189,9 @@ def _request(http: Any, endpoint: str, question: str) -> tuple[str | None, bool]
         r = http.post("/api/ask", json={"question": question})
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
         problem = contract_problem(r.status_code, body)
-        if problem is None and body["question"] != " ".join(question.split()):
+        if problem is None and body is not None and body["question"] != " ".join(question.split()):
             problem = "answer to another question"
-        return problem, problem is None and body["abstained"]
+        return problem, problem is None and body is not None and body["abstained"]
     stream = endpoint == "chat-stream"
     r = http.post("/v1/chat/completions", json={"model": "assistant", "stream": stream,
                                                 "messages": [{"role": "user", "content": question}]})
