@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from assistant.words import content_words
+from assistant.words import content_words, tokens_of
 
 if TYPE_CHECKING:
     from assistant.models import Answer
@@ -46,18 +46,27 @@ WORD_LIST = re.compile(
 )
 WORD_LIST_MAX_WORDS = 16
 
+# A question with at most this many content words (assistant/words.py) has too little
+# of its own for retrieval to go on: "Which datasets did they use?", "And on video?".
+THIN_QUESTION = 3
 # A follow-up when the paper under discussion's best sentence is within this of the
 # best sentence the question finds alone (cosine similarity, MiniLM).
 FOLLOW_UP_MARGIN = 0.10
+# Asked alone, a question whose best sentence anywhere is below this found nothing
+# confidently; with a word referring back, it is about the paper under discussion.
+UNSURE_ALONE = 0.45
+REFERS_BACK = re.compile(r"\b(it|its|they|them|their|this|these|those)\b", re.IGNORECASE)
 # The paper under discussion answers a follow-up when every content word of the
 # question comes this near a word of its title and abstract (word vectors, assistant/words.py).
 WORD_SUPPORT = 0.55
-# Verbs that frame a follow-up ("did they *try* it on EEG signals?"), not its topic.
-_ASKING_VERBS = frozenset(
+# Words that frame a follow-up ("did they *try* it", "how *much* does it *save*"), not its topic.
+_ASKING_WORDS = frozenset(
     "try tried apply applied work works worked run runs handle handles test tested evaluate evaluated support "
     "supports train trained compare compared beat beats reach reaches get gets need needs cover covers include "
-    "includes mention mentions generate generated been also well".split()
+    "includes mention mentions generate generated been also well much many long take takes save saves written "
+    "change changes learned offer offers".split()
 )
+_TRAILING = frozenset("model models method methods network networks".split())
 
 
 @dataclass(frozen=True)
@@ -87,10 +96,12 @@ def word_list_follows_up(question: str) -> bool:
     return bool(WORD_LIST.search(question)) and len(question.split()) <= WORD_LIST_MAX_WORDS
 
 
-def follows_up(alone_best: float, discussed_best: float) -> bool:
-    """The evidence rule (module docstring): the paper under discussion matches the
-    question about as well as anything the question finds alone."""
-    return discussed_best >= alone_best - FOLLOW_UP_MARGIN
+def follows_up(question: str, alone_best: float, discussed_best: float) -> bool:
+    """The evidence rule (module docstring): a thin question, or one the paper under
+    discussion matches about as well as anything it finds alone, or one that refers
+    back and finds nothing confidently alone."""
+    return (len(content_words(question)) <= THIN_QUESTION or discussed_best >= alone_best - FOLLOW_UP_MARGIN
+            or (alone_best < UNSURE_ALONE and bool(REFERS_BACK.search(question))))
 
 
 def missing_phrase(question: str, support: dict[str, float]) -> str:
@@ -98,16 +109,16 @@ def missing_phrase(question: str, support: dict[str, float]) -> str:
     own words: the run of adjacent content words holding the first word the paper's
     words come nowhere near (`support`: content word -> its best similarity to a word
     of the paper). Empty when the paper speaks of every word."""
-    weak = [w for w in content_words(question) if w not in _ASKING_VERBS and support.get(w, 1.0) < WORD_SUPPORT]
+    weak = [w for w in content_words(question) if w not in _ASKING_WORDS and support.get(w, 1.0) < WORD_SUPPORT]
     if not weak:
         return ""
-    tokens = re.findall(r"[^\W_][\w\-'’]*", question)
-    keep = {w for w in content_words(question) if w not in _ASKING_VERBS}
+    tokens = tokens_of(question)
+    keep = {w for w in content_words(question) if w not in _ASKING_WORDS}
     start = next(i for i, t in enumerate(tokens) if t.lower() == weak[0])
     lo = start
     while lo > 0 and tokens[lo - 1].lower() in keep:
         lo -= 1
     hi = start
-    while hi + 1 < len(tokens) and tokens[hi + 1].lower() in keep:
+    while hi + 1 < len(tokens) and (tokens[hi + 1].lower() in keep or tokens[hi + 1].lower() in _TRAILING):
         hi += 1
     return " ".join(tokens[lo:hi + 1])

@@ -183,7 +183,7 @@ class Assistant:
         vectors = index.sentence_vectors(ids)
         best = max((float((vectors[p] @ ranking.query_vector).max()) for p in ids if len(vectors[p])), default=0.0)
         alone = max((h.dense for h in ranking.hits), default=0.0)
-        if not follows_up(alone, best):
+        if not follows_up(text, alone, best):
             return Reading(False)
         return Reading(True, ids, short_name(index.papers[ids[0]].title))
 

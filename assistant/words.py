@@ -80,6 +80,11 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def tokens_of(text: str) -> list[str]:
+    """The words of `words_of`, in the text's own case ("EEG", not "eeg")."""
+    return _WORD.findall(text)
+
+
 def looks_foreign(question: str) -> bool:
     """More letters outside the Latin script than in it, or more function words of
     another language than of English."""

@@ -100,7 +100,7 @@ def test_the_runner_plays_conversations_through_the_api_history(full_index: Sett
     assert metrics["word_list"]["all"]["switch"]["hijack"] == 1.0  # the example, reproduced
     assert metrics["evidence"]["all"]["switch"]["hijack"] == 0.0
     shipped = headline([r for r in results if r["config"] == "evidence"])
-    assert shipped["switch_recall@1"] == 1.0 and shipped["unanswerable_refused"] == 1.0
+    assert shipped["first_recall@1"] == 1.0 and shipped["unanswerable_refused"] == 1.0  # refused or "does not mention"
     assert shipped["first_n"] == shipped["switch_n"] == shipped["unanswerable_n"] == 1
 
 
