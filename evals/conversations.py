@@ -219,8 +219,9 @@ def run_conversations(settings: Settings, path: Path, configs: Sequence[str] = t
 
 
 def measure(settings: Settings, path: Path) -> dict[str, Any]:
-    """The floors' headline: the shipped rule on every conversation."""
-    rows, _ = run_conversations(settings, path, ["evidence"])
+    """The floors' headline: the configured follow-up rule (the shipped one unless a
+    test sets another) on every conversation."""
+    rows, _ = run_conversations(settings, path, [settings.follow_up_rule])
     return headline(rows)
 
 
