@@ -225,6 +225,30 @@ def measure(settings: Settings, path: Path) -> dict[str, Any]:
     return headline(rows)
 
 
+def latency(settings: Settings, path: Path) -> str:
+    """Offline answer time with history (the shipped rule) against the same question
+    alone, interleaved turn by turn in one process so machine load hits both alike."""
+    from assistant.pipeline import Assistant
+    from ui.api import HistoryTurn, to_turns
+
+    assistant = Assistant(settings.model_copy(update={"mode": "offline"}))
+    assistant.ask("How can diffusion models be quantized to low bit widths?")  # warm-up, not timed
+    timed: dict[str, list[float]] = {"with history": [], "alone": []}
+    for conversation in load_conversations(path):
+        history: list[HistoryTurn] = []
+        for turn in conversation.turns:
+            for label, past in (("with history", to_turns(history)), ("alone", [])):
+                t0 = time.perf_counter()
+                answer = assistant.ask(turn.question, past)
+                timed[label].append((time.perf_counter() - t0) * 1000)
+                if label == "with history":
+                    history.append(HistoryTurn.model_validate(
+                        {"question": turn.question, "answer": answer.contract().model_dump(mode="json")}))
+    p50 = {label: percentile(v, 0.5) or 0.0 for label, v in timed.items()}
+    return "\n".join([f"{label}: p50 {p50[label]:.1f} ms, p95 {percentile(v, 0.95):.1f} ms ({len(v)} answers)"
+                      for label, v in timed.items()] + [f"p50 ratio with history / alone: {p50['with history'] / p50['alone']:.2f}"])
+
+
 # ====================================================================== report
 
 COLUMNS = (("n", "n"), ("R@1", "recall@1"), ("citeP", "cite_precision"), ("citeR", "cite_recall"),
