@@ -108,3 +108,30 @@ def test_the_runner_plays_conversations_through_the_api_history(full_index: Sett
 def test_no_history_means_no_follow_up(assistant: Assistant, kind: str) -> None:
     answer = Assistant(assistant.settings.model_copy(update={"follow_up_rule": kind})).ask("What FID does it get?")
     assert not answer.has_notice("follow_up")
+
+
+def test_assistant_eval_runs_a_conversation_set_with_its_baselines(full_index: Settings, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    row = {"id": "conv-y", "split": "heldout", "notes": "", "turns": [
+        {"question": DPM, "kind": "first", "answer_facts": ["10 to 20 function evaluations"], "notes": "",
+         "gold_titles": ["DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling in Around 10 Steps"]},
+        {"question": "What FID does it get on CIFAR-10?", "kind": "follow_up", "answer_facts": ["4.70 FID"], "notes": "",
+         "gold_titles": ["DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling in Around 10 Steps"]}]}
+    questions = tmp_path / "conversations.jsonl"
+    questions.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    for key, value in (("INDEX_DIR", str(full_index.index_dir)), ("COLLECTION_PREFIX", full_index.collection_prefix),
+                       ("MODE", "offline"), ("LLM_BASE_URL", ""), ("LLM_API_KEY", "")):
+        monkeypatch.setenv(f"ASSISTANT_{key}", value)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["eval", "--questions", str(questions), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    assert set(metrics) == {"evidence", "word_list", "never", "alone"} and set(metrics["evidence"]) == {"all", "heldout"}
+    assert metrics["evidence"]["heldout"]["follow_up"]["fact_recall"] == 1.0
+    assert metrics["alone"]["heldout"]["follow_up"]["recall@1"] == 0.0  # "it" alone finds another paper
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "What FID does it get" not in report  # heldout turns are never listed one by one
