@@ -72,7 +72,8 @@ class Citation(BaseModel):
     date: str | None = None
 
 
-NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing"]
+NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing",
+                     "follow_up", "not_in_paper"]
 
 
 class Notice(BaseModel):
@@ -84,7 +85,10 @@ class Notice(BaseModel):
                              "error status, cut off) and the offline answer is shown; llm_unusable: the model's reply "
                              "was not a verifiable answer and the offline answer is shown; llm_insufficient: the LLM "
                              "said its sources do not answer; listing: the question asks who wrote a paper, where or when, which "
-                             "abstracts do not say, and the notice gives what the corpus's listing does.")
+                             "abstracts do not say, and the notice gives what the corpus's listing does; "
+                             "follow_up: the question was read as a follow-up about the paper the conversation is "
+                             "about, and answered from it; not_in_paper: that paper's abstract does not mention what the "
+                             "follow-up asks, and the answer says so.")
     message: str
 
 

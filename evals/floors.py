@@ -22,10 +22,13 @@ from typing import Any
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.files import atomic_write_json
+from evals import conversations
+from evals.conversations import is_conversation_set
 from evals.evaluate import file_sha256, git_commit, run_eval
 
 FLOORS_FILE = PROJECT_ROOT / "evals" / "floors.json"
-SETS = {name: f"evals/questions/{name}.jsonl" for name in ("core", "hard", "heldout", "refusal", "lists")}
+SETS = {name: f"evals/questions/{name}.jsonl" for name in ("core", "hard", "heldout", "refusal", "lists",
+                                                               "conversations")}
 MARGIN_QUESTIONS = 2
 # headline figure -> (kind, the headline count it is a share of)
 GUARDED: dict[str, tuple[str, str | None]] = {
@@ -51,13 +54,23 @@ GUARDED: dict[str, tuple[str, str | None]] = {
     "list_precision": ("floor", "list_n"),
     "compare_both_sides": ("floor", "compare_n"),
     "paraphrase_recall": ("floor", "paraphrase_n"),
+    # conversations (evals/conversations.py): per turn kind, the shipped follow-up rule
+    "first_recall@1": ("floor", "first_n"),
+    "follow_up_recall@1": ("floor", "follow_up_n"),
+    "follow_up_fact_recall": ("floor", "follow_up_n"),
+    "switch_recall@1": ("floor", "switch_n"),
+    "switch_hijack": ("ceiling", "switch_n"),
+    "unanswerable_refused": ("floor", "unanswerable_n"),
 }
 
 
 def measure(settings: Settings, questions: Path, progress: bool = False, retriever: str = "hybrid") -> dict[str, Any]:
     """The headline of one set (all its questions), offline: with the shipped settings
-    and the hybrid retriever, what `assistant ask` does for a user. The list set is
-    measured by evals/lists.py (its answers' citations against exhaustive gold lists)."""
+    and the hybrid retriever, what `assistant ask` does for a user (a conversation set:
+    what the API does with `history`). The list set is measured by evals/lists.py (its
+    answers' citations against exhaustive gold lists)."""
+    if is_conversation_set(questions):
+        return conversations.measure(settings.model_copy(update={"retriever": retriever}), questions)
     if questions.stem == "lists":
         from evals.lists import headline as list_headline
         from evals.lists import run_lists

@@ -188,6 +188,35 @@ def test_example_click_follow_up_and_clear(page: Any) -> None:
     assert "nktoan/h-edit" not in bot_messages(page).last.inner_text()
 
 
+def test_a_topic_switch_with_a_pronoun_then_a_real_follow_up(page: Any) -> None:
+    """Issue 24 in the page: "that" in a new question does not drag the previous paper
+    along; "it" in a real follow-up stays with the paper, says so above the answer,
+    quotes the asked-for number first, and one click asks it as a new question."""
+    ask(page, "What is AdamP?")
+    assert "AdamP" in page.locator("#sources .turn:not([hidden]) .src").first.inner_text()
+    ask(page, "Which paper shows that full-precision diffusion models can be quantized directly to 8-bit models "
+              "without training?")
+    switch = bot_messages(page).last.inner_text()
+    assert "Post-training Quantization on Diffusion Models" in switch and "AdamP" not in switch
+    assert "Read as a follow-up" not in switch and not page.locator("#ask-new").is_visible()
+    ask(page, "Does it work with DDIM?")
+    follow = bot_messages(page).last.inner_text()
+    assert "Read as a follow-up about Post-training Quantization on Diffusion Models" in follow
+    notice_at, quote_at = follow.index("Read as a follow-up"), follow.index("DDIM")
+    assert notice_at < quote_at  # the notice above the answer, the sentence with DDIM first in it
+    cards = page.locator("#sources .turn:not([hidden]) .src")
+    assert cards.count() == 1 and "Post-training Quantization on Diffusion Models" in cards.first.inner_text()
+    shot(page, "05c-follow-up")
+    page.locator("#ask-new").click()
+    page.wait_for_function("document.querySelectorAll('#chat [data-testid=\"user\"]').length === 4", timeout=ANSWER_TIMEOUT)
+    page.wait_for_function("document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 4 && "
+                           "!document.querySelector('#chat').innerText.includes('Searching the corpus')",
+                           timeout=ANSWER_TIMEOUT)
+    assert user_texts(page)[-1] == "Does it work with DDIM?"
+    page.locator("#ask-new").wait_for(state="hidden", timeout=10_000)
+    assert "Read as a follow-up" not in bot_messages(page).last.inner_text()
+
+
 def test_script_question_renders_as_text(page: Any) -> None:
     question = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> **bold** What is Timo?'
     ask(page, question)

@@ -65,6 +65,16 @@ def test_the_listing_notice_informs_rather_than_warns() -> None:
     assert md.startswith("> ℹ️ The corpus holds titles and abstracts") and "⚠️" not in md
 
 
+def test_a_follow_up_says_which_paper_it_was_read_about_above_the_answer() -> None:
+    notices = [Notice(kind="follow_up", message="Read as a follow-up about DPM-Solver."),
+               Notice(kind="not_in_paper", message="The abstract of DPM-Solver does not mention protein structures.")]
+    a = answer("The abstract of DPM-Solver does not mention protein structures. The nearest it comes: x [1]",
+               [citation(1)], notices=notices)
+    md = fmt.answer_markdown(a, turn=3)
+    assert md.startswith("> ℹ️ Read as a follow-up about DPM-Solver.")
+    assert "> ⚠️ The abstract of DPM-Solver does not mention protein structures." in md
+
+
 def test_abstained_answer_says_so() -> None:
     a = answer("The corpus has no paper that answers this question.", [], abstained=True)
     md = fmt.answer_markdown(a, turn=1)

@@ -19,6 +19,7 @@ from assistant.citations import MARKER
 from assistant.index import split_sentences
 from assistant.models import Answer, Citation, Hit, Notice, Paper
 
+INFORMING = ("listing", "follow_up")  # notice kinds shown as information, not as a warning
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")
 
 
@@ -75,8 +76,9 @@ def streaming_markdown(text: str) -> str:
 
 def notice_markdown(notice: Notice) -> str:
     """One notice as a quote line, while the answer streams and under the final one.
-    The listing notice informs (what the corpus knows of who wrote a paper); the rest warn."""
-    return f"> {'ℹ️' if notice.kind == 'listing' else '⚠️'} {html.escape(notice.message, quote=False)}"
+    The listing notice informs (what the corpus knows of who wrote a paper), and so does
+    the follow-up notice (which paper a follow-up was read as being about); the rest warn."""
+    return f"> {'ℹ️' if notice.kind in INFORMING else '⚠️'} {html.escape(notice.message, quote=False)}"
 
 
 def notices_markdown(answer: Answer) -> str:
