@@ -316,8 +316,9 @@ def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int
     picks = []
     for n in papers:
         texts = sentences[n]
-        ranked = sorted(range(len(texts)), key=lambda i, s=sentence_scores(question, texts, similarities[n]): -s[i])
-        chosen = []
+        ranks = sentence_scores(question, texts, similarities[n])
+        ranked = sorted(range(len(texts)), key=lambda i: -ranks[i])
+        chosen: list[int] = []
         for i in ranked:
             if len(chosen) == per_paper:
                 break

@@ -28,6 +28,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
 
 INSTALL_HINT = "install it with: .venv/bin/pip install -e '.[local-llm]' (see README, LLM mode)"
 
@@ -246,7 +250,7 @@ def settings_line(model: LocalModel, base_url: str) -> str:
             "ASSISTANT_LLM_TIMEOUT=60")
 
 
-def cli_app() -> object:
+def cli_app() -> typer.Typer:
     """The `assistant llm` commands (built on call, so `assistant` starts without them)."""
     import typer
 

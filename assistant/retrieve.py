@@ -292,7 +292,8 @@ class Index:
         return list(dict.fromkeys(pid for pid, _ in hits))
 
     def embed_query(self, query: str) -> np.ndarray:
-        return self.embedder.encode([query])[0]
+        vector: np.ndarray = self.embedder.encode([query])[0]
+        return vector
 
     def rerank_by_parts(self, hits: list[Hit], part_vectors: np.ndarray) -> dict[str, np.ndarray]:
         """Re-orders the first RERANK_DEPTH hits by fused score + weight x coverage, where

@@ -20,7 +20,7 @@ import gradio as gr
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.index import IndexProblem, read_manifest
 from assistant.models import Answer, Notice, Paper
-from assistant.pipeline import Assistant, QuestionError, Turn
+from assistant.pipeline import AnswerReader, Assistant, QuestionError, Turn
 from assistant.retrieve import Filters
 from assistant.topics import CorpusMap, Topic, load_map
 from ui import format as fmt
@@ -178,21 +178,14 @@ class AssistantUI:
     def _stream(self, question: str, turns: list[Turn], options: dict[str, Any], extra: list[Notice],
                 turn: int) -> Iterator[Any]:
         """Pipeline events as chat updates: str (partial message) or the final Answer."""
-        text, notices, last = "", list(extra), 0.0
-        for event in self.assistant.stream(question, turns, **options):
-            if event.kind == "reset":
-                text = ""
-            elif event.kind == "notice" and event.notice is not None:
-                notices.append(event.notice)
-            elif event.kind == "token":
-                text += event.text
-                now = time.monotonic()
-                if now - last >= STREAM_INTERVAL:
-                    last = now
-                    head = "".join(f"{fmt.notice_markdown(n)}\n\n" for n in notices)
-                    yield head + fmt.streaming_markdown(text)
-            elif event.kind == "answer" and event.answer is not None:
-                answer = event.answer
+        reader, last = AnswerReader(notices=list(extra)), 0.0
+        for event in map(reader.read, self.assistant.stream(question, turns, **options)):
+            if event.kind == "token" and time.monotonic() - last >= STREAM_INTERVAL:
+                last = time.monotonic()
+                head = "".join(f"{fmt.notice_markdown(n)}\n\n" for n in reader.notices)
+                yield head + fmt.streaming_markdown(reader.text)
+            elif event.kind == "answer" and reader.answer is not None:
+                answer = reader.answer
                 for n in extra:
                     if n not in answer.notices:
                         answer.notices.insert(0, n)
@@ -264,9 +257,9 @@ class AssistantUI:
 
     def _topic(self, topic_id: int | None) -> Topic | None:
         corpus_map = self.corpus_map() if topic_id is not None else None
-        if corpus_map is None or not 0 <= int(topic_id) < len(corpus_map.topics):  # type: ignore[arg-type]
+        if topic_id is None or corpus_map is None or not 0 <= int(topic_id) < len(corpus_map.topics):
             return None
-        return corpus_map.topics[int(topic_id)]  # type: ignore[arg-type]
+        return corpus_map.topics[int(topic_id)]
 
     def topic_outputs(self, topic_id: int | None) -> tuple[Any, ...]:
         """Summary and paper list of one topic. Outputs: summary, papers."""
