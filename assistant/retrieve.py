@@ -480,7 +480,7 @@ _indexes_lock = threading.Lock()
 _NOT_READ_BY_INDEX = frozenset({
     "top_k", "retriever", "abstain_model", "abstain_threshold", "support_threshold", "max_question_chars",
     "mode", "llm_base_url", "llm_api_key", "llm_model", "llm_timeout", "llm_retries", "llm_temperature",
-    "llm_max_tokens", "llm_context_tokens", "host", "port", "auth", "concurrency",
+    "llm_max_tokens", "llm_context_tokens", "host", "port", "auth", "concurrency", "shutdown_timeout",
 })
 
 

@@ -55,6 +55,27 @@ def contract_problem(status: int, body: Any) -> str | None:
     return None
 
 
+def ask_once(http: Any, question: str, history: list[dict[str, Any]] | None = None
+             ) -> tuple[float, float, Any, str | None]:
+    """One POST /api/ask on an httpx client, checked against the answer contract:
+    (sent, answered) perf_counter times, the JSON body, and the problem or None."""
+    import httpx
+
+    payload: dict[str, Any] = {"question": question}
+    if history:
+        payload["history"] = history
+    t = time.perf_counter()
+    try:
+        r = http.post("/api/ask", json=payload)
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
+        problem = contract_problem(r.status_code, body)
+        if problem is None and body["question"] != " ".join(question.split()):
+            problem = "answer to another question"
+    except (httpx.HTTPError, ValueError) as exc:
+        body, problem = None, f"{type(exc).__name__}: {exc}"
+    return t, time.perf_counter(), body, problem
+
+
 def _ms(values: list[float], q: float) -> float:
     """A percentile for the report, 0 when nothing was measured."""
     return round(percentile(values, q) or 0.0, 1)
@@ -144,19 +165,10 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
                 if max_requests is not None and n >= max_requests:
                     return
                 question = questions[n % len(questions)]
-                t = time.perf_counter()
                 with lock:
                     if not first_sent:
-                        first_sent.append(t)
-                try:
-                    r = http.post("/api/ask", json={"question": question})
-                    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
-                    problem = contract_problem(r.status_code, body)
-                    if problem is None and body["question"] != " ".join(question.split()):
-                        problem = "answer to another question"
-                except (httpx.HTTPError, ValueError) as exc:
-                    body, problem = None, f"{type(exc).__name__}: {exc}"
-                done = time.perf_counter()
+                        first_sent.append(time.perf_counter())
+                t, done, body, problem = ask_once(http, question)
                 with lock:
                     report.requests += 1
                     report.latencies_ms.append((done - t) * 1000)
