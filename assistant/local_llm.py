@@ -229,6 +229,9 @@ def start(model: LocalModel, port: int, n_ctx: int, threads: int | None, log: Pa
     from a thread that lives as long as it should (the main thread of a command)."""
     path = model_path(model)
     with socket.socket() as s:
+        # as the server will bind: a listening socket is refused, connections of a
+        # stopped server waiting out TIME_WAIT are not (a restart on the port works)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -52,9 +52,13 @@ def _running(pid: int) -> bool:
 
 
 def _binds(port: int, within: float = STOP_WITHIN_S) -> bool:
+    """Whether a new server could listen on the port: bound as uvicorn binds, with
+    SO_REUSEADDR, which a listening socket still blocks but closed connections
+    waiting out TIME_WAIT do not."""
     deadline = time.monotonic() + within
     while True:
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
                 return True
@@ -240,3 +244,32 @@ def test_serve_cuts_off_an_answer_slower_than_the_shutdown_timeout(full_index: S
         finally:
             release.set()
             server.kill()
+
+
+# ---------------------------------------------------------------- per-browser-session state is bounded
+
+
+@pytest.mark.slow
+def test_chat_session_state_has_a_turn_limit_a_session_cap_and_an_expiry(assistant) -> None:  # noqa: ANN001
+    """A conversation stops growing at MAX_SESSION_TURNS (the user is told to clear it),
+    the server holds at most MAX_SESSIONS sessions and forgets one SESSION_TTL_S
+    after its last use."""
+    import gradio as gr
+
+    from assistant.pipeline import Turn
+    from ui.app import MAX_SESSION_TURNS, MAX_SESSIONS, SESSION_TTL_S, AssistantUI, build_ui
+
+    ui = AssistantUI(assistant)
+    answer = assistant.ask(QUESTION)
+    below = [Turn(QUESTION, answer)] * (MAX_SESSION_TURNS - 1)
+    last = list(ui.respond(QUESTION, [], below, "offline", 5, ""))[-1]
+    assert len(last[2]) == MAX_SESSION_TURNS, "the last allowed turn is answered and kept"
+    full = last[2]
+    refused = list(ui.respond(QUESTION, [], full, "offline", 5, ""))
+    assert len(refused) == 1 and len(refused[0][2]) == MAX_SESSION_TURNS, "nothing is added past the limit"
+    assert f"reached {MAX_SESSION_TURNS} questions" in refused[0][1][-1]["content"]
+    assert "Clear conversation" in refused[0][1][-1]["content"]
+    demo = build_ui(assistant)
+    assert demo.state_session_capacity == MAX_SESSIONS
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    assert states and all(s.time_to_live == SESSION_TTL_S for s in states)

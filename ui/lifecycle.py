@@ -13,7 +13,9 @@ exited with status 143 instead of 0.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import time
 from types import FrameType
 from typing import Any
@@ -67,6 +69,7 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self.gate, self.timeout = gate, timeout
         self.deadline = 0.0
+        self.cut_off = 0  # requests still in flight when the timeout ran out
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.gate.draining:  # a second signal: stop now (uvicorn's own handling)
@@ -81,8 +84,9 @@ class GracefulServer(uvicorn.Server):
         """Every 0.1 s: once draining, stop when nothing is in flight or time is up."""
         if self.gate.draining and not self.should_exit:
             if self.gate.in_flight == 0 or time.monotonic() >= self.deadline:
-                if self.gate.in_flight:
-                    log.warning("shutdown timeout: %d request(s) still in flight are cut off", self.gate.in_flight)
+                self.cut_off = self.gate.in_flight
+                if self.cut_off:
+                    log.warning("shutdown timeout: %d request(s) still in flight are cut off", self.cut_off)
                 self.should_exit = True
         return await super().on_tick(counter)
 
@@ -91,4 +95,12 @@ def serve_until_stopped(app: Any, host: str, port: int, timeout: float) -> None:
     """Serves `app` until SIGTERM or SIGINT, then drains as described above."""
     gate = DrainGate(app)
     config = uvicorn.Config(gate, host=host, port=port, log_level="warning", timeout_graceful_shutdown=SOCKET_CLOSE_S)
-    GracefulServer(config, gate, timeout).run()
+    server = GracefulServer(config, gate, timeout)
+    server.run()
+    if server.cut_off:
+        # The answers cut off still hold worker threads (blocked in an LLM call, say),
+        # and the interpreter would wait for them at exit: leave now instead.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -62,6 +62,7 @@ class SoakRun:
     warmup_s: float
     history_share: float
     questions: int = 0
+    follow_ups: int = 0  # requests sent with the previous turn as history
     server_start_s: float = 0.0
     samples: list[Sample] = field(default_factory=list)
     done: list[tuple[float, float, bool]] = field(default_factory=list, repr=False)  # (t_s, ms, failed)
@@ -90,6 +91,7 @@ def _client(run: SoakRun, http: Any, questions: list[str], counter: Any, stop: t
         sent, answered, body, problem = ask_once(http, question, history)
         with lock:
             run.done.append((answered - t0, (answered - sent) * 1000, problem is not None))
+            run.follow_ups += bool(history)
             if problem and len(run.error_samples) < 5:
                 run.error_samples.append(f"{question[:50]!r}: {problem}")
         previous = {"question": question, "answer": body} if problem is None else None
@@ -203,7 +205,7 @@ def text(run: SoakRun, figures: dict[str, Any]) -> str:
              f"{s.p50_ms or 0:8.1f} {s.p95_ms or 0:8.1f}" for s in run.samples]
     f = figures
     tail = [
-        f"requests {f['requests']} ({f['throughput_rps']} req/s), errors {f['errors']}",
+        f"requests {f['requests']} ({f['throughput_rps']} req/s, {run.follow_ups} with history), errors {f['errors']}",
         f"RSS: {f['rss_start_mib']} MiB at the first sample, {f['rss_after_warmup_mib']} after {run.warmup_s:g} s warm-up, "
         f"{f['rss_end_mib']} at the end: {f['rss_growth_after_warmup_mib']:+} MiB, slope {f['rss_slope_mib_per_min']} "
         f"MiB/min, {f['kb_per_request_after_warmup']} KB/request",
