@@ -186,7 +186,7 @@ class Embedder:
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=4)  # bound: 4 models, ~90 MB each (a process uses one)
 def _cached(path: str, max_tokens: int, batch_size: int) -> Embedder:
     return Embedder(Path(path), max_tokens, batch_size)
 

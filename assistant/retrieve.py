@@ -203,7 +203,7 @@ class Sentences(Mapping[str, list[str]]):
 
     def __init__(self, papers: dict[str, Paper]) -> None:
         self._papers = papers
-        self._split: dict[str, list[str]] = {}
+        self._split: dict[str, list[str]] = {}  # bound: one entry per paper, about the abstracts' size
 
     def __getitem__(self, paper_id: str) -> list[str]:
         found = self._split.get(paper_id)
@@ -473,6 +473,8 @@ def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: Retrieve
     return fused
 
 
+# Bound: one Index per index folder and ranking settings (a server holds one; its
+# largest parts are the word vectors, 12 MB, and the Chroma client); `reload` replaces it.
 _indexes: dict[str, Index] = {}
 _indexes_lock = threading.Lock()
 # Settings the Index never reads. Every other setting is part of the cache key, so
