@@ -33,17 +33,20 @@ def bench_query(repeats: int = typer.Option(5, help="Passes over the question li
 
 @bench.command("load")
 def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /api/ask."),
-               seconds: float = typer.Option(60.0, help="Duration of the load."),
+               seconds: float = typer.Option(60.0, help="Duration of the load (of each endpoint's phase)."),
                max_requests: Optional[int] = typer.Option(None, help="Stop after this many answers."),
-               as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text.")) -> None:
+               as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
+               endpoint: str = typer.Option("ask", help="What the clients call, comma-separated phases on one "
+                                            "server: ask (/api/ask), chat (/v1/chat/completions), chat-stream "
+                                            "(the same, streamed); e.g. ask,chat prints the p95 ratio.")) -> None:
     """Concurrent clients against a fresh `assistant serve` (loopback, offline) while the UI is probed."""
     from evals.bench.load import bench_load as run
 
     try:
-        report = run(clients, seconds, max_requests, as_json)
+        reports = run(clients, seconds, max_requests, as_json, endpoint)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
-    if report.errors or report.probe_errors:
+    if any(r.errors or r.probe_errors for r in reports):
         raise typer.Exit(1)
 
 
@@ -53,13 +56,14 @@ def bench_soak(clients: int = typer.Option(8, help="Concurrent clients POSTing /
                interval: float = typer.Option(15.0, help="Seconds between samples of the server."),
                warmup: float = typer.Option(120.0, help="Seconds of load before the verdict's figures start."),
                history_share: float = typer.Option(0.3, help="Share of questions sent as follow-ups with history."),
+               endpoint: str = typer.Option("ask", help="ask (/api/ask), chat or chat-stream (/v1/chat/completions)."),
                out_dir: Path = typer.Option(Path("evals/reports/soak"), "--out", help="Where NAME.json and NAME.png go."),
                name: str = typer.Option("soak", help="File name of the JSON and the plot.")) -> None:
     """Long load against a fresh `assistant serve`: RSS, open files, threads, p50/p95 over time; verdict and plot."""
     from evals.bench.soak import bench_soak as run
 
     try:
-        figures = run(clients, minutes, interval, warmup, history_share, out_dir, name)
+        figures = run(clients, minutes, interval, warmup, history_share, endpoint, out_dir, name)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
     if figures["errors"]:

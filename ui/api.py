@@ -6,7 +6,7 @@ failure into a short JSON error (`{"error": "..."}`), never a stack trace."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -109,9 +109,8 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def validation_message(errors: Sequence[Any]) -> str:
     """One readable line from pydantic's error list, without echoing the input."""
-    errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return "The request body is not valid JSON."
     parts = []
@@ -166,8 +165,11 @@ class Api:
         options: dict[str, Any] = {"mode": body.mode, "top_k": body.top_k, "retriever": body.retriever}
         try:
             options["filters"] = Filters.parse(body.date_from, body.date_to)
+        except ValueError as exc:  # only the request's dates: a ValueError from the pipeline is our bug, a 500
+            return _error(400, str(exc))
+        try:
             answer = await self.run(lambda: self.assistant.ask(body.question, to_turns(body.history), **options))
-        except (QuestionError, ValueError) as exc:
+        except QuestionError as exc:
             return _error(400, str(exc))
         except IndexProblem as exc:
             return _error(503, str(exc))
@@ -252,7 +254,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, _validation_message(exc))
+        return _error(422, validation_message(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -26,9 +26,10 @@ from ui.server import _send_json
 
 log = logging.getLogger(__name__)
 
-# Streams that stay open as long as a browser tab does (Gradio's heartbeat): they
-# are not requests to finish, so draining does not wait for them.
-LONG_LIVED = ("/heartbeat/",)
+# Streams that stay open as long as their client does (Gradio's heartbeat, an MCP
+# client's GET /mcp notification stream): not requests to finish, so draining does
+# not wait for them. (method or None for any, path part)
+LONG_LIVED = ((None, "/heartbeat/"), ("GET", "/mcp"))
 RETRY_AFTER_S = 5
 SOCKET_CLOSE_S = 3  # after draining, uvicorn's own wait for the remaining connections
 
@@ -54,7 +55,8 @@ class DrainGate:
             await _send_json(send, 503, {"error": "The server is shutting down; try again in a moment."},
                              [(b"retry-after", str(RETRY_AFTER_S).encode()), (b"connection", b"close")])
             return
-        counted = not any(part in scope.get("path", "") for part in LONG_LIVED)
+        counted = not any(method in (None, scope.get("method")) and part in scope.get("path", "")
+                          for method, part in LONG_LIVED)
         self.in_flight += counted
         try:
             await self.app(scope, receive, send)

@@ -11,7 +11,8 @@ once): the RSS slope in MiB/min (least squares over the samples), the RSS growth
 MiB, the p95 of the last window against the first, and the errors. The targets are
 issue 28's: 0 errors, <= 50 MiB growth after warm-up, last p95 <= 1.2x the first.
 Writes NAME.json (every sample and the verdict) and NAME.png (RSS and p95 over
-time). Each client uses the request code of `bench load` (`ask_once`).
+time). Each client sends its requests through `bench load`'s `ask`, to /api/ask or
+to the OpenAI-compatible /v1/chat/completions (`endpoint`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from assistant.config import PROJECT_ROOT, Settings
-from evals.bench.load import MAX_CLIENTS, REQUEST_TIMEOUT, ask_once, load_questions
+from evals.bench.load import ENDPOINTS, MAX_CLIENTS, REQUEST_TIMEOUT, ask, load_questions
 from evals.servers import assistant_server, free_port
 from evals.stats import percentile
 
@@ -61,6 +62,7 @@ class SoakRun:
     interval_s: float
     warmup_s: float
     history_share: float
+    endpoint: str = "ask"  # a key of evals.bench.load.ENDPOINTS
     questions: int = 0
     follow_ups: int = 0  # requests sent with the previous turn as history
     server_start_s: float = 0.0
@@ -81,20 +83,27 @@ def _client(run: SoakRun, http: Any, questions: list[str], counter: Any, stop: t
             lock: threading.Lock, t0: float) -> None:
     """Asks until `stop`; every question whose number falls in the history share is
     a follow-up that carries this client's previous question and answer."""
-    previous: dict[str, Any] | None = None
+    import httpx
+
+    previous: tuple[str, str] | None = None
     every = round(1 / run.history_share) if run.history_share > 0 else 0
     while not stop.is_set():
         n = next(counter)
         question = questions[n % len(questions)]
         follow_up = previous is not None and every and (n % every == 0)
-        history = [previous] if follow_up else None
-        sent, answered, body, problem = ask_once(http, question, history)
+        history = [previous] if follow_up and previous else None
+        sent = time.perf_counter()
+        try:
+            problem, _, text = ask(http, run.endpoint, question, history)
+        except (httpx.HTTPError, ValueError) as exc:
+            problem, text = f"{type(exc).__name__}: {exc}", ""
+        answered = time.perf_counter()
         with lock:
             run.done.append((answered - t0, (answered - sent) * 1000, problem is not None))
             run.follow_ups += bool(history)
             if problem and len(run.error_samples) < 5:
                 run.error_samples.append(f"{question[:50]!r}: {problem}")
-        previous = {"question": question, "answer": body} if problem is None else None
+        previous = (question, text) if problem is None else None
 
 
 def _sample(run: SoakRun, proc: Any, t0: float, since: int, lock: threading.Lock) -> int:
@@ -116,7 +125,7 @@ def _round(value: float | None) -> float | None:
 
 
 def run_soak(clients: int = 8, minutes: float = 10.0, interval_s: float = 15.0, warmup_s: float = 120.0,
-             history_share: float = 0.3, settings: Settings | None = None,
+             history_share: float = 0.3, endpoint: str = "ask", settings: Settings | None = None,
              startup_timeout: float = 300.0) -> SoakRun:
     """Runs the soak against a fresh server and returns every sample."""
     import httpx
@@ -130,9 +139,11 @@ def run_soak(clients: int = 8, minutes: float = 10.0, interval_s: float = 15.0, 
         raise ValueError("warm-up must be shorter than the run, and the interval positive and no longer than it")
     if not 0 <= history_share <= 1:
         raise ValueError("history share must be between 0 and 1")
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)}")
     settings = settings or Settings()
     questions = soak_questions()
-    run = SoakRun(clients, minutes, interval_s, warmup_s, history_share, questions=len(questions))
+    run = SoakRun(clients, minutes, interval_s, warmup_s, history_share, endpoint, questions=len(questions))
     log = Path(tempfile.mkstemp(prefix="assistant-soak-", suffix=".log")[1])
     port = free_port()
     server = assistant_server(settings, port, log, healthy=True).start(startup_timeout)
@@ -198,7 +209,8 @@ def _round_ratio(value: float | None) -> float | None:
 
 
 def text(run: SoakRun, figures: dict[str, Any]) -> str:
-    head = (f"{run.clients} clients x {run.minutes:g} min against assistant serve (offline, {os.cpu_count()} CPUs, "
+    head = (f"{run.clients} clients x {run.minutes:g} min on {ENDPOINTS[run.endpoint]} of assistant serve "
+            f"(offline, {os.cpu_count()} CPUs, "
             f"{run.questions} questions, {run.history_share:.0%} with history; server start {run.server_start_s} s)")
     rows = [f"{'t (s)':>7} {'RSS MiB':>8} {'files':>5} {'thr':>4} {'answers':>7} {'err':>4} {'p50 ms':>8} {'p95 ms':>8}"]
     rows += [f"{s.t_s:7.0f} {s.rss_mib:8.1f} {s.open_files:5d} {s.threads:4d} {s.requests:7d} {s.errors:4d} "
@@ -230,7 +242,7 @@ def plot(run: SoakRun, path: Path) -> None:
     for key, style in (("p95_ms", "-"), ("p50_ms", "--")):
         bottom.plot(minutes, [getattr(s, key) for s in run.samples], style, marker=".", color="tab:red",
                     label=key.split("_")[0])
-    bottom.set_ylabel("/api/ask latency (ms)")
+    bottom.set_ylabel(f"{ENDPOINTS[run.endpoint]} latency (ms)")
     bottom.set_xlabel("minutes under load")
     bottom.legend(loc="upper left")
     for ax in (top, bottom):
@@ -243,8 +255,8 @@ def plot(run: SoakRun, path: Path) -> None:
 
 
 def bench_soak(clients: int, minutes: float, interval_s: float, warmup_s: float, history_share: float,
-               out_dir: Path, name: str) -> dict[str, Any]:
-    run = run_soak(clients, minutes, interval_s, warmup_s, history_share)
+               endpoint: str, out_dir: Path, name: str) -> dict[str, Any]:
+    run = run_soak(clients, minutes, interval_s, warmup_s, history_share, endpoint)
     figures = verdict(run)
     print(text(run, figures))
     out_dir.mkdir(parents=True, exist_ok=True)
