@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from assistant.config import PROJECT_ROOT, Settings
-from evals.bench.load import ENDPOINTS, MAX_CLIENTS, REQUEST_TIMEOUT, ask, load_questions
+from evals.bench.load import ENDPOINTS, MAX_CLIENTS, REQUEST_TIMEOUT, ask
 from evals.servers import assistant_server, free_port
 from evals.stats import percentile
 
@@ -72,11 +72,18 @@ class SoakRun:
 
 
 def soak_questions() -> list[str]:
-    """Every question set's questions once each, in a fixed shuffled order."""
-    seen = dict.fromkeys(q for path in QUESTION_SETS for q in load_questions(path))
+    """Every question set's questions once each (a conversation's turns too), in a
+    fixed shuffled order."""
+    seen = dict.fromkeys(q for path in QUESTION_SETS for q in _questions_in(path))
     questions = list(seen)
     random.Random(28).shuffle(questions)
     return questions
+
+
+def _questions_in(path: Path) -> list[str]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [q for row in rows for q in ([row["question"]] if "question" in row else
+                                        [t["question"] for t in row.get("turns", [])])]
 
 
 def _client(run: SoakRun, http: Any, questions: list[str], counter: Any, stop: threading.Event,
