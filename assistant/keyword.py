@@ -23,7 +23,7 @@ UNIT_PAPERS = "unit_papers.json"
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # one stemmer; PyStemmer's own word cache holds at most 10,000 words (~1 MB)
 def stemmer() -> object:
     import Stemmer
 

@@ -37,6 +37,13 @@ EXAMPLES = [
 LLM_STATUS_TTL = 30.0  # seconds a checked endpoint status is reused across page loads
 MAX_SOURCE_TURNS = 20  # turns whose sources stay in the page (older citations stop opening a card)
 STREAM_INTERVAL = 0.05  # seconds between UI updates while LLM tokens arrive
+# Per-browser-session state (the conversation's Turns, a few KB each) is bounded three
+# ways: turns per conversation, sessions held (the oldest is forgotten beyond it), and
+# an expiry after the session was last used (Gradio also drops it an hour after the
+# tab closes). At the limits: 100 turns x ~5 KB x 1000 sessions, about 0.5 GB at most.
+MAX_SESSION_TURNS = 100
+MAX_SESSIONS = 1000
+SESSION_TTL_S = 12 * 3600
 
 
 def warm_up(assistant: Assistant) -> None:
@@ -137,6 +144,11 @@ class AssistantUI:
         turns = list(turns or [])
         shown = question or ""
         messages.append({"role": "user", "content": fmt.question_markdown(shown) if shown.strip() else "*(empty)*"})
+        if len(turns) >= MAX_SESSION_TURNS:
+            messages.append({"role": "assistant", "content": fmt.error_markdown(
+                f"This conversation has reached {MAX_SESSION_TURNS} questions; press Clear conversation to start a new one.")})
+            yield "", messages, turns, gr.skip(), gr.skip()
+            return
         try:
             filters = Filters.parse(date_from)
             self.assistant.clean_question(question)
@@ -413,6 +425,7 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
                         concurrency_limit=1, show_progress="hidden").then(ui.topic_list, None, map_parts["topic"])
         demo.load(ui.llm_markdown, None, chat_parts["llm"])
     demo.queue(default_concurrency_limit=s.concurrency, max_size=max(32, 8 * s.concurrency))
+    demo.state_session_capacity = MAX_SESSIONS
     return demo
 
 
@@ -446,7 +459,7 @@ def _chat_tab(ui: AssistantUI, s: Settings) -> dict[str, Any]:
         with gr.Column(scale=2, min_width=300):
             gr.Markdown("### Sources")
             parts["sources"] = gr.HTML(ui.sources([]), elem_id="sources", js_on_load=None, max_height=640)
-    parts["turns"] = gr.State([])
+    parts["turns"] = gr.State([], time_to_live=SESSION_TTL_S)
     return parts
 
 
