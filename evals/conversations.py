@@ -10,7 +10,10 @@ same process, on the same index:
 - `word_list`: the rule before issue 24 (a short question holding "it", "that", ...
   is searched glued to the previous question): the *before* of the report;
 - `never`: no question is ever a follow-up;
-- `alone`: each question asked with no history at all (what a switch should match).
+- `alone`: each question asked with no history at all (what a switch should match);
+- `condense` (only with an LLM endpoint, `--mode llm`): the LLM rewrites each question
+  after the first into a standalone one, answered with no history; an unusable
+  rewrite falls back to `evidence` (evals/condense.py).
 
 Scores per turn kind (evals/README.md, "Conversations"): R@1 (the first retrieved
 paper is a gold one), citation precision and recall against the gold papers, fact
@@ -26,6 +29,7 @@ import datetime as dt
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +50,13 @@ from evals.evaluate import (
     git_commit,
     table,
 )
+from evals.condense import Condenser
 from evals.stats import percentile
 
 KINDS = ("first", "follow_up", "switch", "unanswerable")
-CONFIGS = {"evidence": "evidence", "word_list": "word_list", "never": "never", "alone": "never"}
+CONFIGS = {"evidence": "evidence", "word_list": "word_list", "never": "never", "alone": "never", "condense": "evidence"}
+OFFLINE_CONFIGS = ("evidence", "word_list", "never", "alone")
+LLM_CONFIGS = ("evidence", "condense")  # the shipped rule and the LLM's rewrite, in the same run
 # The referring words of issue 24: a switch holding one is what the word list mistook for a follow-up.
 PRONOUN = re.compile(r"\b(that|this|their|it|they|them)\b", re.IGNORECASE)
 GROUPS = (("first", "first question"), ("follow_up", "follow-up"), ("switch", "new topic (switch)"),
@@ -120,9 +127,12 @@ def load_conversations(path: Path, split: str | None = None) -> list[Conversatio
 # ====================================================================== playing
 
 
-def play(assistant: Any, conversation: Conversation, config: str) -> list[dict[str, Any]]:
+def play(assistant: Any, conversation: Conversation, config: str,
+         condenser: Condenser | None = None) -> list[dict[str, Any]]:
     """One result row per turn. History goes back as the API's JSON (README: pass back
-    what /api/ask returned), through the API's own conversion."""
+    what /api/ask returned), through the API's own conversion. With a condenser, each
+    turn with history is asked as its rewrite with no history, or with history under
+    the evidence rule where the rewrite is unusable."""
     from ui.api import HistoryTurn, to_turns
 
     history: list[HistoryTurn] = []
@@ -130,11 +140,20 @@ def play(assistant: Any, conversation: Conversation, config: str) -> list[dict[s
     under_discussion: tuple[str, ...] = ()
     for i, turn in enumerate(conversation.turns):
         t0 = time.perf_counter()
-        answer = assistant.ask(turn.question, [] if config == "alone" else to_turns(history))
+        past = [] if config == "alone" else to_turns(history)
+        rewrite = condenser.rewrite(turn.question, past) if condenser is not None and past else None
+        if rewrite is not None and rewrite.question is not None:
+            answer = assistant.ask(rewrite.question, [])
+        else:
+            answer = assistant.ask(turn.question, past)
         latency = (time.perf_counter() - t0) * 1000
         history.append(HistoryTurn.model_validate({"question": turn.question,
                                                    "answer": answer.contract().model_dump(mode="json")}))
-        rows.append(turn_row(conversation, i, turn, answer, latency, under_discussion, config))
+        row = turn_row(conversation, i, turn, answer, latency, under_discussion, config)
+        if rewrite is not None:
+            row.update(condensed=rewrite.question, fallback=rewrite.fallback)
+            row["scores"].update(fallback=float(rewrite.fallback is not None), condense_ms=rewrite.seconds * 1000)
+        rows.append(row)
         under_discussion = turn.gold_titles or under_discussion
     return rows
 
@@ -170,7 +189,8 @@ def turn_row(conversation: Conversation, i: int, turn: ConversationTurn, answer:
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    score = lambda key: _mean(r["scores"][key] for r in rows)  # noqa: E731
+    score = lambda key: _mean(r["scores"].get(key) for r in rows)  # noqa: E731
+    timed = lambda key: [r["scores"][key] for r in rows if r["scores"].get(key) is not None]  # noqa: E731
     gold_rows = [r for r in rows if r["gold_titles"]]
     return {"n": len(rows), "recall@1": score("recall@1"), "cite_precision": score("cite_precision"),
             "cite_recall": score("cite_recall"), "fact_recall": score("fact_recall"), "fact_first": score("fact_first"),
@@ -178,7 +198,9 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "declined": _mean(r["scores"]["declined"] for r in gold_rows) if gold_rows else None,
             "refused_or_not_in_paper": _mean(r["scores"]["declined"] for r in rows if not r["gold_titles"]),
             "invalid_citations": sum(r["scores"]["invalid_citations"] for r in rows),
-            "latency_p50_ms": percentile([r["scores"]["latency_ms"] for r in rows], 0.5)}
+            "fallback": score("fallback"), "condense_p50_ms": percentile(timed("condense_ms"), 0.5),
+            "latency_p50_ms": percentile(timed("latency_ms"), 0.5),
+            "latency_p95_ms": percentile(timed("latency_ms"), 0.95)}
 
 
 def by_group(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -199,10 +221,12 @@ def headline(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "unanswerable_n": g["unanswerable"]["n"]}
 
 
-def run_conversations(settings: Settings, path: Path, configs: Sequence[str] = tuple(CONFIGS),
+def run_conversations(settings: Settings, path: Path, configs: Sequence[str] = OFFLINE_CONFIGS,
                       split: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Plays every conversation under each configuration; rows and metrics (per config,
-    per split, per turn kind)."""
+    per split, per turn kind). Answers are offline in every configuration: `condense`
+    uses the LLM only to rewrite the question, so the configurations differ in how a
+    question is read, nothing else."""
     from assistant.pipeline import Assistant
 
     conversations = load_conversations(path, split)
@@ -210,8 +234,9 @@ def run_conversations(settings: Settings, path: Path, configs: Sequence[str] = t
     for config in configs:
         assistant = Assistant(settings.model_copy(update={"follow_up_rule": CONFIGS[config], "mode": "offline"}))
         assistant.ask("How can diffusion models be quantized to low bit widths?")  # warm-up, not timed
+        condenser = Condenser(settings) if config == "condense" else None
         for conversation in conversations:
-            rows += play(assistant, conversation, config)
+            rows += play(assistant, conversation, config, condenser)
     splits = ["all"] + sorted({c.split for c in conversations})
     metrics = {config: {s: by_group([r for r in rows if r["config"] == config and s in ("all", r["split"])])
                         for s in splits} for config in configs}
@@ -254,7 +279,8 @@ def latency(settings: Settings, path: Path) -> str:
 COLUMNS = (("n", "n"), ("R@1", "recall@1"), ("citeP", "cite_precision"), ("citeR", "cite_recall"),
            ("factR", "fact_recall"), ("fact first", "fact_first"), ("hijack", "hijack"),
            ("refused or not_in_paper", "refused_or_not_in_paper"), ("answerable declined", "declined"),
-           ("read as follow-up", "read_as_follow_up"), ("p50 ms", "latency_p50_ms"))
+           ("read as follow-up", "read_as_follow_up"), ("condense fallback", "fallback"),
+           ("p50 ms", "latency_p50_ms"), ("p95 ms", "latency_p95_ms"), ("condense p50 ms", "condense_p50_ms"))
 
 
 def render(settings_record: dict[str, Any], rows: Sequence[dict[str, Any]], metrics: dict[str, Any]) -> str:
@@ -262,7 +288,10 @@ def render(settings_record: dict[str, Any], rows: Sequence[dict[str, Any]], metr
              table(("setting", "value"), list(settings_record.items())), "",
              "Configurations (same run, same index): `evidence` = the shipped follow-up rule; `word_list` = the rule "
              "before issue 24 (**before**); `never` = nothing is a follow-up; `alone` = each question asked with no "
-             "history. R@1: the first retrieved paper is gold. Hijack: a switch citing the paper under discussion "
+             "history; `condense` (with an LLM) = the LLM rewrites each question after the first into a standalone one, "
+             "answered with no history, falling back to `evidence` when the rewrite is unusable (evals/condense.py). "
+             "Answers are offline in every configuration. R@1: the first retrieved paper is gold. "
+             "Hijack: a switch citing the paper under discussion "
              "(not gold for it). Refused or not_in_paper: unanswerable turns refused or answered with the plain "
              "'does not mention'. Answerable declined: gold turns refused or answered 'does not mention'.", ""]
     for split in next(iter(metrics.values())):
@@ -274,6 +303,15 @@ def render(settings_record: dict[str, Any], rows: Sequence[dict[str, Any]], metr
     parts += ["## Tune turns the shipped rule misses", "", "(heldout turns are never listed one by one: evals/README.md)", ""]
     parts += [f"- {r['conversation']} turn {r['turn']} ({r['kind']}): {r['question']} -> {miss(r)}"
               for r in rows if r["config"] == "evidence" and r["split"] == "tune" and miss(r)] or ["none"]
+    reasons = Counter(str(r["fallback"]) for r in rows if r["config"] == "condense" and r.get("fallback"))
+    rewritten = [r for r in rows if r["config"] == "condense" and r["split"] == "tune" and "fallback" in r]
+    if any(r["config"] == "condense" for r in rows):
+        parts += ["", "## Condense fallbacks to the evidence rule, by reason", ""]
+        parts += [f"- {reason}: {n}" for reason, n in reasons.most_common()] or ["none"]
+    if rewritten:
+        parts += ["", "## Tune turns condense misses, with the rewrite", ""]
+        parts += [f"- {r['conversation']} turn {r['turn']} ({r['kind']}): {r['question']} -> "
+                  f"{r['condensed'] or 'fallback: ' + r['fallback']} -> {miss(r)}" for r in rewritten if miss(r)] or ["none"]
     return "\n".join(parts) + "\n"
 
 
@@ -303,19 +341,23 @@ def write_report(out_dir: Path, settings_record: dict[str, Any], rows: Sequence[
     (out_dir / "report.md").write_text(render(settings_record, rows, metrics), encoding="utf-8")
 
 
-def conversation_eval(settings: Settings, path: Path, out_dir: Path, split: str | None = None) -> str:
+def conversation_eval(settings: Settings, path: Path, out_dir: Path, split: str | None = None,
+                      configs: Sequence[str] = OFFLINE_CONFIGS) -> str:
     """`assistant eval` on a conversation set: writes the report and returns the console summary."""
-    rows, metrics = run_conversations(settings, path, split=split)
+    rows, metrics = run_conversations(settings, path, configs, split=split)
     record = {"questions": display_path(path), "sha256": file_sha256(path), "split": split or "all",
-              "mode": "offline", "retriever": settings.retriever, "commit": git_commit(),
+              "mode": "offline answers", "retriever": settings.retriever, "commit": git_commit(),
               "run_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    if "condense" in configs:
+        record.update(condense_model=settings.llm_model, condense_endpoint=settings.llm_endpoint,
+                      condense_prompt="evals/prompts/condense_system.md, condense_user.md")
     write_report(out_dir, record, rows, metrics)
-    lines = [f"{'config':10} {'split':8} {'kind':26}" + "".join(f"{h:>8}" for h in ("n", "R@1", "factR", "hijack", "refused"))]
+    lines = [f"{'config':10} {'split':8} {'kind':26}" + "".join(f"{h:>8}" for h in ("n", "R@1", "factR", "hijack", "refused", "p50 ms"))]
     for config, by_split in metrics.items():
         for split_name, groups in by_split.items():
             for kind in KINDS:
                 m = groups[kind]
                 lines.append(f"{config:10} {split_name:8} {kind:26}" + "".join(
-                    f"{fmt(m[k], 2):>8}" for k in ("n", "recall@1", "fact_recall", "hijack", "refused_or_not_in_paper")))
+                    f"{fmt(m[k], 2):>8}" for k in ("n", "recall@1", "fact_recall", "hijack", "refused_or_not_in_paper", "latency_p50_ms")))
     lines.append(f"wrote {out_dir}/report.md, results.jsonl, metrics.json")
     return "\n".join(lines)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from assistant.config import PROJECT_ROOT, Settings
+from assistant.config import NO_ENDPOINT, PROJECT_ROOT, Settings
 from assistant.corpus import normalize_title
 from evals.stats import percentile
 
@@ -1037,7 +1037,7 @@ def eval_command(
     """Score a question set (retrieval, citations, facts, abstention, latency) or compare two runs."""
     from rich.console import Console
 
-    from evals.conversations import conversation_eval, is_conversation_set
+    from evals.conversations import LLM_CONFIGS, OFFLINE_CONFIGS, conversation_eval, is_conversation_set
 
     err = Console(stderr=True, highlight=False)
     if compare:
@@ -1055,8 +1055,14 @@ def eval_command(
         err.print("[red]Error:[/red] --mode is offline or llm; --split is tune or heldout")
         raise typer.Exit(2)
     if is_conversation_set(questions):  # conversations: evals/conversations.py, all its configurations in one run
+        settings = Settings()
+        if mode == "llm" and not settings.llm_configured:
+            err.print(f"[red]Error:[/red] {NO_ENDPOINT}")
+            raise typer.Exit(2)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        print(conversation_eval(Settings(), questions, out or PROJECT_ROOT / "evals" / "reports" / f"{questions.stem}-{stamp}", split))
+        configs = LLM_CONFIGS if mode == "llm" else OFFLINE_CONFIGS  # llm: the evidence rule and the LLM's rewrite
+        print(conversation_eval(settings, questions, out or PROJECT_ROOT / "evals" / "reports" / f"{questions.stem}-{stamp}",
+                                split, configs))
         return
     try:
         configs = parse_configs(retriever)
