@@ -354,4 +354,4 @@ def main() -> None:
 # Imported last, after the commands above: local_llm builds its typer app lazily.
 from assistant.local_llm import cli_app as _llm_cli  # noqa: E402
 
-app.add_typer(_llm_cli())
+app.add_typer(_llm_cli(), name="llm")
