@@ -21,17 +21,22 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 LIBRARY_SUFFIXES = (".bib", ".ris", ".json", ".jsonl")
 MAX_LIBRARY_BYTES = 200_000_000
+RECORD_NUMBER = re.compile(r"^\d+\.?$")
 RIS_TAG = re.compile(r"^([A-Z][A-Z0-9])  -( (.*))?$")
 ARXIV_ID = re.compile(r"(?:arxiv\.org/(?:abs|pdf)/|arxiv[:.]\s*|10\.48550/arxiv\.)(\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})",
                       re.IGNORECASE)
 BARE_ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?$", re.IGNORECASE)
 DOI = re.compile(r"\b(10\.\d{4,9}/\S+)", re.IGNORECASE)
 YEAR = re.compile(r"\b(1[89]\d{2}|20\d{2})\b")
+VERBATIM_FIELDS = {"url", "doi", "eprint", "file", "pdf", "arxivid", "howpublished_url"}
+_LATEX_MARKUP = re.compile(r"[\\{}$%&~]")
+_BARE_SPECIAL = re.compile(r"(?<!\\)([%&])")
 
 
 class LibraryError(ValueError):
@@ -187,23 +192,21 @@ def _entry(parsed: ParsedLibrary, line: int, title: Any, **fields: Any) -> None:
 
 
 def parse_bibtex(text: str, parsed: ParsedLibrary) -> None:
-    """bibtexparser 2 with LaTeX decoding (`M{\\"u}ller` -> `Müller`) and authors split
-    on `and`. Its failed blocks (syntax errors, duplicate keys) become warnings."""
+    """bibtexparser 2, authors split on `and`; LaTeX decoded field by field (`latex_text`).
+    Its failed blocks (syntax errors, duplicate keys) become warnings."""
     import bibtexparser
     from bibtexparser import middlewares
 
     # its splitter logs every broken block; they are reported once, as warnings, below
     logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
-    library = bibtexparser.parse_string(text, append_middleware=[middlewares.LatexDecodingMiddleware(),
-                                                                 middlewares.SeparateCoAuthors()])
+    library = bibtexparser.parse_string(text, append_middleware=[middlewares.SeparateCoAuthors()])
     del text
     for block in library.failed_blocks:
         error = block.error
         reason = getattr(error, "abort_reason", None) or str(error).strip() or type(error).__name__
         _skip(parsed, (block.start_line or 0) + 1, f"malformed BibTeX entry: {_first_line(reason)}")
     for entry in library.entries:
-        f = {k.lower(): v for k, v in entry.fields_dict.items()}
-        values = {k: field.value for k, field in f.items()}
+        values = {k.lower(): latex_text(k.lower(), f.value) for k, f in entry.fields_dict.items()}
         authors = values.get("author") or values.get("editor") or []
         _entry(parsed, entry.start_line + 1, values.get("title"), key=entry.key, entry_type=entry.entry_type,
                abstract=values.get("abstract"), authors=authors if isinstance(authors, list) else [authors],
@@ -212,6 +215,24 @@ def parse_bibtex(text: str, parsed: ParsedLibrary) -> None:
                doi=normalize_doi(values.get("doi")), url=values.get("url"),
                arxiv_id=find_arxiv_id(values.get("eprint"), values.get("doi"), values.get("url"),
                                       values.get("journal"), values.get("arxivid")))
+
+
+def latex_text(name: str, value: Any) -> Any:
+    """A BibTeX value as plain text: `M{\\"u}ller` -> `Müller`, `\\&` -> `&`. A bare `%`
+    or `&` is taken literally (exports write "100% open"; LaTeX would read a comment);
+    links and identifiers are kept verbatim (`~` and `%20` are part of a URL)."""
+    if isinstance(value, list):
+        return [latex_text(name, v) for v in value]
+    if not isinstance(value, str) or name in VERBATIM_FIELDS or not _LATEX_MARKUP.search(value):
+        return value
+    return _latex_decoder().latex_to_text(_BARE_SPECIAL.sub(r"\\\1", value))
+
+
+@lru_cache(maxsize=1)
+def _latex_decoder() -> Any:
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    return LatexNodes2Text()
 
 
 def _first_line(text: str) -> str:
@@ -241,7 +262,7 @@ def parse_ris(text: str, parsed: ParsedLibrary) -> None:
             record = []
         elif record:
             record.append(line)
-        elif line.strip() and not (lineno == 1 and line.strip().isdigit()):
+        elif line.strip() and not RECORD_NUMBER.match(line.strip()):  # rispy writes "1." before each record
             _skip(parsed, lineno, f"text outside a 'TY  -' ... 'ER  -' record: {line.strip()[:60]!r}")
     if record:
         _skip(parsed, start, "RIS record not closed by 'ER  -' at the end of the file")

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.citations import MARKER
+from assistant.cite import from_listing, to_bibtex
 from assistant.index import split_sentences
 from assistant.models import Answer, Citation, Hit, Notice, Paper
 
@@ -128,20 +129,41 @@ def highlight_abstract(abstract: str, quote: str | None, sentence_index: int | N
     return f"{esc(abstract[:start])}<mark>{esc(abstract[start:end])}</mark>{esc(abstract[end:])}"
 
 
+def authors_text(paper: Paper, most: int = 3) -> str:
+    """"Heo, Chun, Oh et al." from a library's author list; "" when none is known."""
+    if not paper.authors:
+        return ""
+    names = [a.split(",")[0].strip() for a in paper.authors]
+    return ", ".join(names[:most]) + (" et al." if len(names) > most else "")
+
+
 def paper_meta(paper: Paper) -> str:
-    """One escaped line: date, authors, organisation."""
+    """One escaped line: date, authors (names when a library gave them), venue, organisation."""
     bits = [paper.date or "date unknown"]
-    if paper.authors_count:
+    if paper.authors:
+        bits.append(authors_text(paper))
+    elif paper.authors_count:
         bits.append(f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}")
-    if paper.org:
-        bits.append(paper.org)
+    bits += [x for x in (paper.venue, paper.org) if x]
     return esc(" · ".join(bits))
 
 
 def links_html(paper: Paper) -> str:
-    if not paper.urls:
-        return '<span class="muted">no link in the corpus</span>'
-    return " · ".join(link(u) for u in paper.urls)
+    links = [link(u) for u in paper.urls]
+    if paper.doi:
+        links.append(link(f"https://doi.org/{paper.doi}", f"doi:{paper.doi}"))
+    if paper.arxiv_id and not any(paper.arxiv_id in u for u in paper.urls):
+        links.append(link(f"https://arxiv.org/abs/{paper.arxiv_id}", f"arXiv:{paper.arxiv_id}"))
+    return " · ".join(links) if links else '<span class="muted">no link in the corpus</span>'
+
+
+def bibtex_html(paper: Paper) -> str:
+    """A "BibTeX" copy button and the entry it copies (collapsed): the page script
+    (`CLICK_JS`) puts the entry on the clipboard without a server round trip."""
+    note = " (from a listing page: no authors or venue known)" if from_listing(paper) else ""
+    return (f'<div class="bibtex-block"><button type="button" class="copy-bibtex" title="Copy BibTeX{esc(note)}">'
+            f"BibTeX</button><details><summary>show</summary><pre class=\"bibtex\">{esc(to_bibtex([paper]))}</pre>"
+            "</details></div>")
 
 
 def source_card(citation: Citation, paper: Paper | None, turn: int) -> str:
@@ -158,7 +180,7 @@ def source_card(citation: Citation, paper: Paper | None, turn: int) -> str:
         f'<blockquote class="src-quote">{esc(citation.quote)}</blockquote>'
         f"<details><summary>Abstract</summary>"
         f'<p class="abstract">{highlight_abstract(paper.abstract, citation.quote, citation.sentence_index)}</p>'
-        f"</details></div>"
+        f"</details>{bibtex_html(paper)}</div>"
     )
 
 
@@ -204,10 +226,16 @@ def _clip(text: str, n: int) -> str:
 
 
 def citation_text(paper: Paper) -> str:
-    """Plain text to paste into notes: title, date, URL (what the corpus knows)."""
+    """Plain text to paste into notes: authors and venue when a library gave them,
+    title, date, DOI or URL (what the corpus knows)."""
     date = paper.published or paper.date or "date unknown"
     text = f"{paper.title} ({date})."
-    return f"{text} {paper.url}" if paper.url else text
+    if paper.authors:
+        text = f"{authors_text(paper)} {text}"
+    if paper.venue:
+        text += f" {paper.venue}."
+    link_to = f"https://doi.org/{paper.doi}" if paper.doi else paper.url
+    return f"{text} {link_to}" if link_to else text
 
 
 def paper_html(paper: Paper) -> str:
@@ -219,7 +247,8 @@ def paper_html(paper: Paper) -> str:
         f'<div class="src-meta">{paper_meta(paper)}</div>'
         f'<div class="src-meta">Links: {links_html(paper)}</div>'
         f'<div class="src-meta muted">id {esc(paper.paper_id)} · listed in {esc(listed)}</div>'
-        f'<p class="abstract">{esc(paper.abstract)}</p></div>'
+        + (f'<div class="src-meta">Authors: {esc("; ".join(paper.authors))}</div>' if paper.authors else "")
+        + f'<p class="abstract">{esc(paper.abstract)}</p>{bibtex_html(paper)}</div>'
     )
 
 
@@ -258,6 +287,10 @@ a.cite:hover { text-decoration: underline; }
 .paper-view h2 { margin: 0 0 0.3rem; font-size: 1.2rem; }
 #index-banner { border: 1px solid #e0a800; background: #fff8e1; border-radius: 8px; padding: 0.5rem 0.8rem; }
 .corpus-map { width: 100%; height: 560px; }
+.bibtex-block { margin-top: 0.3rem; font-size: 0.85rem; }
+.bibtex-block details { display: inline-block; margin-left: 0.4rem; }
+.bibtex-block pre { white-space: pre-wrap; font-size: 0.78rem; max-height: 14rem; overflow: auto; }
+button.copy-bibtex { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 0 0.5rem; cursor: pointer; }
 #build-progress progress { width: 40%; vertical-align: middle; }
 @media (max-width: 640px) { .corpus-map { height: 380px; } }
 """
@@ -281,6 +314,26 @@ CLICK_JS = """
     (card.querySelector('mark') || card).scrollIntoView({block: 'nearest', behavior: 'smooth'});
   }
   window.assistantShowSource = showSource;
+  // "BibTeX" buttons (sources panel, Papers tab): copy the entry beside the button
+  function copyBibtex(button) {
+    const pre = button.closest('.bibtex-block').querySelector('pre.bibtex');
+    const text = pre ? pre.textContent : '';
+    const done = () => { button.textContent = 'Copied'; button.dataset.copied = '1';
+                         setTimeout(() => { button.textContent = 'BibTeX'; }, 1500); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, () => fallback(text, done));
+    } else { fallback(text, done); }
+  }
+  function fallback(text, done) {
+    const area = document.createElement('textarea');
+    area.value = text; area.style.position = 'fixed'; area.style.opacity = '0';
+    document.body.appendChild(area); area.select();
+    try { document.execCommand('copy'); done(); } finally { area.remove(); }
+  }
+  document.addEventListener('click', (ev) => {
+    const b = ev.target && ev.target.closest ? ev.target.closest('button.copy-bibtex') : null;
+    if (b) { ev.preventDefault(); copyBibtex(b); }
+  }, true);
   document.addEventListener('click', (ev) => {
     const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#cite-"]') : null;
     if (!a) return;
