@@ -47,6 +47,15 @@ def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /
         raise typer.Exit(1)
 
 
+@bench.command("library")
+def bench_library(entries: int = typer.Option(1000, help="New papers in the generated BibTeX library."),
+                  repeats: int = typer.Option(3, help="Runs of each timed step (median).")) -> None:
+    """Importing a generated BibTeX library: parse + merge seconds, embedding rate, no-op re-add."""
+    from evals.bench.library import bench_library as run
+
+    run(entries, repeats)
+
+
 @bench.command("scale")
 def bench_scale(sizes: str = typer.Option("1000,10000,100000", help="Corpus sizes (papers), comma-separated."),
                 store: str = typer.Option("embedded,server", help="embedded and/or server (a `chroma run` per run)."),
