@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.files import atomic_path
-from assistant.library import LIBRARY_SUFFIXES, LibraryEntry, LibraryError, is_library_file, parse_library
+from assistant.library import (
+    LIBRARY_SUFFIXES,
+    LibraryEntry,
+    LibraryError,
+    checked_bytes,
+    is_library_file,
+    parse_library,
+)
 from assistant.models import Occurrence, Paper
 
 log = logging.getLogger(__name__)
@@ -160,17 +167,7 @@ def _parse_date(match: re.Match[str]) -> tuple[str, str | None, int | None]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise CorpusError(f"{path}: cannot read: {exc.strerror}") from exc
-    if size == 0:
-        raise CorpusError(f"{path}: empty file")
-    if size > MAX_FILE_BYTES:
-        raise CorpusError(f"{path}: {size} bytes is larger than a listing file can be ({MAX_FILE_BYTES})")
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise CorpusError(f"{path}:1: binary data (NUL bytes), not a text listing")
+    data = checked_bytes(path, MAX_FILE_BYTES, "a text listing", CorpusError)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

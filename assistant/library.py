@@ -119,20 +119,27 @@ def _month(value: Any) -> int | None:
 # ---------------------------------------------------------------- reading the file
 
 
-def read_text(path: Path) -> str:
-    """The file's text: UTF-8 (a BOM is dropped), else the encoding charset-normalizer
-    detects (Latin-1 and Windows-1252 exports are common); refused when none fits."""
+def checked_bytes(path: Path, limit: int, kind: str, error: type[ValueError] = LibraryError) -> bytes:
+    """The bytes of a corpus file (listing or library) once it is known to be
+    readable, not empty, not over `limit` and not binary; `error` names the file."""
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise LibraryError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise error(f"{path}: cannot read: {exc.strerror}") from exc
     if size == 0:
-        raise LibraryError(f"{path}: empty file")
-    if size > MAX_LIBRARY_BYTES:
-        raise LibraryError(f"{path}: {size} bytes is larger than a library file can be ({MAX_LIBRARY_BYTES})")
+        raise error(f"{path}: empty file")
+    if size > limit:
+        raise error(f"{path}: {size} bytes is larger than {kind} can be ({limit})")
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
-        raise LibraryError(f"{path}: binary data (NUL bytes), not a {path.suffix} library")
+        raise error(f"{path}:1: binary data (NUL bytes), not {kind}")
+    return data
+
+
+def read_text(path: Path) -> str:
+    """The file's text: UTF-8 (a BOM is dropped), else the encoding charset-normalizer
+    detects (Latin-1 and Windows-1252 exports are common); refused when none fits."""
+    data = checked_bytes(path, MAX_LIBRARY_BYTES, f"a {path.suffix} library")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
