@@ -287,8 +287,7 @@ def _ris_record(records: list[dict[str, Any]], parsed: ParsedLibrary, line: int)
            abstract=r.get("abstract") or r.get("notes_abstract"),
            authors=(r.get("authors") or []) + (r.get("first_authors") or []),
            venue=r.get("secondary_title") or r.get("journal_name") or r.get("alternate_title3"),
-           published=iso_date(r.get("year") or r.get("publication_year") or date[0],
-                              *(date[1:3] if len(date) >= 3 else ())),
+           published=iso_date(r.get("year") or r.get("publication_year") or date[0], *date[1:3]),
            doi=normalize_doi(r.get("doi")), url=urls[0] if urls else None,
            arxiv_id=find_arxiv_id(r.get("doi"), *urls, r.get("journal_name"), *(r.get("notes") or [])))
 
