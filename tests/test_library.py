@@ -13,6 +13,8 @@ from pathlib import Path
 import bibtexparser
 import pytest
 import rispy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from assistant.cite import cite, cite_key, to_bibtex, to_csl_json, to_ris
 from assistant.corpus import CorpusError, add_files, load_corpus, paper_id_for
@@ -295,3 +297,40 @@ def test_latex_specials_are_escaped_for_latex_and_restored_on_import(corpus_with
 def test_unknown_citation_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown citation format 'endnote'"):
         cite([], "endnote")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- fuzzing
+
+
+def _parse_or_refuse(data: bytes, suffix: str) -> None:
+    """Either entries, each with a title, or a LibraryError naming the file: never another exception."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"fuzz{suffix}"
+        path.write_bytes(data)
+        try:
+            parsed = parse_library(path)
+        except LibraryError as exc:
+            assert str(path) in str(exc)
+            return
+        assert parsed.entries and all(e.title.strip() for e in parsed.entries)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=3000), suffix=st.sampled_from([".bib", ".ris", ".json", ".jsonl"]))
+def test_random_bytes_parse_or_are_refused(data: bytes, suffix: str) -> None:
+    _parse_or_refuse(data, suffix)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=3000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(sorted(FILES)), cuts=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 40),
+                                                                     st.text(max_size=5)), max_size=6))
+def test_mutated_libraries_parse_or_are_refused(name: str, cuts: list[tuple[int, int, str]]) -> None:
+    text = FILES[name].read_text(encoding="utf-8")
+    for at, length, insert in cuts:
+        at %= max(1, len(text))
+        text = text[:at] + insert + text[at + length:]
+    _parse_or_refuse(text.encode("utf-8"), FILES[name].suffix)
