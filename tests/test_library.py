@@ -334,3 +334,21 @@ def test_mutated_libraries_parse_or_are_refused(name: str, cuts: list[tuple[int,
         at %= max(1, len(text))
         text = text[:at] + insert + text[at + length:]
     _parse_or_refuse(text.encode("utf-8"), FILES[name].suffix)
+
+
+def test_ui_shows_library_metadata_and_a_bibtex_button(corpus_with) -> None:
+    import html
+
+    from assistant.models import Citation
+    from ui.format import citation_text, paper_html, paper_meta, source_card
+
+    quokka = load_corpus(corpus_with("bib")).by_id()[QUOKKA]
+    assert paper_meta(quokka) == "2024-05 · Lindqvist, Müller, O&#x27;Neil · Journal of Invented Bioinformatics"
+    card = source_card(Citation(n=1, paper_id=QUOKKA, title=quokka.title, quote="We present Quokka"), quokka, 1)
+    assert '<button type="button" class="copy-bibtex"' in card
+    assert 'href="https://doi.org/10.5555/quokka.2024.17"' in card
+    entry = card.split('<pre class="bibtex">')[1].split("</pre>")[0]
+    assert bibtexparser.parse_string(html.unescape(entry)).entries[0].key == "lindqvist2024quokka"
+    assert "Authors: Lindqvist, Astrid; Müller, Jonas; O&#x27;Neil, Maeve" in paper_html(quokka)
+    assert citation_text(quokka) == ("Lindqvist, Müller, O'Neil. Quokka: Sparse Attention for Long-Read Genome Assembly "
+                                     "(2024-05). Journal of Invented Bioinformatics. https://doi.org/10.5555/quokka.2024.17")

@@ -231,7 +231,7 @@ def citation_text(paper: Paper) -> str:
     date = paper.published or paper.date or "date unknown"
     text = f"{paper.title} ({date})."
     if paper.authors:
-        text = f"{authors_text(paper)} {text}"
+        text = f"{authors_text(paper).rstrip('.')}. {text}"
     if paper.venue:
         text += f" {paper.venue}."
     link_to = f"https://doi.org/{paper.doi}" if paper.doi else paper.url
