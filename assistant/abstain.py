@@ -2,7 +2,7 @@
 
 No single retrieval score separates a near miss ("4-bit quantization of a *video*
 diffusion model" when the corpus quantizes only image models) from a paraphrase of
-a real paper: both land in the right cluster. A logistic model over three signals
+a real paper: both land in the right cluster. A logistic model over five signals
 does better than the best-sentence similarity alone (evals/README.md, calibration):
 
 - `best_sentence`: the top paper's best question-sentence similarity (is there one
@@ -16,7 +16,7 @@ does better than the best-sentence similarity alone (evals/README.md, calibratio
   weighted by rarity (does the top paper speak of everything asked about?
   `assistant/words.py`).
 
-All three mean the same whichever retriever ranked (`ASSISTANT_RETRIEVER`), so one
+All five mean the same whichever retriever ranked (`ASSISTANT_RETRIEVER`), so one
 calibration serves them all.
 
 `assistant calibrate` (evals/calibrate.py) fits it on question sets with sklearn

@@ -53,10 +53,6 @@ class Evidence:
     def best(self, n: int) -> float:
         return max(self.similarities.get(n, [0.0]), default=0.0)
 
-    @property
-    def relevance(self) -> float:
-        return max((self.best(s.n) for s in self.sources), default=0.0)
-
 
 def short_name(title: str) -> str:
     head = re.split(r":\s", title, maxsplit=1)[0]
@@ -66,8 +62,6 @@ def short_name(title: str) -> str:
 class OfflineAnswerer:
     """Quotes the sentences that carry the answer (assistant/focus.py) from the papers
     that answer, each cited; no model service, deterministic."""
-
-    mode = "offline"
 
     def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
         by_n = {s.n: s for s in evidence.sources}
@@ -101,8 +95,6 @@ class LLMAnswerer:
     as it streams, and a reply that cannot be an answer (markers only, a run-on list,
     the instructions echoed, a source copied, cut off, empty) raises UnusableAnswer,
     which the pipeline turns into the offline answer with a notice."""
-
-    mode = "llm"
 
     def __init__(self, client: LLMClient, prompts_dir: Path, context_tokens: int | None = None) -> None:
         self.client = client

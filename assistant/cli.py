@@ -169,6 +169,7 @@ def ask(
     assistant = _assistant(settings)
     options = dict(mode=mode, retriever=retriever, top_k=top_k, filters=filters)
     try:
+        drafting = assistant.resolve_mode(mode) == "llm"  # refuses LLM mode with no endpoint, before any work
         if questions is not None:
             _ask_file(assistant, questions, options)
             return
@@ -184,7 +185,7 @@ def ask(
         answer = None
         noted: set[str] = set()
         for event in assistant.stream(question, **options):
-            if event.kind == "token" and (options["mode"] or settings.answer_mode()) == "llm":
+            if event.kind == "token" and drafting:
                 out.print(escape(event.text), end="")
                 streamed = True
             elif event.kind == "reset" and streamed:
@@ -315,6 +316,8 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
         "index": manifest,
         "index_up_to_date": bool(manifest and manifest.get("corpus_fingerprint") == corpus.fingerprint()),
         "topics": _topics(settings) if manifest is not None else None,
+        "llm": {"endpoint": settings.llm_endpoint, "model": settings.llm_model if settings.llm_configured else None,
+                "default_mode": settings.answer_mode()},
     }
     if as_json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -330,6 +333,11 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
         state = "up to date" if data["index_up_to_date"] else "OUT OF DATE (run `assistant index`)"
         out.print(f"Index {manifest['store']}: {manifest['papers']} papers, {manifest['sentences']} sentences, "
                   f"model {manifest['embed_model']}, {state}")
+    if settings.llm_endpoint:
+        out.print(f"LLM endpoint {escape(settings.llm_endpoint)} (model {escape(settings.llm_model)}); "
+                  f"default answer mode {settings.answer_mode()}")
+    else:
+        out.print("LLM endpoint: none configured; answers are composed offline and nothing leaves this machine")
     topics = data["topics"]
     if topics and topics.get("error"):
         out.print(f"Topics: not available ({escape(topics['error'])})")

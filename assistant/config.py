@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         """Whether the user named an endpoint or a key: what `auto` mode and every status line go by."""
         return bool(self.llm_base_url or self.llm_api_key)
 
+    @property
+    def llm_endpoint(self) -> str | None:
+        """Where LLM requests go, for status lines: the base URL, OpenAI's when only a key
+        is set, None when nothing is configured (then nothing is ever sent anywhere)."""
+        if self.llm_base_url:
+            return self.llm_base_url
+        return OPENAI_URL if self.llm_api_key else None
+
     def answer_mode(self) -> Literal["offline", "llm"]:
         """`auto` means: use the LLM only when the user configured an endpoint or key."""
         if self.mode == "auto":
@@ -117,5 +125,7 @@ class Settings(BaseSettings):
         return self.mode
 
 
-def get_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)
+OPENAI_URL = "https://api.openai.com/v1"
+# Said wherever LLM mode is asked for with nothing configured (CLI, API, UI).
+NO_ENDPOINT = ("LLM mode needs an endpoint: set ASSISTANT_LLM_BASE_URL (for the packaged local model, "
+               "`assistant llm serve` starts one and prints what to set), or OPENAI_API_KEY for OpenAI.")

@@ -109,9 +109,6 @@ class Corpus:
             digest.update(f"{paper.paper_id}:{paper.content_hash()}\n".encode())
         return digest.hexdigest()[:16]
 
-    def by_id(self) -> dict[str, Paper]:
-        return {p.paper_id: p for p in self.papers}
-
 
 def normalize_ws(text: str) -> str:
     return " ".join(text.replace("\u00a0", " ").split())

@@ -364,7 +364,7 @@ def sync(settings: Settings, progress: ProgressFactory | None = None, rebuild: b
     """Brings Chroma, the keyword index and the manifest in line with the corpus,
     embedding only papers whose content hash changed. `embedder` (anything with
     `name` and `encode`) replaces the configured model; only the scale benchmark
-    passes one (a cache in front of the same model, see assistant/scale.py)."""
+    passes one (a cache in front of the same model, see evals/bench/scale.py)."""
     start = time.perf_counter()
     with index_lock(settings.index_dir, on_wait=on_wait):
         report = _sync_locked(settings, progress, rebuild, embedder)

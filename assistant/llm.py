@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from assistant.config import Settings
+from assistant.config import NO_ENDPOINT, Settings
 
 MAX_BACKOFF = 4.0  # seconds; a longer Retry-After is not waited for
 RETRY_STATUS = {408, 409, 429}  # and every 5xx
@@ -30,6 +30,10 @@ class LLMClient:
         import httpx
         import openai
 
+        if not settings.llm_configured:
+            # openai.OpenAI(base_url=None) means api.openai.com: never send a question
+            # there unless the user asked for it with a key.
+            raise LLMError(NO_ENDPOINT)
         self.settings = settings
         self.model = settings.llm_model
         self._secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""

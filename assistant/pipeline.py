@@ -23,7 +23,7 @@ from assistant.answer import (
     short_name,
 )
 from assistant.citations import Source, Verified, verify
-from assistant.config import Settings
+from assistant.config import NO_ENDPOINT, Settings
 from assistant.corpus import normalize_title
 from assistant.focus import COMPARE, listing_note
 from assistant.llm import LLMClient, LLMError
@@ -211,6 +211,16 @@ class Assistant:
             return False, "no LLM endpoint configured (set ASSISTANT_LLM_BASE_URL or OPENAI_API_KEY)"
         return self._llm_client().health()
 
+    def resolve_mode(self, mode: str | None) -> Literal["offline", "llm"]:
+        """The answer mode, decided once for every front end: the requested one, else the
+        settings'. LLM mode with no endpoint and no key is refused before any work."""
+        resolved = mode or self.settings.answer_mode()
+        if resolved not in ("offline", "llm"):
+            raise QuestionError(f"Unknown answer mode {mode!r}: use offline or llm.")
+        if resolved == "llm" and not self.settings.llm_configured:
+            raise QuestionError(NO_ENDPOINT)
+        return "llm" if resolved == "llm" else "offline"
+
     def stream(self, question: str, history: Sequence[Turn] = (), mode: str | None = None,
                retriever: RetrieverName | None = None, top_k: int | None = None,
                filters: Filters | None = None, qid: str | None = None) -> Iterator[Event]:
@@ -219,7 +229,7 @@ class Assistant:
         t0 = time.perf_counter()
         text = self.clean_question(question)
         s = self.settings
-        mode = mode or s.answer_mode()
+        mode = self.resolve_mode(mode)
         top_k = top_k or s.top_k
         index = self.index
         notices: list[Notice] = []

@@ -128,10 +128,6 @@ class Ranking:
     # paper id -> (weakest, idf-weighted) word support, for the papers re-ranked by it; reused by answering
     word_support: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    @property
-    def top_dense(self) -> float:
-        return max((h.dense for h in self.hits), default=0.0)
-
 
 # Acronyms that name a field or a device, not a paper ("... on a single GPU").
 GENERIC_ACRONYMS = {

@@ -231,6 +231,7 @@ LONG = "x" * 5000
     ({"json": {"question": "hi", "top_k": "five"}}, 422, "top_k"),
     ({"json": {"question": "hi", "top_k": 0}}, 422, "top_k"),
     ({"json": {"question": "hi", "mode": "gpt"}}, 422, "mode"),
+    ({"json": {"question": "What is AdamP?", "mode": "llm"}}, 400, "ASSISTANT_LLM_BASE_URL"),  # never api.openai.com
     ({"json": {"question": "hi", "retriever": 3}}, 422, "retriever"),
     ({"json": {"question": "hi", "history": "not a list"}}, 422, "history"),
     ({"json": {"question": "hi", "date_from": "yesterday"}}, 422, "date_from"),
@@ -294,3 +295,27 @@ def test_basic_auth_covers_api_and_ui(full_index: Settings) -> None:
         assert httpx.post(url + "/api/ask", json={"question": "What is Timo?"}).status_code == 401
         r = httpx.post(url + "/api/ask", json={"question": "What is Timo?"}, auth=("ann", "s3cret:x"), timeout=60)
         assert r.status_code == 200 and r.json()["citations"]
+
+
+def test_a_fault_of_the_server_is_a_500_with_a_logged_trace_not_a_400(small_settings: Settings, caplog) -> None:
+    """A ValueError from deep in the pipeline is the server's bug: reporting it as the
+    client's mistake (400) would send the user looking for a fault in their request."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from assistant.pipeline import Assistant
+    from ui.api import Api, install_error_handlers
+
+    class Faulty(Assistant):
+        def ask(self, question, history=(), **options):  # type: ignore[no-untyped-def]
+            raise ValueError("index arrays disagree")  # a bug, whatever the request
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(Api(Faulty(small_settings)).router())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/api/ask", json={"question": "What is AdamP?"})
+        bad_date = client.post("/api/ask", json={"question": "What is AdamP?", "date_from": "2024-13-01"})
+    assert response.status_code == 500 and "index arrays disagree" not in response.text
+    assert "Traceback" in caplog.text or any(r.exc_info for r in caplog.records)
+    assert bad_date.status_code == 400 and "date" in bad_date.json()["error"].lower()

@@ -62,6 +62,20 @@ def test_empty_and_over_long_questions_exit_2_with_a_message(full_index: Setting
     assert long.returncode == 2 and "the limit is 2000" in long.stderr
 
 
+def test_llm_mode_with_no_endpoint_is_refused_before_anything_is_sent(full_index: Settings) -> None:
+    """openai.OpenAI(base_url=None) means api.openai.com: with nothing configured, LLM mode
+    must stop with the setting to set, not send the question to a public service."""
+    for args in (("ask", "--mode", "llm", "What is AdamP?"), ("ask", "--json", "--mode", "llm", "What is AdamP?")):
+        out = run(*args, settings=full_index)
+        assert out.returncode == 2, out.stderr
+        assert "ASSISTANT_LLM_BASE_URL" in out.stderr and "assistant llm serve" in out.stderr
+        assert "openai.com" not in out.stderr + out.stdout and "Traceback" not in out.stderr
+    stats = run("stats", settings=full_index)
+    assert "LLM endpoint: none configured" in stats.stdout
+    keyed = json.loads(run("stats", "--json", settings=full_index, OPENAI_API_KEY="sk-test").stdout)["llm"]
+    assert keyed == {"endpoint": "https://api.openai.com/v1", "model": "gpt-4o-mini", "default_mode": "offline"}
+
+
 def test_missing_index_says_what_to_run(tmp_path: Path) -> None:
     out = run("ask", "What is Timo?", ASSISTANT_INDEX_DIR=str(tmp_path / "none"))
     assert out.returncode == 1 and "assistant index" in out.stderr and "Traceback" not in out.stderr

@@ -144,6 +144,13 @@ def test_stall_mid_stream_times_out(fake: FakeLLM) -> None:
     assert elapsed < 3 and len(fake.completions) == 1  # a started stream is never retried
 
 
+def test_no_endpoint_and_no_key_builds_no_client() -> None:
+    """A client with neither would talk to api.openai.com (the openai default)."""
+    with pytest.raises(LLMError, match="ASSISTANT_LLM_BASE_URL"):
+        LLMClient(llm_settings(None, llm_api_key=None))
+    assert LLMClient(llm_settings(None)).endpoint == "https://api.openai.com/v1/"  # a key alone means OpenAI
+
+
 def test_connection_refused() -> None:
     _, exc, elapsed = run(client(None, llm_retries=1))
     assert_clean(exc, "unreachable")

@@ -171,8 +171,11 @@ class Api:
         options: dict[str, Any] = {"mode": body.mode, "top_k": body.top_k, "retriever": body.retriever}
         try:
             options["filters"] = Filters.parse(body.date_from, body.date_to)
+        except ValueError as exc:  # only the request's dates: a ValueError from the pipeline is our bug, a 500
+            return _error(400, str(exc))
+        try:
             answer = await self.run(lambda: self.assistant.ask(body.question, to_turns(body.history), **options))
-        except (QuestionError, ValueError) as exc:
+        except QuestionError as exc:
             return _error(400, str(exc))
         except IndexProblem as exc:
             return _error(503, str(exc))

@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from assistant.config import Settings
+from assistant.config import NO_ENDPOINT, Settings
 from assistant.index import IndexProblem, read_manifest
 from assistant.models import Notice
 from assistant.pipeline import Assistant, QuestionError, Turn
@@ -160,8 +160,7 @@ class AssistantUI:
         """LLM mode without a configured endpoint answers offline right away, with a
         notice, instead of waiting for a connection that cannot succeed."""
         if mode == "llm" and not self.settings.llm_configured:
-            return "offline", [Notice(kind="llm_fallback", message="LLM mode needs an endpoint (ASSISTANT_LLM_BASE_URL "
-                                      "or OPENAI_API_KEY); showing the offline answer instead.")]
+            return "offline", [Notice(kind="llm_fallback", message=f"{NO_ENDPOINT} Showing the offline answer instead.")]
         return (mode if mode in ("offline", "llm") else self.settings.answer_mode()), []
 
     def _stream(self, question: str, turns: list[Turn], options: dict[str, Any], extra: list[Notice],

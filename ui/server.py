@@ -48,7 +48,6 @@ class BasicAuth:
 
     def __init__(self, app: Any, user: str, password: str) -> None:
         self.app = app
-        self.expected = base64.b64encode(f"{user}:{password}".encode()).decode()
         self._user, self._password = user.encode(), password.encode()
 
     def _ok(self, scope: Scope) -> bool:
