@@ -37,6 +37,8 @@ YEAR = re.compile(r"\b(1[89]\d{2}|20\d{2})\b")
 VERBATIM_FIELDS = {"url", "doi", "eprint", "file", "pdf", "arxivid", "howpublished_url"}
 _LATEX_MARKUP = re.compile(r"[\\{}$%&~]")
 _BARE_SPECIAL = re.compile(r"(?<!\\)([%&])")
+_NEEDS_DECODER = re.compile(r"\\[A-Za-z\"'`^=.]|(?<!\\)\$")  # a command, an accent or math
+_SIMPLE_LATEX = re.compile(r"\\([&%#$_{}])|[{}~]")
 
 
 class LibraryError(ValueError):
@@ -232,6 +234,8 @@ def latex_text(name: str, value: Any) -> Any:
         return [latex_text(name, v) for v in value]
     if not isinstance(value, str) or name in VERBATIM_FIELDS or not _LATEX_MARKUP.search(value):
         return value
+    if not _NEEDS_DECODER.search(value):  # escapes and protective braces only: pylatexenc is ~1000x slower
+        return _SIMPLE_LATEX.sub(lambda m: m.group(1) or (" " if m.group(0) == "~" else ""), value)
     return _latex_decoder().latex_to_text(_BARE_SPECIAL.sub(r"\\\1", value))
 
 

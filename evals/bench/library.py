@@ -76,6 +76,7 @@ def _add(settings: Settings, library: Path) -> SyncReport:
 
 
 def bench_library(n: int = 1000, repeats: int = 3, seed: int = 0) -> dict[str, float]:
+    """Runs the figures of the module docstring in a temporary folder, printing each as it comes."""
     work = Path(tempfile.mkdtemp(prefix="assistant-bench-library-"))
     shipped = Settings().corpus_dir
     settings = Settings(corpus_dir=work / "corpus", index_dir=work / "index", collection_prefix="bench-library",
@@ -86,7 +87,7 @@ def bench_library(n: int = 1000, repeats: int = 3, seed: int = 0) -> dict[str, f
         papers = library_papers(source, n, seed)
         library = work / "my-library.bib"
         library.write_text(to_bibtex(papers), encoding="utf-8")
-        print(f"library: {len(papers)} BibTeX entries ({n} new, {len(papers) - n} matching or without abstract), "
+        _say(f"library: {len(papers)} BibTeX entries ({n} new, {len(papers) - n} matching or without abstract), "
               f"{library.stat().st_size / 1e6:.1f} MB")
         return _measure(settings, library, repeats)
     finally:
@@ -94,31 +95,40 @@ def bench_library(n: int = 1000, repeats: int = 3, seed: int = 0) -> dict[str, f
 
 
 def _measure(settings: Settings, library: Path, repeats: int) -> dict[str, float]:
-    listings, base = _median_seconds(lambda: load_corpus(settings.corpus_dir), repeats)
+    out: dict[str, float] = {}
+    parse_only = settings.corpus_dir.parent / "parse-only"
+    shutil.copytree(settings.corpus_dir, parse_only)
+    base, listings = _median_seconds(lambda: load_corpus(parse_only), repeats)
+    shutil.copy(library, parse_only / library.name)
+    out["parse_merge_s"], corpus = _median_seconds(lambda: load_corpus(parse_only), repeats)
+    out["listings_only_s"] = base
+    _say(f"parse + merge (load_corpus, median of {repeats}): listings alone {base:.2f} s ({len(listings.papers)} "
+         f"papers); with the library {out['parse_merge_s']:.2f} s ({len(corpus.papers)} papers, "
+         f"{len(corpus.no_abstract)} entries without abstract skipped)   target <= 5 s")
     cold = sync(settings)
     base_rate = cold.embed_seconds / max(1, len(cold.added))
-    print(f"cold build of the shipped corpus: {len(cold.added)} papers, {cold.seconds:.1f} s "
-          f"({1000 * base_rate:.0f} ms embedding per paper)")
+    _say(f"cold build of the shipped corpus: {len(cold.added)} papers, {cold.seconds:.1f} s "
+         f"({1000 * base_rate:.0f} ms embedding per paper)")
     added = _add(settings, library)
     new = len(added.added) + len(added.updated)
     rate = added.embed_seconds / max(1, new)
+    out.update(embed_ms_per_paper=1000 * rate, baseline_embed_ms_per_paper=1000 * base_rate)
+    _say(f"first add: {added.seconds:.1f} s, {new} papers embedded ({len(added.added)} new, {len(added.updated)} "
+         f"enriched) at {1000 * rate:.0f} ms per paper vs {1000 * base_rate:.0f} ms for the shipped corpus "
+         f"(ratio {rate / base_rate:.2f})")
     staged = settings.corpus_dir.parent / "staged"
     staged.mkdir()
     shutil.copy(library, staged / library.name)
-    both, corpus = _median_seconds(lambda: load_corpus(settings.corpus_dir), repeats)
-    noop, report = _median_seconds(lambda: _add(settings, staged / library.name), repeats)
+    out["noop_readd_s"], report = _median_seconds(lambda: _add(settings, staged / library.name), repeats)
     assert not report.changed, "a no-op re-add changed the index"
-    cli = _cli_add(settings, staged / library.name)
-    print(f"parse + merge (load_corpus): listings alone {base:.2f} s ({len(listings.papers)} papers); "
-          f"with the library {both:.2f} s ({len(corpus.papers)} papers, {len(corpus.no_abstract)} entries "
-          f"without abstract skipped)   target <= 5 s")
-    print(f"first add: {added.seconds:.1f} s, {new} papers embedded ({len(added.added)} new, {len(added.updated)} "
-          f"enriched) at {1000 * rate:.0f} ms per paper vs {1000 * base_rate:.0f} ms for the shipped corpus "
-          f"(ratio {rate / base_rate:.2f})")
-    print(f"no-op re-add: {noop:.2f} s in process (median of {repeats}); `assistant add` command {cli:.2f} s "
-          "wall, start-up included   target <= 2 s")
-    return {"parse_merge_s": both, "listings_only_s": base, "embed_ms_per_paper": 1000 * rate,
-            "baseline_embed_ms_per_paper": 1000 * base_rate, "noop_readd_s": noop, "noop_readd_cli_s": cli}
+    out["noop_readd_cli_s"] = _cli_add(settings, staged / library.name)
+    _say(f"no-op re-add: {out['noop_readd_s']:.2f} s in process (median of {repeats}); `assistant add` command "
+         f"{out['noop_readd_cli_s']:.2f} s wall, start-up included   target <= 2 s")
+    return out
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _cli_add(settings: Settings, library: Path) -> float:
@@ -132,3 +142,7 @@ def _cli_add(settings: Settings, library: Path) -> float:
     if done.returncode != 0 or "embedded 0 units" not in done.stdout:
         raise RuntimeError(f"`assistant add` of the same file did something: {done.stdout}{done.stderr}")
     return wall
+
+
+if __name__ == "__main__":
+    bench_library(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
