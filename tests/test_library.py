@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.cite import cite, cite_key, to_bibtex, to_csl_json, to_ris
-from assistant.corpus import CorpusError, add_files, load_corpus, paper_id_for
+from assistant.corpus import Corpus, CorpusError, add_files, load_corpus, paper_id_for
 from assistant.focus import listing_note
 from assistant.library import LibraryError, parse_library
+from assistant.models import Paper
 from assistant.retrieve import Filters
 from tests.conftest import CORPUS
 
@@ -28,6 +29,10 @@ FILES = {fmt: LIBRARY / f"library.{fmt}" for fmt in ("bib", "ris", "json", "json
 ADAMP = "adamp-slowing-down-the-d344cb"
 TIMESNET = "timesnet-temporal-2d-variation-c4b8e0"
 QUOKKA = paper_id_for("Quokka: Sparse Attention for Long-Read Genome Assembly")
+
+
+def by_id(corpus: Corpus) -> dict[str, Paper]:
+    return {p.paper_id: p for p in corpus.papers}
 
 
 @pytest.fixture
@@ -91,10 +96,10 @@ def test_csl_json_and_jsonl() -> None:
 
 def test_matching_entries_enrich_listing_papers_and_new_ones_are_added(corpus_with) -> None:
     corpus = load_corpus(corpus_with("bib", "ris", "json", "jsonl"))
-    papers = corpus.by_id()
+    papers = by_id(corpus)
     assert len(papers) == 356 + 6  # Quokka, Lantern, Heron, Kestrel, Marmot, Pangolin
     adamp = papers[ADAMP]
-    assert adamp.abstract == load_corpus(CORPUS).by_id()[ADAMP].abstract  # the listing's abstract is kept
+    assert adamp.abstract == by_id(load_corpus(CORPUS))[ADAMP].abstract  # the listing's abstract is kept
     assert adamp.authors[0] == "Heo, Byeongho" and adamp.venue.startswith("International Conference")
     assert adamp.arxiv_id == "2006.08217" and adamp.also_in == ["library.bib:5"]
     # TimesNet: by title from the .bib, by arXiv id (another title) from the .jsonl
@@ -111,7 +116,7 @@ def test_entries_without_an_abstract_are_counted_never_dropped_silently(corpus_w
     # AdamP's entry has no abstract either, but it enriches a listing paper, so it is not "skipped"
     assert corpus.no_abstract == ["library.bib:42 'A Library Entry That Has No Abstract'",
                                   "library.json:4 'A CSL Item Without Abstract'"]
-    assert paper_id_for("A Library Entry That Has No Abstract") not in corpus.by_id()
+    assert paper_id_for("A Library Entry That Has No Abstract") not in by_id(corpus)
 
 
 def test_listing_papers_keep_their_content_hash() -> None:
@@ -130,7 +135,7 @@ def test_enriched_papers_change_hash_and_nothing_else_does(corpus_with) -> None:
 
 
 def test_source_file_filter_and_year_only_dates(corpus_with) -> None:
-    papers = load_corpus(corpus_with("bib")).by_id()
+    papers = by_id(load_corpus(corpus_with("bib")))
     only_bib = Filters.parse(source_file="library.bib")
     assert only_bib is not None
     assert {pid for pid, p in papers.items() if only_bib.accepts(p)} == {
@@ -145,10 +150,10 @@ def test_source_file_filter_and_year_only_dates(corpus_with) -> None:
 
 
 def test_listing_notice_names_the_authors_a_library_gave(corpus_with) -> None:
-    papers = load_corpus(corpus_with("bib")).by_id()
+    papers = by_id(load_corpus(corpus_with("bib")))
     note = listing_note("Who wrote AdamP?", papers[ADAMP], "AdamP")
     assert note is not None and "Heo, Byeongho; Chun, Sanghyuk" in note and "International Conference" in note
-    plain = listing_note("Who wrote AdamP?", load_corpus(CORPUS).by_id()[ADAMP], "AdamP")
+    plain = listing_note("Who wrote AdamP?", by_id(load_corpus(CORPUS))[ADAMP], "AdamP")
     assert plain is not None and "without author names" in plain
 
 
@@ -270,7 +275,7 @@ def test_round_trip_keeps_title_authors_year_doi(tmp_path: Path, corpus_with, so
 
 
 def test_listing_papers_export_as_misc_with_a_note_and_stable_keys() -> None:
-    adamp = load_corpus(CORPUS).by_id()[ADAMP]
+    adamp = by_id(load_corpus(CORPUS))[ADAMP]
     text = to_bibtex([adamp])
     entry = bibtexparser.parse_string(text).entries[0]
     assert (entry.entry_type, entry.key) == ("misc", ADAMP)
@@ -287,7 +292,7 @@ def test_listing_papers_export_as_misc_with_a_note_and_stable_keys() -> None:
 
 
 def test_latex_specials_are_escaped_for_latex_and_restored_on_import(corpus_with) -> None:
-    quokka = load_corpus(corpus_with("bib")).by_id()[QUOKKA]
+    quokka = by_id(load_corpus(corpus_with("bib")))[QUOKKA]
     text = to_bibtex([quokka])
     assert r"Our code \& data: 100\% open source." in text
     entry = bibtexparser.parse_string(text).entries[0]
@@ -342,7 +347,7 @@ def test_ui_shows_library_metadata_and_a_bibtex_button(corpus_with) -> None:
     from assistant.models import Citation
     from ui.format import citation_text, paper_html, paper_meta, source_card
 
-    quokka = load_corpus(corpus_with("bib")).by_id()[QUOKKA]
+    quokka = by_id(load_corpus(corpus_with("bib")))[QUOKKA]
     assert paper_meta(quokka) == "2024-05 · Lindqvist, Müller, O&#x27;Neil · Journal of Invented Bioinformatics"
     card = source_card(Citation(n=1, paper_id=QUOKKA, title=quokka.title, quote="We present Quokka"), quokka, 1)
     assert '<button type="button" class="copy-bibtex"' in card
