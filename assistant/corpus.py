@@ -354,25 +354,26 @@ def add_files(paths: list[Path], corpus_dir: Path) -> list[str]:
     """Copies listing or library files into the corpus folder, each one atomically,
     after every one of them was read without error (CorpusError otherwise, and
     nothing is copied). A file already there with the same bytes is left alone; one
-    with the same name and other bytes is replaced (a fresh export of the library).
+    with the same name and other bytes is replaced (a fresh export of the library);
+    the unchanged one is not parsed here, so a no-op re-add parses it once, in the sync.
     Returns one line per file saying what happened."""
-    parsed = [read_file(p) for p in paths]  # raises before anything is copied
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
         raise CorpusError("two of the files have the same name; the corpus folder holds one file per name")
+    same = {p for p in paths if (corpus_dir / p.name).is_file() and (corpus_dir / p.name).read_bytes() == p.read_bytes()}
+    parsed = {p: read_file(p) for p in paths if p not in same}  # raises before anything is copied
     corpus_dir.mkdir(parents=True, exist_ok=True)
     done = []
-    for path, one in zip(paths, parsed):
-        target = corpus_dir / path.name
-        data = path.read_bytes()
-        what = f"{len(one.entries)} entries ({one.layout})"
-        if target.exists() and target.read_bytes() == data:
-            done.append(f"{path.name}: already in the corpus, unchanged; {what}")
+    for path in paths:
+        if path in same:  # read by the sync that follows, as every corpus file is
+            done.append(f"{path.name}: already in the corpus, unchanged")
             continue
+        target, one = corpus_dir / path.name, parsed[path]
         verb = "replaced" if target.exists() else "added"
         with atomic_path(target) as tmp:
-            tmp.write_bytes(data)
-        done.append(f"{path.name}: {verb}; {what}" + (f", {len(one.warnings)} records skipped" if one.warnings else ""))
+            tmp.write_bytes(path.read_bytes())
+        skipped = f", {len(one.warnings)} records skipped" if one.warnings else ""
+        done.append(f"{path.name}: {verb}; {len(one.entries)} entries ({one.layout}){skipped}")
     return done
 
 

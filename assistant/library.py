@@ -34,6 +34,7 @@ ARXIV_ID = re.compile(r"(?:arxiv\.org/(?:abs|pdf)/|arxiv[:.]\s*|10\.48550/arxiv\
 BARE_ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?$", re.IGNORECASE)
 DOI = re.compile(r"\b(10\.\d{4,9}/\S+)", re.IGNORECASE)
 YEAR = re.compile(r"\b(1[89]\d{2}|20\d{2})\b")
+RAW_LATEX_FIELDS = {"abstract", "annote", "note"}
 VERBATIM_FIELDS = {"url", "doi", "eprint", "file", "pdf", "arxivid", "howpublished_url"}
 _LATEX_MARKUP = re.compile(r"[\\{}$%&~]")
 _BARE_SPECIAL = re.compile(r"(?<!\\)([%&])")
@@ -234,7 +235,10 @@ def latex_text(name: str, value: Any) -> Any:
         return [latex_text(name, v) for v in value]
     if not isinstance(value, str) or name in VERBATIM_FIELDS or not _LATEX_MARKUP.search(value):
         return value
-    if not _NEEDS_DECODER.search(value):  # escapes and protective braces only: pylatexenc is ~1000x slower
+    # Escapes and protective braces only, or an abstract: a regex. pylatexenc reads a
+    # character at a time (~30 ms per abstract), and abstracts keep their LaTeX as the
+    # listing abstracts do ("$\\alpha$", "T\\"ULU"), which search and quoting read as is.
+    if name in RAW_LATEX_FIELDS or not _NEEDS_DECODER.search(value):
         return _SIMPLE_LATEX.sub(lambda m: m.group(1) or (" " if m.group(0) == "~" else ""), value)
     return _latex_decoder().latex_to_text(_BARE_SPECIAL.sub(r"\\\1", value))
 
