@@ -200,12 +200,12 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
     quotes: dict[int, tuple[int, float]] = {}
     supported = cited = 0
     out_pieces: list[str] = []
-    for i, piece in enumerate(pieces):
+    for piece in pieces:
         claim = claim_text(piece)
         all_ok = True
         had = False
 
-        def rewrite(match: re.Match[str]) -> str:
+        def rewrite(match: re.Match[str], claim: str = claim) -> str:
             nonlocal all_ok, had
             kept: list[str] = []
             for n in marker_numbers(match.group(1)):

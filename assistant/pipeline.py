@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,6 +43,10 @@ class QuestionError(ValueError):
     """Input the assistant will not process; the message says why and what to do."""
 
 
+class QuestionTooLong(QuestionError):
+    """A question over `max_question_chars` (the HTTP front ends answer it with 413)."""
+
+
 class UnknownPaper(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
@@ -56,6 +60,40 @@ class Event:
     text: str = ""
     answer: Answer | None = None
     notice: Notice | None = None
+
+
+@dataclass
+class AnswerReader:
+    """Reads one answer's events the way every front end must. A "reset" takes back
+    the text streamed so far (an LLM draft replaced by its verified text, a fallback
+    or a refusal), so only the text after the last reset belongs to the answer, and
+    it is final only with the "answer" event; `draft` keeps the text a reset took back."""
+
+    text: str = ""
+    draft: str = ""
+    notices: list[Notice] = field(default_factory=list)
+    answer: Answer | None = None
+
+    def read(self, event: Event) -> Event:
+        if event.kind == "reset":
+            self.draft, self.text = self.draft or self.text, ""
+        elif event.kind == "token":
+            self.text += event.text
+        elif event.kind == "notice" and event.notice is not None:
+            self.notices.append(event.notice)
+        elif event.kind == "answer" and event.answer is not None:
+            self.answer = event.answer
+        return event
+
+
+def read_answer(events: Iterable[Event]) -> Answer:
+    """The final Answer of an event stream (what `Assistant.ask` returns)."""
+    reader = AnswerReader()
+    for event in events:
+        reader.read(event)
+        if reader.answer is not None:
+            return reader.answer
+    raise RuntimeError("the pipeline ended without an answer")  # unreachable by construction
 
 
 @dataclass
@@ -140,7 +178,7 @@ class Assistant:
         if not text:
             raise QuestionError("The question is empty. Ask about a topic, method or paper.")
         if len(text) > self.settings.max_question_chars:
-            raise QuestionError(
+            raise QuestionTooLong(
                 f"The question is {len(text)} characters long; the limit is {self.settings.max_question_chars}. "
                 "Shorten it to the part you want answered."
             )
@@ -327,10 +365,7 @@ class Assistant:
         yield Event("answer", answer=finish(verified.text, False, "offline", verified))
 
     def ask(self, question: str, history: Sequence[Turn] = (), **options: object) -> Answer:
-        for event in self.stream(question, history, **options):  # type: ignore[arg-type]
-            if event.kind == "answer" and event.answer is not None:
-                return event.answer
-        raise RuntimeError("the pipeline ended without an answer")  # unreachable by construction
+        return read_answer(self.stream(question, history, **options))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ papers
 
@@ -344,9 +379,10 @@ class Assistant:
         self.paper(paper_id)
         return self.index.related(paper_id, k)
 
-    def search(self, query: str, k: int = 10, retriever: RetrieverName | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, retriever: RetrieverName | None = None,
+               filters: Filters | None = None) -> list[Hit]:
         text = self.clean_question(query)
-        return self.index.search(text, k=k, retriever=retriever or self.settings.retriever).hits
+        return self.index.search(text, k=k, retriever=retriever or self.settings.retriever, filters=filters).hits
 
     def lookup(self, query: str) -> Lookup:
         """A paper by id, exact or fuzzy title, name or acronym (typos included), or

@@ -29,7 +29,7 @@ import numpy as np
 from assistant.config import Settings
 from assistant.index import Store, read_snapshot, split_sentences
 from assistant.models import Occurrence, Paper
-from assistant.topics import (_pca, build_map, layout_2d, paper_vectors_from_store, trustworthiness_at)
+from assistant.topics import _pca, build_map, paper_vectors_from_store
 
 TRUST_SAMPLE = 3000  # above this many papers, trustworthiness is measured on a random subset of them
 

@@ -33,17 +33,20 @@ def bench_query(repeats: int = typer.Option(5, help="Passes over the question li
 
 @bench.command("load")
 def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /api/ask."),
-               seconds: float = typer.Option(60.0, help="Duration of the load."),
+               seconds: float = typer.Option(60.0, help="Duration of the load (of each endpoint's phase)."),
                max_requests: Optional[int] = typer.Option(None, help="Stop after this many answers."),
-               as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text.")) -> None:
+               as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
+               endpoint: str = typer.Option("ask", help="What the clients call, comma-separated phases on one "
+                                            "server: ask (/api/ask), chat (/v1/chat/completions), chat-stream "
+                                            "(the same, streamed); e.g. ask,chat prints the p95 ratio.")) -> None:
     """Concurrent clients against a fresh `assistant serve` (loopback, offline) while the UI is probed."""
     from evals.bench.load import bench_load as run
 
     try:
-        report = run(clients, seconds, max_requests, as_json)
+        reports = run(clients, seconds, max_requests, as_json, endpoint)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
-    if report.errors or report.probe_errors:
+    if any(r.errors or r.probe_errors for r in reports):
         raise typer.Exit(1)
 
 

@@ -695,7 +695,7 @@ def run_eval(settings: Settings, questions_path: Path, configs: Sequence[str], m
                 from evals.baselines import Baselines
 
                 baselines = Baselines(settings, list(index.papers.values()))
-            results = run_baseline(lambda text, k, c=config: baselines.search(c, text, k), config, questions, progress)
+            results = run_baseline(lambda text, k, c=config, b=baselines: b.search(c, text, k), config, questions, progress)
         rows.extend(result_row(config, q, o) for q, o in results)
     record = run_settings(settings, index, questions_path, split, mode, configs, len(questions))
     if baselines is not None:

@@ -22,7 +22,7 @@ def test_every_set_is_guarded_and_pinned_by_hash() -> None:
     """A question edited, added or deleted fails here until `python -m evals.floors --update`
     re-measures its floors in the same commit."""
     assert set(SPEC["sets"]) == set(SETS)
-    for name, spec in SPEC["sets"].items():
+    for spec in SPEC["sets"].values():
         assert file_sha256(PROJECT_ROOT / spec["questions"]) == spec["sha256"], (
             f"{spec['questions']} changed since its floors were measured; re-measure: python -m evals.floors --update")
         assert spec["floors"] and spec["ceilings"]["invalid_citations"] == 0

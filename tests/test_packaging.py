@@ -1,5 +1,5 @@
 """The house rules a reviewer would check by hand: declared dependencies equal what
-the code imports (deptry), the runtime never imports the lab and no package has an
+the code imports (deptry), the code passes ruff, the runtime never imports the lab and no package has an
 import circle (import-linter contracts in pyproject.toml), and a wheel installed
 outside the checkout answers a question on its own (prompts and the abstention
 model ship inside it)."""
@@ -29,6 +29,12 @@ def run(cmd: list[str], cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = N
 
 def test_declared_dependencies_equal_the_imports() -> None:
     result = run([str(BIN / "deptry"), "."])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_finds_nothing() -> None:
+    """Unused imports, undefined names, closures over loop variables... (rules: pyproject.toml)."""
+    result = run([str(BIN / "ruff"), "check", "--no-cache", "."])
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -64,14 +64,14 @@ class AssistantUI:
 
     def index_ready(self) -> bool:
         try:
-            self.assistant.index
+            _ = self.assistant.index  # opening it is the check
             return True
         except IndexProblem:
             return False
 
     def index_message(self) -> str:
         try:
-            self.assistant.index
+            _ = self.assistant.index  # opening it is the check
             return ""
         except IndexProblem as exc:
             return str(exc)

@@ -17,8 +17,9 @@ def serve(
     port: Optional[int] = typer.Option(None, help="Port (default: ASSISTANT_PORT, 7860)."),
     build: bool = typer.Option(False, "--build", help="Build or update the index first when it is missing."),
 ) -> None:
-    """Serve the chat UI (Chat, Papers, Corpus map) and the JSON API (/api/ask, /api/papers/{id},
-    /api/search, /api/health; schema at /openapi.json)."""
+    """Serve the chat UI (Chat, Papers, Corpus map), the JSON API (/api/ask, /api/papers/{id},
+    /api/search, /api/health; schema at /openapi.json), the OpenAI-compatible /v1/chat/completions
+    and the MCP server at /mcp."""
     from assistant.index import IndexProblem, sync
     from assistant.retrieve import open_index
     from ui.server import create_app, parse_auth
@@ -47,5 +48,15 @@ def serve(
 
     app = create_app(settings)
     auth = " (basic auth on)" if settings.auth else ""
-    err.print(f"Serving on http://{settings.host}:{settings.port}/{auth}  API docs: /api/docs  Ctrl+C to stop")
+    err.print(f"Serving on http://{settings.host}:{settings.port}/{auth}  API docs: /api/docs  "
+              "OpenAI: /v1  MCP: /mcp  Ctrl+C to stop")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3)
+
+
+def mcp() -> None:
+    """Serve the assistant as an MCP server over stdio, for desktop MCP clients (tools ask, search_papers,
+    get_paper; resources paper://{paper_id}). `assistant serve` offers the same at /mcp over HTTP."""
+    from assistant.pipeline import Assistant
+    from ui.mcp_server import serve_stdio
+
+    serve_stdio(Assistant(load_settings()))

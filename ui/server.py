@@ -1,9 +1,11 @@
-"""One ASGI app: the JSON API and OpenAPI schema on FastAPI, the Gradio UI mounted
-at `/`, optional HTTP basic auth in front of both, and a body-size cap on the API.
+"""One ASGI app: the JSON API and OpenAPI schema on FastAPI, the OpenAI-compatible
+/v1 routes (ui/openai_api.py), the MCP transport at /mcp (ui/mcp_server.py), the
+Gradio UI mounted at `/`, optional HTTP basic auth in front of all of them, and a
+body-size cap on the APIs.
 
 Auth is an ASGI middleware rather than Gradio's login form so that one check
-covers every route (UI, Gradio's own endpoints, /api/*, /openapi.json) and API
-clients can use a standard `Authorization: Basic` header.
+covers every route (UI, Gradio's own endpoints, /api/*, /v1/*, /mcp, /openapi.json)
+and API clients can use a standard `Authorization: Basic` header.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastapi.responses import FileResponse, Response
 
 from assistant.config import Settings
 from assistant.pipeline import Assistant
+from ui.openai_api import openai_error_body
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,8 @@ async def _send_json(send: Any, status: int, body: dict[str, Any], headers: list
 
 
 class BasicAuth:
-    """HTTP basic auth for every HTTP and websocket request."""
+    """HTTP basic auth for every HTTP and websocket request. `Bearer user:password`
+    is accepted too: OpenAI-protocol and MCP clients often only let users set a key."""
 
     def __init__(self, app: Any, user: str, password: str) -> None:
         self.app = app
@@ -53,10 +57,13 @@ class BasicAuth:
     def _ok(self, scope: Scope) -> bool:
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"basic":
-            return False
         try:
-            user, _, password = base64.b64decode(token.strip(), validate=True).partition(b":")
+            if scheme.lower() == b"bearer":
+                user, _, password = token.strip().partition(b":")
+            elif scheme.lower() == b"basic":
+                user, _, password = base64.b64decode(token.strip(), validate=True).partition(b":")
+            else:
+                return False
         except (binascii.Error, ValueError):
             return False
         # both compared in full, so timing says nothing about which part was wrong
@@ -69,23 +76,27 @@ class BasicAuth:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        await _send_json(send, 401, {"error": "Authentication required (HTTP basic auth)."},
-                         [(b"www-authenticate", b'Basic realm="assistant", charset="UTF-8"')])
+        message = "Authentication required (HTTP basic auth)."
+        body = openai_error_body(message, "authentication_error", "invalid_api_key") \
+            if scope.get("path", "").startswith("/v1/") else {"error": message}
+        await _send_json(send, 401, body, [(b"www-authenticate", b'Basic realm="assistant", charset="UTF-8"')])
 
 
 class BodyLimit:
     """Refuses API requests whose declared body is larger than `limit` bytes, before
     reading them, and counts the bytes of bodies sent without a length."""
 
-    def __init__(self, app: Any, limit: int, prefix: str = "/api/") -> None:
-        self.app, self.limit, self.prefix = app, limit, prefix
+    def __init__(self, app: Any, limit: int, prefix: str = "/api/", openai: bool = False) -> None:
+        self.app, self.limit, self.prefix, self.openai = app, limit, prefix, openai
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
-        too_big = {"error": f"The request body is larger than {self.limit // 1024} KiB."}
+        message = f"The request body is larger than {self.limit // 1024} KiB."
+        too_big = openai_error_body(message, "invalid_request_error", "request_too_large") if self.openai \
+            else {"error": message}
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _send_json(send, 413, too_big)
             return
@@ -135,6 +146,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     from ui.app import AssistantUI, build_ui, warm_up
     from ui.corpus_map import MAP_FIGURE_ROUTE, PLOTLY_JS_ROUTE, plotly_js_path
     from ui.format import CLICK_JS, CSS
+    from ui.mcp_server import mount as mount_mcp
+    from ui.openai_api import OpenAIApi
 
     settings = settings or Settings()
     assistant = assistant or Assistant(settings)
@@ -148,7 +161,10 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.include_router(Api(assistant).router())
+    api = Api(assistant)
+    app.include_router(api.router())
+    app.include_router(OpenAIApi(api).router())
+    mount_mcp(app, api, settings.host)
 
     @app.get(PLOTLY_JS_ROUTE, include_in_schema=False)
     def _plotly_js() -> FileResponse:
@@ -167,6 +183,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
                               footer_links=[], run_history=False, theme=theme(), css=CSS, head=CLICK_JS, ssr_mode=False,
                               mcp_server=False, show_error=False)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, prefix="/v1/", openai=True)
     if credentials:
         app.add_middleware(BasicAuth, user=credentials[0], password=credentials[1])
     return app

@@ -6,6 +6,10 @@ evals/questions/core.jsonl to /api/ask for `seconds` (or until `max_requests`
 answers), and meanwhile probes the UI once a second (GET / and GET /api/health)
 to show it stays responsive. Prints throughput, latency percentiles, errors and
 the probe latencies. Bounded in time and requests; talks to 127.0.0.1 only.
+
+`endpoints` drives /v1/chat/completions as well (`chat`, `chat-stream`: the
+OpenAI face, ui/openai_api.py), one phase after another on the same server, so
+their latencies compare within one run.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from assistant.config import PROJECT_ROOT, Settings
-from assistant.models import AnswerContract
+from assistant.models import AnswerContract, CitationContract, Notice
 from evals.servers import assistant_server, free_port
 from evals.stats import percentile
 
@@ -31,6 +35,7 @@ QUESTIONS_FILE = PROJECT_ROOT / "evals" / "questions" / "core.jsonl"
 MAX_CLIENTS = 64
 MAX_SECONDS = 3600.0
 REQUEST_TIMEOUT = 120.0  # one answer; bounds how long the run can overrun `seconds`
+ENDPOINTS = {"ask": "/api/ask", "chat": "/v1/chat/completions", "chat-stream": "/v1/chat/completions (stream)"}
 
 
 def load_questions(path: Path = QUESTIONS_FILE) -> list[str]:
@@ -55,6 +60,34 @@ def contract_problem(status: int, body: Any) -> str | None:
     return None
 
 
+class _Chat(BaseModel):
+    """What a load client checks of an OpenAI-face answer: the text and the contract's citations and notices."""
+
+    content: str = Field(min_length=1)
+    citations: list[CitationContract]
+    notices: list[Notice]
+
+
+def chat_problem(status: int, body: Any, stream: bool) -> tuple[str | None, bool]:
+    """(None, abstained) when a /v1/chat/completions response is a well-formed cited
+    answer or refusal, else (why not, False). `body` is the JSON, or the SSE text."""
+    if status != 200:
+        return f"HTTP {status}", False
+    try:
+        if stream:
+            events = [line[6:] for line in str(body).split("\n") if line.startswith("data: ")]
+            if not events or events[-1] != "[DONE]":
+                return "stream without data: [DONE]", False
+            chunks = [json.loads(e)["choices"][0] for e in events[:-1]]
+            message = chunks[-1]["delta"] | {"content": "".join(c["delta"].get("content", "") for c in chunks)}
+        else:
+            message = body["choices"][0]["message"]
+        chat = _Chat.model_validate(message)
+    except (ValueError, KeyError, IndexError, TypeError) as exc:  # ValidationError is a ValueError
+        return f"not a cited completion: {type(exc).__name__}", False
+    return None, not chat.citations
+
+
 def _ms(values: list[float], q: float) -> float:
     """A percentile for the report, 0 when nothing was measured."""
     return round(percentile(values, q) or 0.0, 1)
@@ -64,6 +97,7 @@ def _ms(values: list[float], q: float) -> float:
 class LoadReport:
     clients: int
     seconds: float  # requested duration
+    endpoint: str = "ask"  # a key of ENDPOINTS
     wall_s: float = 0.0  # first request sent to last answer received
     requests: int = 0
     errors: int = 0
@@ -103,7 +137,8 @@ class LoadReport:
             f"server concurrency {self.server_concurrency}, {os.cpu_count()} CPUs; server start {s['server_start_s']} s)",
             f"requests: {self.requests} in {s['wall_s']} s = {s['throughput_rps']} req/s   "
             f"errors: {self.errors}   abstained: {self.abstained}",
-            f"/api/ask latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  max {lat['max']}",
+            f"{ENDPOINTS[self.endpoint]} latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  "
+            f"max {lat['max']}",
             f"UI probe GET / ms: p50 {ui['p50']}  max {ui['max']}   "
             f"GET /api/health ms: p50 {h['p50']}  max {h['max']}   ({self.probes} probes, {self.probe_errors} failed)",
         ]
@@ -113,24 +148,60 @@ class LoadReport:
 
 def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None = None,
              settings: Settings | None = None, questions: list[str] | None = None,
-             startup_timeout: float = 300.0) -> LoadReport:
+             startup_timeout: float = 300.0, endpoint: str = "ask") -> LoadReport:
     """Runs the load against a fresh server and returns the figures."""
-    import httpx
+    return run_loads([endpoint], clients, seconds, max_requests, settings, questions, startup_timeout)[0]
 
+
+def run_loads(endpoints: list[str], clients: int = 8, seconds: float = 60.0, max_requests: int | None = None,
+              settings: Settings | None = None, questions: list[str] | None = None,
+              startup_timeout: float = 300.0) -> list[LoadReport]:
+    """One load phase per endpoint, in order, against the same fresh server."""
     if not 1 <= clients <= MAX_CLIENTS:
         raise ValueError(f"clients must be between 1 and {MAX_CLIENTS}")
     if not 0 < seconds <= MAX_SECONDS:
         raise ValueError(f"seconds must be between 0 and {MAX_SECONDS:g}")
     if max_requests is not None and max_requests < 1:
         raise ValueError("max_requests must be at least 1")
+    if not endpoints or set(endpoints) - set(ENDPOINTS):
+        raise ValueError(f"endpoints must be among {', '.join(ENDPOINTS)}")
     settings = settings or Settings()
     questions = questions or load_questions()
-    report = LoadReport(clients=clients, seconds=seconds, server_concurrency=settings.concurrency)
     log = Path(tempfile.mkstemp(prefix="assistant-load-", suffix=".log")[1])
     port = free_port()
     server = assistant_server(settings, port, log, healthy=True).start(startup_timeout)
-    base = f"http://127.0.0.1:{port}"
-    report.server_start_s = server.start_s
+    reports = []
+    try:
+        for endpoint in endpoints:
+            report = LoadReport(clients=clients, seconds=seconds, endpoint=endpoint,
+                                server_concurrency=settings.concurrency, server_start_s=server.start_s)
+            _drive(f"http://127.0.0.1:{port}", report, questions, max_requests)
+            reports.append(report)
+    finally:
+        server.stop()
+        log.unlink(missing_ok=True)
+    return reports
+
+
+def _request(http: Any, endpoint: str, question: str) -> tuple[str | None, bool]:
+    """One question to `endpoint`: (what is wrong with the response or None, abstained)."""
+    if endpoint == "ask":
+        r = http.post("/api/ask", json={"question": question})
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
+        problem = contract_problem(r.status_code, body)
+        if problem is None and body is not None and body["question"] != " ".join(question.split()):
+            problem = "answer to another question"
+        return problem, problem is None and body is not None and body["abstained"]
+    stream = endpoint == "chat-stream"
+    r = http.post("/v1/chat/completions", json={"model": "assistant", "stream": stream,
+                                                "messages": [{"role": "user", "content": question}]})
+    return chat_problem(r.status_code, r.text if stream or r.status_code != 200 else r.json(), stream)
+
+
+def _drive(base: str, report: LoadReport, questions: list[str], max_requests: int | None) -> None:
+    """`report.clients` clients on one endpoint for `report.seconds`, the UI probed meanwhile."""
+    import httpx
+
     lock = threading.Lock()
     counter = itertools.count()
     stop = threading.Event()
@@ -149,13 +220,9 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
                     if not first_sent:
                         first_sent.append(t)
                 try:
-                    r = http.post("/api/ask", json={"question": question})
-                    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
-                    problem = contract_problem(r.status_code, body)
-                    if problem is None and body["question"] != " ".join(question.split()):
-                        problem = "answer to another question"
+                    problem, abstained = _request(http, report.endpoint, question)
                 except (httpx.HTTPError, ValueError) as exc:
-                    body, problem = None, f"{type(exc).__name__}: {exc}"
+                    problem, abstained = f"{type(exc).__name__}: {exc}", False
                 done = time.perf_counter()
                 with lock:
                     report.requests += 1
@@ -165,7 +232,7 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
                         report.errors += 1
                         if len(report.error_samples) < 5:
                             report.error_samples.append(f"{question[:50]!r}: {problem}")
-                    elif body["abstained"]:
+                    elif abstained:
                         report.abstained += 1
 
     def probe_loop() -> None:
@@ -185,13 +252,14 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
                 report.probes += 1
                 stop.wait(max(0.0, 1.0 - (time.perf_counter() - tick)))
 
-    threads = [threading.Thread(target=client_loop, name=f"load-client-{i}", daemon=True) for i in range(clients)]
+    threads = [threading.Thread(target=client_loop, name=f"load-client-{i}", daemon=True)
+               for i in range(report.clients)]
     prober = threading.Thread(target=probe_loop, name="load-probe", daemon=True)
     try:
         prober.start()
         for th in threads:
             th.start()
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + report.seconds
         while time.monotonic() < deadline and any(th.is_alive() for th in threads):
             time.sleep(0.1)
         stop.set()
@@ -200,14 +268,19 @@ def run_load(clients: int = 8, seconds: float = 60.0, max_requests: int | None =
         prober.join(35)
     finally:
         stop.set()
-        server.stop()
-        log.unlink(missing_ok=True)
     if first_sent:
         report.wall_s = max(last_done[0] - first_sent[0], 1e-9)
-    return report
 
 
-def bench_load(clients: int, seconds: float, max_requests: int | None, as_json: bool = False) -> LoadReport:
-    report = run_load(clients=clients, seconds=seconds, max_requests=max_requests)
-    print(json.dumps(report.summary()) if as_json else report.text())
-    return report
+def bench_load(clients: int, seconds: float, max_requests: int | None, as_json: bool = False,
+               endpoints: str = "ask") -> list[LoadReport]:
+    reports = run_loads([e.strip() for e in endpoints.split(",") if e.strip()], clients, seconds, max_requests)
+    if as_json:
+        print(json.dumps([r.summary() for r in reports] if len(reports) > 1 else reports[0].summary()))
+        return reports
+    print("\n\n".join(r.text() for r in reports))
+    base = reports[0]
+    for r in reports[1:]:  # same server, same run: the ratio is what compares
+        ratio = _ms(r.latencies_ms, 0.95) / max(_ms(base.latencies_ms, 0.95), 1e-9)
+        print(f"p95 {ENDPOINTS[r.endpoint]} / {ENDPOINTS[base.endpoint]}: {ratio:.2f}")
+    return reports
