@@ -24,7 +24,7 @@ from assistant.citations import (
     marker_numbers,
     strip_markers,
 )
-from assistant.focus import Pick, focus
+from assistant.focus import Pick, asks_for_list, asks_for_recent, focus
 from assistant.llm import LLMClient, LLMError
 
 NO_ANSWER = "INSUFFICIENT_SOURCES"
@@ -43,12 +43,19 @@ class Evidence:
     part_similarities: dict[int, list[float]] = field(default_factory=dict)
     # source n -> (weakest, idf-weighted) word support of the question (assistant/words.py)
     support: dict[int, tuple[float, float]] = field(default_factory=dict)
+    keyword: dict[int, float] = field(default_factory=dict)  # source n -> its BM25 score (best unit)
 
     def focus(self, question: str) -> list[Pick]:
-        """The sources that answer and their sentences, best first (assistant/focus.py)."""
-        return focus(question, {s.n: s.sentences for s in self.sources}, self.similarities, self.scores,
-                     sorted(self.named), self.part_similarities,
-                     {n: weighted for n, (_, weighted) in self.support.items()})
+        """The sources that answer and their sentences, best first (assistant/focus.py);
+        a list of the latest papers on a subject puts the newest first (undated last)."""
+        picks = focus(question, {s.n: s.sentences for s in self.sources}, self.similarities, self.scores,
+                      sorted(self.named), self.part_similarities,
+                      {n: weighted for n, (_, weighted) in self.support.items()},
+                      {s.n: s.paper.title for s in self.sources}, self.keyword)
+        if asks_for_recent(question) and asks_for_list(question, len(self.named)):
+            dates = {s.n: s.paper.published or "" for s in self.sources}
+            picks.sort(key=lambda p: dates[p.n], reverse=True)
+        return picks
 
     def best(self, n: int) -> float:
         return max(self.similarities.get(n, [0.0]), default=0.0)
@@ -66,6 +73,13 @@ class OfflineAnswerer:
     def draft(self, question: str, evidence: Evidence) -> Iterator[str]:
         by_n = {s.n: s for s in evidence.sources}
         picks = evidence.focus(question)
+        if asks_for_list(question, len(evidence.named)):
+            # One line per paper, to scan: its short name, the sentence showing it fits, [n].
+            for k, pick in enumerate(picks):
+                src = by_n[pick.n]
+                quoted = " ".join(f"{strip_markers(src.sentences[i])} [{pick.n}]" for i in pick.sentences)
+                yield ("" if k == 0 else "\n") + f"- **{short_name(src.paper.title)}**: {quoted}"
+            return
         for k, pick in enumerate(picks):
             src = by_n[pick.n]
             title = src.paper.title if len(picks) == 1 else short_name(src.paper.title)

@@ -115,20 +115,34 @@ def _assistant(settings: Settings) -> Assistant:
     return Assistant(settings)
 
 
-def _print_answer(answer: Answer, streamed: bool, noted: Collection[str] = (), out: Console = out) -> None:
+LIST_PAGE = 10  # lines of a list answer printed unless --all
+
+
+def _print_answer(answer: Answer, streamed: bool, noted: Collection[str] = (), show_all: bool = False,
+                  out: Console = out) -> None:
     """`noted`: notices already printed as they came, not repeated after the answer;
-    `out`: stderr when stdout is kept for BibTeX (`ask --bibtex`)."""
+    `out`: stderr when stdout is kept for BibTeX (`ask --bibtex`).
+    A list answer (one line per paper) prints its first LIST_PAGE papers and says how
+    many more there are, unless `show_all`."""
+    lines = answer.answer.split("\n")
+    listed = answer.shape == "list" and all(line.startswith("- ") for line in lines)  # the offline list
+    page = LIST_PAGE if listed and not show_all else len(lines) + len(answer.citations)
     if not streamed:
-        out.print(escape(answer.answer))
+        out.print(escape("\n".join(lines[:page])))
+        if len(lines) > page:
+            out.print(f"[dim]… and {len(lines) - page} more (--all shows every paper)[/dim]")
     for notice in answer.notices:
         if notice.message not in noted:
             err.print(f"[yellow]Note:[/yellow] {escape(notice.message)}")
     if answer.citations:
         out.print("\n[bold]Sources[/bold]")
-        for c in answer.citations:
+        for c in answer.citations[:page]:
             meta = ", ".join(x for x in (c.date, c.url) if x)
             out.print(f"[{c.n}] {escape(c.title)}" + (f" ({escape(meta)})" if meta else "") + f"  id: {c.paper_id}")
-            out.print(f"    “{escape(c.quote)}”", style="dim")
+            if not listed:  # a list answer's line quotes it already
+                out.print(f"    “{escape(c.quote)}”", style="dim")
+        if len(answer.citations) > page:
+            out.print(f"[dim]… and {len(answer.citations) - page} more sources[/dim]")
     if also := answer.see_also():
         out.print("\n[bold]See also[/bold] [dim](related papers, not cited)[/dim]")
         for h in also:
@@ -150,6 +164,7 @@ def ask(
     date_from: Optional[str] = typer.Option(None, help="Only papers published on or after YYYY-MM-DD."),
     date_to: Optional[str] = typer.Option(None, help="Only papers published on or before YYYY-MM-DD."),
     source_file: Optional[str] = typer.Option(None, help="Only papers listed in this corpus file."),
+    show_all: bool = typer.Option(False, "--all", help="Print every paper of a list answer, not the first ten."),
     bibtex: bool = typer.Option(False, "--bibtex", help="Print BibTeX for the cited papers on stdout "
                                 "(the answer goes to stderr): `assistant ask ... --bibtex >> refs.bib`."),
 ) -> None:
@@ -197,7 +212,7 @@ def ask(
             elif event.kind == "answer":
                 answer = event.answer
         if answer is not None:
-            _print_answer(answer, streamed, noted)
+            _print_answer(answer, streamed, noted, show_all)
     except QuestionError as exc:
         fail(str(exc), 2)
     except IndexProblem as exc:
@@ -211,7 +226,7 @@ def _ask_bibtex(assistant: Assistant, question: str, options: dict[str, Any], as
     if as_json:
         fail("--bibtex and --json each print on stdout; choose one", 2)
     answer = assistant.ask(question, **options)
-    _print_answer(answer, False, out=err)
+    _print_answer(answer, False, show_all=True, out=err)
     papers = [assistant.paper(pid) for pid in dict.fromkeys(c.paper_id for c in answer.citations)]
     if not papers:
         err.print("[yellow]The answer cites no paper, so there is no BibTeX to print.[/yellow]")

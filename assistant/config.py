@@ -41,7 +41,12 @@ class Settings(BaseSettings):
     index_round_papers: int = Field(64, ge=1, description="Papers embedded and committed per round; a crash loses at most one round.")
 
     # Retrieval and answering.
+    follow_up_rule: Literal["evidence", "word_list", "never"] = Field(
+        "evidence", description="How a question in a conversation is read as a follow-up (assistant/conversation.py); "
+        "word_list (the rule before issue 24) and never are the evaluation's baselines.")
     top_k: int = Field(5, ge=1, le=20, description="Most papers an answer cites.")
+    list_top_k: int = Field(10, ge=1, le=50, description="Retrieved papers a list question (\"Which papers ...?\") "
+                            "or a comparison is answered from; each one that fits is cited.")
     retrieve_k: int = Field(10, ge=1, le=100, description="Papers returned by retrieval.")
     dense_candidates: int = Field(200, ge=10, description="Sentence hits fetched from Chroma per query.")
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"

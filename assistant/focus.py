@@ -13,8 +13,17 @@ transformers?" does not answer it). Citing runners-up of a one-paper question co
 more citation precision than it gained recall on the evaluation's tune questions,
 so they are left out.
 
+A list question ("Which papers ...?", "What work ...?", a short "How can X be
+done?") asks for every paper that answers, so each retrieved paper is judged on its
+own: it is cited when its best sentence comes near the question and its words
+cover the question's (word support), whatever the best paper scores; no cap. The
+relative rule above cited a quarter of the papers of a long list (evals/README.md,
+lists).
+
 For a comparison, each part of the question ("How do ReMax and RTO differ?") also
-brings in the paper that best matches it.
+brings in the paper that best matches it, and each name it uses brings in the paper
+that introduces that name, even when only its abstract does ("Lion" in "Compare
+Lion and Sophia optimizers").
 
 Within a paper, a sentence is scored by its similarity to the question plus how
 many of the question's (stemmed) words it shares outside URLs, with a small bonus
@@ -34,11 +43,13 @@ from functools import lru_cache
 from rapidfuzz import fuzz
 
 from assistant.models import Paper
+from assistant.retrieve import GENERIC_ACRONYMS
+
 
 PLURAL = re.compile(r"\b(which|what|list|name|find|any|are there)\s+(\w+[\s-]+){0,3}?"
-                    r"(papers|works|studies|approaches|methods|articles)\b|^(papers|works)\b", re.I)
+                    r"(?<!paper )(?<!work )(papers|works|studies|approaches|methods|articles)\b|^(papers|works)\b", re.I)
 COMPARE = re.compile(r"\bcompare\b|\bversus\b|\bvs\.?\s|\bhow do\b.+\band\b.+\b(differ|each|both)\b|"
-                     r"\bdiffer(ence)?s? between\b|:\s*[^:?]+\bor\b[^:?]+\?$|\b(and|or)\b[^?]*\beach\b|"
+                     r"\bdiffer(ence)?s? between\b|\bhow does\b.+\bdiffer\b|:\s*[^:?]+\bor\b[^:?]+\?$|\b(and|or)\b[^?]*\beach\b|"
                      r"\bwhich\b[^?]*\band which\b", re.I)
 LINK = re.compile(r"https?://|github\.com|\bavailable at\b|\b(code|project page|demo|website|models?|dataset|data|"
                   r"checkpoints?)\b[^.]{0,40}\b(available|released|found|open[- ]sourced?|public)\b", re.I)
@@ -57,6 +68,15 @@ ASKS_FOR_LISTING = re.compile(r"\bwho\s+(wrote|writes|authored|are the authors|m
                               r"company|university|institution|group)s?\s+(wrote|published|made|developed|released|"
                               r"is behind|are behind|authored)\b|\bwhen\s+(was|were|did)\b[^?]*\b(published|released|"
                               r"written|come out|appear(ed)?)\b|\bwhat\s+year\b|\bpublication date\b", re.I)
+# "Which papers ...", "What work ...", "Any papers on ...", "approaches to ...": every paper that answers.
+LIST = re.compile(r"\bwhat\s+(work|research)\b|\b(any|all)\s+(papers|works|studies)\b|"
+                  r"\b(what|which)\s+(\w+\s+)?(approaches|methods|techniques|ways)\s+(to|for|of)\b", re.I)
+# A short "How can X be done?" asks for the ways; a long one describes one paper's way
+# (the single-paper "How can ..." questions of core and hard have 18 words or more);
+# "How does X work?" asks about one thing.
+HOW = re.compile(r"^\s*how\s+(can|could|to|might|should|would)\b", re.I)
+HOW_MAX_WORDS = 14
+RECENT = re.compile(r"\b(latest|recent(ly)?|newest|most recent)\b", re.I)
 NAME = re.compile(r"\b[A-Z][a-z]*[A-Z][A-Za-z0-9-]*\b|\b[A-Z]{2,}[A-Za-z0-9-]*\b")
 NUMBER = re.compile(r"\d")
 CLAIM = re.compile(r"\b(we|this paper|this work|our method|our approach)\s+(\w+\s+)?(propose|introduce|present|"
@@ -90,6 +110,13 @@ SEVERAL_SCORE_SHARE = 0.5  # fused retrieval score at least this share of the to
 SEVERAL_FLOOR = 0.4
 SEVERAL_SUPPORT_MARGIN = 0.2
 SEVERAL_MAX_PAPERS = 4
+# A paper of a list answer shows on its own that it is about what is asked: the mean
+# of its best sentence similarity and its word support, plus its BM25 score /
+# KEYWORD_SCALE (the question's own terms in its title or abstract), reaches LIST_FIT.
+# Chosen on the tune questions of evals/questions/lists.jsonl and the several-paper
+# questions of core and hard tune (evals/README.md, lists).
+LIST_FIT = 0.88
+KEYWORD_SCALE = 20.0
 LEAD_SENTENCES = 4  # sentences quoted when one paper answers
 SENTENCES_EACH = 2  # when several do
 NEAR_DUPLICATE = 85  # rapidfuzz ratio above which two sentences say the same thing
@@ -105,7 +132,21 @@ class Pick:
 
 def asks_for_several(question: str, named: int = 0) -> bool:
     """"Which papers ...", comparisons, or two or more papers named."""
-    return bool(PLURAL.search(question) or COMPARE.search(question) or named > 1)
+    return bool(PLURAL.search(question) or COMPARE.search(question) or named > 1 or asks_for_list(question))
+
+
+def asks_for_list(question: str, named: int = 0) -> bool:
+    """Whether the question asks for every paper on a subject (module docstring); a
+    comparison, or a question naming two papers, asks for those papers only."""
+    if COMPARE.search(question) or named > 1:
+        return False
+    short_how = bool(HOW.search(question)) and len(question.split()) <= HOW_MAX_WORDS
+    return bool(PLURAL.search(question) or LIST.search(question) or short_how)
+
+
+def asks_for_recent(question: str) -> bool:
+    """"Which are the latest papers on ...": newest first."""
+    return bool(RECENT.search(question))
 
 
 @lru_cache(maxsize=4096)
@@ -159,10 +200,11 @@ def sentence_scores(question: str, sentences: list[str], similarities: list[floa
 
 
 def choose_papers(question: str, best: dict[int, float], scores: dict[int, float], named: list[int],
-                  support: dict[int, float] | None = None) -> list[int]:
+                  support: dict[int, float] | None = None, keyword: dict[int, float] | None = None) -> list[int]:
     """Source numbers to cite, in retrieval order. `best`: each source's best sentence
     similarity; `scores`: its fused retrieval score; `named`: sources the question names;
-    `support`: how near each source's words come to all the question's (idf-weighted)."""
+    `support`: how near each source's words come to all the question's (idf-weighted);
+    `keyword`: its BM25 score."""
     order = [n for n in sorted(best) if best[n] >= FLOOR or n in named]
     if not order:
         return []
@@ -170,6 +212,24 @@ def choose_papers(question: str, best: dict[int, float], scores: dict[int, float
         return [named[0] if named else order[0]]
     if len(named) > 1:
         return sorted(named)
+    if asks_for_list(question):
+        return fitting(order, best, support or {}, keyword or {})
+    return near_the_best(order, best, scores, named, support)
+
+
+def fitting(order: list[int], best: dict[int, float], support: dict[int, float],
+            keyword: dict[int, float]) -> list[int]:
+    """Each paper that shows on its own that it is about what is asked (LIST_FIT), in
+    retrieval order; the first always (abstention has judged the question answerable)."""
+    def fit(n: int) -> float:
+        return (best[n] + support.get(n, 0.0)) / 2 + keyword.get(n, 0.0) / KEYWORD_SCALE
+
+    return order[:1] + [n for n in order[1:] if fit(n) >= LIST_FIT]
+
+
+def near_the_best(order: list[int], best: dict[int, float], scores: dict[int, float], named: list[int],
+                  support: dict[int, float] | None = None) -> list[int]:
+    """Several papers, each near the best one (module docstring), at most SEVERAL_MAX_PAPERS."""
     top_score, top_sim = scores.get(order[0], 0.0), max(best.values())
     chosen = [n for n in order if best[n] >= top_sim - SEVERAL_SIMILARITY_MARGIN
               and scores.get(n, 0.0) >= SEVERAL_SCORE_SHARE * top_score]
@@ -200,18 +260,58 @@ def sides(question: str, part_similarities: dict[int, list[float]]) -> set[int]:
     return found
 
 
+def compared_names(question: str) -> list[str]:
+    """The names a comparison uses for its sides: coined words and acronyms ("MAGNeT",
+    "DMD2") and capitalised words after the first ("Lion", "Sophia"), generic
+    acronyms ("LLMs") left out."""
+    if not COMPARE.search(question):
+        return []
+    rest = question.split(None, 1)[1] if " " in question else ""
+    found = NAME.findall(question) + CAPITALISED.findall(rest)
+    return [w for w in dict.fromkeys(w.strip("-") for w in found) if len(w) > 2 and w.upper() not in GENERIC_ACRONYMS]
+
+
+def introducer(name: str, titles: dict[int, str], sentences: dict[int, list[str]]) -> int | None:
+    """The source that introduces `name`: the one whose title opens with it, else whose
+    abstract introduces it without its title being about it ("Lion Secretly Solves ..."
+    studies Lion; "Symbolic Discovery of Optimization Algorithms" introduces it), else
+    whose abstract introduces or uses it; retrieval order breaks ties. None when no
+    source, or more than two, use it (then it names no one paper)."""
+    word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+    using = [n for n in sorted(titles) if word.search(titles[n]) or any(word.search(t) for t in sentences[n])]
+    if not using or len(using) > 2:
+        return None
+
+    def rank(n: int) -> int:
+        head = re.split(r":\s", titles[n], maxsplit=1)[0]
+        in_title, introduces = bool(word.search(titles[n])), any(defines(t, [name]) for t in sentences[n])
+        return 0 if word.fullmatch(head) or head.startswith(name + " ") and len(head.split()) <= 2 else \
+            1 if introduces and not in_title else 2 if introduces else 3 if in_title else 4
+    return min(using, key=rank)
+
+
+def name_sides(question: str, titles: dict[int, str], sentences: dict[int, list[str]]) -> list[int]:
+    """For a comparison, the source introducing each name it uses, in question order."""
+    found = [introducer(name, titles, sentences) for name in compared_names(question)]
+    return list(dict.fromkeys(n for n in found if n is not None))
+
+
 def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int, list[float]],
           scores: dict[int, float], named: list[int],
           part_similarities: dict[int, list[float]] | None = None,
-          support: dict[int, float] | None = None) -> list[Pick]:
+          support: dict[int, float] | None = None, titles: dict[int, str] | None = None,
+          keyword: dict[int, float] | None = None) -> list[Pick]:
     """The papers that answer and, for each, the sentences that carry the answer, best
     first, skipping a sentence another cited paper already says (the corpus has papers
-    sharing sentences)."""
+    sharing sentences). A comparison whose names point at two sources cites those."""
     best = {n: max(sims) for n, sims in similarities.items() if sims}
-    papers = choose_papers(question, best, scores, named, support)
-    if extra := sides(question, part_similarities or {}) - set(papers):
+    by_name = name_sides(question, titles or {}, sentences)
+    if len(by_name) > 1:
+        named = sorted(by_name)
+    papers = choose_papers(question, best, scores, named, support, keyword)
+    if len(by_name) < 2 and (extra := sides(question, part_similarities or {}) - set(papers)):
         papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]
-    per_paper = LEAD_SENTENCES if len(papers) == 1 else SENTENCES_EACH
+    per_paper = LEAD_SENTENCES if len(papers) == 1 else 1 if asks_for_list(question) else SENTENCES_EACH
     used: list[str] = []
     picks = []
     for n in papers:

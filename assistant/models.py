@@ -86,7 +86,8 @@ class Citation(BaseModel):
     date: str | None = None
 
 
-NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing"]
+NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing",
+                     "follow_up", "not_in_paper"]
 
 
 class Notice(BaseModel):
@@ -98,7 +99,10 @@ class Notice(BaseModel):
                              "error status, cut off) and the offline answer is shown; llm_unusable: the model's reply "
                              "was not a verifiable answer and the offline answer is shown; llm_insufficient: the LLM "
                              "said its sources do not answer; listing: the question asks who wrote a paper, where or when, which "
-                             "abstracts do not say, and the notice gives what the corpus's listing does.")
+                             "abstracts do not say, and the notice gives what the corpus's listing does; "
+                             "follow_up: the question was read as a follow-up about the paper the conversation is "
+                             "about, and answered from it; not_in_paper: that paper's abstract does not mention what the "
+                             "follow-up asks, and the answer says so.")
     message: str
 
 
@@ -144,6 +148,10 @@ class AnswerContract(BaseModel):
     mode: Literal["offline", "llm"]
     notices: list[Notice]
     timings_ms: Timings
+    shape: Literal["text", "list"] = Field(
+        "text", description="list: the question asks for every paper that answers (\"Which papers ...?\"); the "
+        "citations, in the answer's order, are the list (one line per paper in the offline answer), for a front end "
+        "to show as a table. text: any other answer, and every refusal.")
 
 
 class Answer(BaseModel):
@@ -162,6 +170,7 @@ class Answer(BaseModel):
     suggestions: list[Hit] = Field(default_factory=list)
     removed_citations: list[str] = Field(default_factory=list)
     answerability: float | None = None
+    shape: Literal["text", "list"] = "text"
 
     def see_also(self, k: int = 3) -> list[Hit]:
         """The next retrieved papers the answer does not cite, shown apart from the
@@ -189,4 +198,5 @@ class Answer(BaseModel):
             mode=self.mode,
             notices=list(self.notices),
             timings_ms=Timings(**{k: round(self.timings_ms.get(k, 0.0), 2) for k in ("retrieve", "answer", "total")}),
+            shape=self.shape,
         )

@@ -7,7 +7,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -22,13 +22,15 @@ from assistant.answer import (
     UnusableAnswer,
     short_name,
 )
-from assistant.citations import Source, Verified, verify
+from assistant.citations import Source, Verified, strip_markers, verify
 from assistant.config import NO_ENDPOINT, Settings
+from assistant.conversation import Reading, discussed, follows_up, missing_phrase, word_list_follows_up
 from assistant.corpus import normalize_title
-from assistant.focus import COMPARE, listing_note
+from assistant.focus import COMPARE, asks_for_list, listing_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, NoticeKind, Paper
 from assistant.retrieve import (
+    NAME_BONUS,
     Filters,
     Index,
     Ranking,
@@ -113,10 +115,6 @@ class Lookup:
 
 # Control and invisible characters, and lone surrogates (JSON "\ud800", undecodable argv bytes) the tokenizer rejects.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_FOLLOW_UP = re.compile(
-    r"^(and|also|what about|how about|then|so|but)\b|\b(it|its|it's|they|them|their|this|that|these|those|the paper|the method|the model)\b",
-    re.IGNORECASE,
-)
 
 
 CAUTION_NOTICE = ("Low confidence: these are the closest papers in the corpus, but none may do exactly what "
@@ -184,16 +182,70 @@ class Assistant:
             )
         return text
 
-    def contextualize(self, question: str, history: Sequence[Turn]) -> str:
-        """A follow-up ("and how fast is it?") is searched together with the previous
-        question, so "it" resolves to what the conversation is about."""
-        if not history:
-            return question
-        if self.index.named_papers(question) or not _FOLLOW_UP.search(question) or len(question.split()) > 16:
+    def word_list_query(self, question: str, history: Sequence[Turn]) -> str:
+        """The baseline rule before issue 24 (Settings.follow_up_rule = "word_list"): a
+        short question with "it", "that", ... is searched glued to the previous question
+        and its first cited title."""
+        if not history or self.index.named_papers(question) or not word_list_follows_up(question):
             return question
         previous = history[-1]
         cited = " ".join(short_name(c.title) for c in previous.answer.citations[:1])
         return f"{previous.question} {cited} {question}".strip()
+
+    def search_in_conversation(self, text: str, history: Sequence[Turn], retriever: RetrieverName,
+                               filters: Filters | None, k: int) -> tuple[str, Ranking, Reading]:
+        """The query searched, its ranking and how the question was read: asked alone,
+        and when it reads as a follow-up (assistant/conversation.py) the papers under
+        discussion pinned first, as if named."""
+        if self.settings.follow_up_rule == "word_list":
+            query = self.word_list_query(text, history)
+            return query, self.index.search(query, k=k, retriever=retriever, filters=filters), Reading(False)
+        ranking = self.index.search(text, k=k, retriever=retriever, filters=filters)
+        reading = self.read(text, history, ranking)
+        return text, (self.pin(ranking, reading.papers) if reading.follow_up else ranking), reading
+
+    def read(self, text: str, history: Sequence[Turn], ranking: Ranking) -> Reading:
+        """Follow-up or a question of its own, from evidence (assistant/conversation.py);
+        a question that names a paper is always its own."""
+        if not history or ranking.named or self.settings.follow_up_rule == "never":
+            return Reading(False)
+        index = self.index
+        papers = [(pid, title) for pid, title in discussed([(t.question, t.answer) for t in history])
+                  if pid in index.papers]
+        if not papers:
+            return Reading(False)
+        if ranking.query_vector is None:  # keyword-only retrieval
+            ranking.query_vector = index.embed_query(text)
+        ids = [pid for pid, _ in papers]
+        vectors = index.sentence_vectors(ids)
+        best = max((float((vectors[p] @ ranking.query_vector).max()) for p in ids if len(vectors[p])), default=0.0)
+        alone = max((h.dense for h in ranking.hits), default=0.0)
+        if not follows_up(text, alone, best):
+            return Reading(False)
+        return Reading(True, ids, short_name(index.papers[ids[0]].title))
+
+    def pin(self, ranking: Ranking, paper_ids: list[str]) -> Ranking:
+        """The ranking with the papers under discussion first, as named papers are."""
+        found = {h.paper_id: h for h in ranking.hits}
+        top = ranking.hits[0].score if ranking.hits else 0.0
+        first = [(found.get(pid) or Hit(paper_id=pid, title=self.index.papers[pid].title, score=0.0)).model_copy(
+            update={"score": top + NAME_BONUS - 0.01 * i}) for i, pid in enumerate(paper_ids)]
+        rest = [h for h in ranking.hits if h.paper_id not in paper_ids]
+        return replace(ranking, hits=(first + rest)[:max(len(ranking.hits), len(first))], named=list(paper_ids))
+
+    def not_in_paper(self, text: str, evidence: Evidence) -> tuple[str, str] | None:
+        """For a follow-up the paper under discussion does not answer: the notice and the
+        plain answer ("The abstract of X does not mention Y."), quoting its nearest
+        sentence with its citation. None when the paper speaks of what is asked."""
+        source = evidence.sources[0]
+        phrase = missing_phrase(text, self.index.words.best_per_word(text, source.paper))
+        if not phrase:
+            return None
+        sims = evidence.similarities.get(source.n) or [0.0]
+        nearest = max(range(len(sims)), key=sims.__getitem__)
+        message = f"The abstract of {short_name(source.paper.title)} does not mention {phrase}."
+        quote = strip_markers(source.sentences[nearest]) if source.sentences else ""
+        return message, (f"{message} The nearest it comes: {quote} [{source.n}]" if quote else message)
 
     # ------------------------------------------------------------ answering
 
@@ -216,6 +268,7 @@ class Assistant:
         return Evidence(sources=sources, similarities=sims, named=named,
                         vectors={s.n: vectors[s.paper.paper_id] for s in sources},
                         scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)},
+                        keyword={i: h.keyword for i, h in enumerate(ranking.hits[:top_k], 1)},
                         part_similarities=self._part_similarities(query, ranking, sources, vectors),
                         support=self._word_support(query, ranking, sources))
 
@@ -268,7 +321,6 @@ class Assistant:
         text = self.clean_question(question)
         s = self.settings
         mode = self.resolve_mode(mode)
-        top_k = top_k or s.top_k
         index = self.index
         notices: list[Notice] = []
 
@@ -278,8 +330,10 @@ class Assistant:
 
         if stale := index.stale_notice():
             yield notice("stale_index", stale)
-        query = self.contextualize(text, history)
-        ranking = index.search(query, k=max(s.retrieve_k, 10), retriever=retriever or s.retriever, filters=filters)
+        wide = asks_for_list(text) or bool(COMPARE.search(text))  # every paper that fits, or both sides
+        top_k = top_k or (s.list_top_k if wide else s.top_k)
+        query, ranking, reading = self.search_in_conversation(text, history, retriever or s.retriever, filters,
+                                                              k=max(s.retrieve_k, 10, top_k))
         evidence = self.evidence(ranking, query, top_k)
         answerability = self.answerability(query, ranking, evidence)
         threshold = self.abstention.threshold if s.abstain_threshold is None else s.abstain_threshold
@@ -297,6 +351,7 @@ class Assistant:
                             "total": (end - t0) * 1000},
                 notices=notices, suggestions=ranking.hits[:3] if abstained else [],
                 removed_citations=verified.removed if verified else [], answerability=answerability,
+                shape="list" if asks_for_list(text, len(evidence.named)) and not abstained else "text",
             )
 
         def refuse(used_mode: str, drafted: bool) -> Iterator[Event]:
@@ -306,9 +361,14 @@ class Assistant:
             yield Event("token", answer.answer)
             yield Event("answer", answer=answer)
 
+        if reading.follow_up:
+            yield notice("follow_up", f"Read as a follow-up about {reading.about}.")
         if judged and answerability < threshold:
             yield from refuse(mode, drafted=False)
             return
+        declined = self.not_in_paper(text, evidence) if reading.follow_up else None
+        if declined:
+            yield notice("not_in_paper", declined[0])
         # Below the caution threshold the answer carries a notice; above it (or when the
         # question names a paper) the pipeline is confident enough to outvote an LLM that
         # finds nothing in the sources.
@@ -325,7 +385,7 @@ class Assistant:
         verify_draft = lambda draft: verify(draft, evidence.sources, index.embedder.encode,  # noqa: E731
                                             s.support_threshold, evidence.vectors) if draft else None
         verified: Verified | None = None
-        if mode == "llm":
+        if mode == "llm" and not declined:
             draft = ""
             try:
                 for token in LLMAnswerer(self._llm_client(), s.prompts_dir).draft(text, evidence):
@@ -355,7 +415,7 @@ class Assistant:
                 yield Event("token", verified.text)
                 yield Event("answer", answer=finish(verified.text, False, "llm", verified))
                 return
-        verified = verify_draft("".join(OfflineAnswerer().draft(text, evidence)))
+        verified = verify_draft(declined[1] if declined else "".join(OfflineAnswerer().draft(text, evidence)))
         if verified is None or not verified.citations:
             yield from refuse("offline", drafted=mode == "llm")
             return

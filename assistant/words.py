@@ -80,6 +80,11 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def tokens_of(text: str) -> list[str]:
+    """The words of `words_of`, in the text's own case ("EEG", not "eeg")."""
+    return _WORD.findall(text)
+
+
 def looks_foreign(question: str) -> bool:
     """More letters outside the Latin script than in it, or more function words of
     another language than of English."""
@@ -185,6 +190,16 @@ class WordVectors:
                 self._paper_rows.clear()
             self._paper_rows[paper.paper_id] = rows
         return rows
+
+    def best_per_word(self, question: str, paper: Paper) -> dict[str, float]:
+        """Each content word of the question: its best similarity to a word of the paper
+        (what `support` aggregates); the "does not mention" answer to a follow-up names
+        the words that come nowhere near (assistant/conversation.py)."""
+        words = content_words(question)
+        rows = self._rows_of(paper)
+        if not words or not len(rows):
+            return dict.fromkeys(words, 0.0)
+        return dict(zip(words, (self._question_vectors(words) @ self.vectors[rows].T).max(axis=1).tolist()))
 
     def support(self, question: str, papers: list[Paper]) -> list[tuple[float, float]]:
         """Per paper: (weakest, idf-weighted mean) over the question's content words of

@@ -31,6 +31,16 @@ def bench_query(repeats: int = typer.Option(5, help="Passes over the question li
     run(repeats)
 
 
+@bench.command("conversations")
+def bench_conversations(questions: Path = typer.Option(Path("evals/questions/conversations.jsonl"),
+                                                       help="Conversation set (evals/README.md).")) -> None:
+    """Offline answer latency with history against the same questions alone, interleaved."""
+    from assistant.config import Settings
+    from evals.conversations import latency
+
+    print(latency(Settings(), questions))
+
+
 @bench.command("load")
 def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /api/ask."),
                seconds: float = typer.Option(60.0, help="Duration of the load (of each endpoint's phase)."),

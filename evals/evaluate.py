@@ -1052,6 +1052,8 @@ def eval_command(
     """Score a question set (retrieval, citations, facts, abstention, latency) or compare two runs."""
     from rich.console import Console
 
+    from evals.conversations import conversation_eval, is_conversation_set
+
     err = Console(stderr=True, highlight=False)
     if compare:
         old_dir, new_dir = compare
@@ -1067,6 +1069,10 @@ def eval_command(
     if mode not in (None, "offline", "llm") or split not in (None, "tune", "heldout"):
         err.print("[red]Error:[/red] --mode is offline or llm; --split is tune or heldout")
         raise typer.Exit(2)
+    if is_conversation_set(questions):  # conversations: evals/conversations.py, all its configurations in one run
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        print(conversation_eval(Settings(), questions, out or PROJECT_ROOT / "evals" / "reports" / f"{questions.stem}-{stamp}", split))
+        return
     try:
         configs = parse_configs(retriever)
         settings = Settings()

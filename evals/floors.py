@@ -22,10 +22,13 @@ from typing import Any
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.files import atomic_write_json
+from evals import conversations
+from evals.conversations import is_conversation_set
 from evals.evaluate import file_sha256, git_commit, run_eval
 
 FLOORS_FILE = PROJECT_ROOT / "evals" / "floors.json"
-SETS = {name: f"evals/questions/{name}.jsonl" for name in ("core", "hard", "heldout", "refusal")}
+SETS = {name: f"evals/questions/{name}.jsonl" for name in ("core", "hard", "heldout", "refusal", "lists",
+                                                               "conversations")}
 MARGIN_QUESTIONS = 2
 # headline figure -> (kind, the headline count it is a share of)
 GUARDED: dict[str, tuple[str, str | None]] = {
@@ -45,12 +48,34 @@ GUARDED: dict[str, tuple[str, str | None]] = {
     "answerable_cautioned": ("ceiling", "answerable_n"),
     "invalid_citations": ("ceiling", None),  # none, ever
     "groundedness": ("floor", None),  # every cited sentence re-verifies
+    # lists.jsonl (evals/lists.py): every paper that answers a list question, both sides of a comparison
+    "list_recall": ("floor", "list_n"),
+    "list_complete": ("floor", "list_n"),
+    "list_precision": ("floor", "list_n"),
+    "compare_both_sides": ("floor", "compare_n"),
+    "paraphrase_recall": ("floor", "paraphrase_n"),
+    # conversations (evals/conversations.py): per turn kind, the shipped follow-up rule
+    "first_recall@1": ("floor", "first_n"),
+    "follow_up_recall@1": ("floor", "follow_up_n"),
+    "follow_up_fact_recall": ("floor", "follow_up_n"),
+    "switch_recall@1": ("floor", "switch_n"),
+    "switch_hijack": ("ceiling", "switch_n"),
+    "unanswerable_refused": ("floor", "unanswerable_n"),
 }
 
 
 def measure(settings: Settings, questions: Path, progress: bool = False, retriever: str = "hybrid") -> dict[str, Any]:
     """The headline of one set (all its questions), offline: with the shipped settings
-    and the hybrid retriever, what `assistant ask` does for a user."""
+    and the hybrid retriever, what `assistant ask` does for a user (a conversation set:
+    what the API does with `history`). The list set is measured by evals/lists.py (its
+    answers' citations against exhaustive gold lists)."""
+    if is_conversation_set(questions):
+        return conversations.measure(settings.model_copy(update={"retriever": retriever}), questions)
+    if questions.stem == "lists":
+        from evals.lists import headline as list_headline
+        from evals.lists import run_lists
+
+        return list_headline(run_lists(settings, questions)[1])
     with tempfile.TemporaryDirectory(prefix="floors-") as out:
         run = run_eval(settings, questions, [retriever], "offline", Path(out), progress=progress, plots=False)
     return run.metrics[retriever]["headline"]["all"]

@@ -78,6 +78,21 @@ def test_ask_options_and_history(client: httpx.Client) -> None:
     assert set(dated) == set(AnswerContract.model_fields)
 
 
+def test_follow_up_and_not_in_paper_notices_come_back_through_the_api(client: httpx.Client) -> None:
+    """Issue 24: the API reads history as the UI does and says so in typed notices."""
+    first = client.post("/api/ask", json={"question": "How can diffusion models be sampled in around 10 steps with "
+                                                      "a dedicated ODE solver?"}).json()
+    history = [{"question": first["question"], "answer": first}]
+    follow = client.post("/api/ask", json={"question": "What FID does it get on CIFAR-10?", "history": history}).json()
+    assert {"kind": "follow_up", "message": "Read as a follow-up about DPM-Solver."} in follow["notices"]
+    assert follow["citations"][0]["title"].startswith("DPM-Solver") and "4.70 FID" in follow["answer"]
+    history.append({"question": "What FID does it get on CIFAR-10?", "answer": follow})
+    no = client.post("/api/ask", json={"question": "Has it been used to generate protein structures?",
+                                       "history": history}).json()
+    assert [n["kind"] for n in no["notices"]] == ["follow_up", "not_in_paper"]
+    assert no["answer"].startswith("The abstract of DPM-Solver does not mention protein structures.")
+
+
 def test_off_topic_question_abstains(client: httpx.Client) -> None:
     data = client.post("/api/ask", json={"question": "How do I cook pasta carbonara?"}).json()
     assert data["abstained"] is True and data["citations"] == []

@@ -188,6 +188,35 @@ def test_example_click_follow_up_and_clear(page: Any) -> None:
     assert "nktoan/h-edit" not in bot_messages(page).last.inner_text()
 
 
+def test_a_topic_switch_with_a_pronoun_then_a_real_follow_up(page: Any) -> None:
+    """Issue 24 in the page: "that" in a new question does not drag the previous paper
+    along; "it" in a real follow-up stays with the paper, says so above the answer,
+    quotes the asked-for number first, and one click asks it as a new question."""
+    ask(page, "What is AdamP?")
+    assert "AdamP" in page.locator("#sources .turn:not([hidden]) .src").first.inner_text()
+    ask(page, "Which paper shows that full-precision diffusion models can be quantized directly to 8-bit models "
+              "without training?")
+    switch = bot_messages(page).last.inner_text()
+    assert "Post-training Quantization on Diffusion Models" in switch and "AdamP" not in switch
+    assert "Read as a follow-up" not in switch and not page.locator("#ask-new").is_visible()
+    ask(page, "Does it work with DDIM?")
+    follow = bot_messages(page).last.inner_text()
+    assert "Read as a follow-up about Post-training Quantization on Diffusion Models" in follow
+    notice_at, quote_at = follow.index("Read as a follow-up"), follow.index("DDIM")
+    assert notice_at < quote_at  # the notice above the answer, the sentence with DDIM first in it
+    cards = page.locator("#sources .turn:not([hidden]) .src")
+    assert cards.count() == 1 and "Post-training Quantization on Diffusion Models" in cards.first.inner_text()
+    shot(page, "05c-follow-up")
+    page.locator("#ask-new").click()
+    page.wait_for_function("document.querySelectorAll('#chat [data-testid=\"user\"]').length === 4", timeout=ANSWER_TIMEOUT)
+    page.wait_for_function("document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 4 && "
+                           "!document.querySelector('#chat').innerText.includes('Searching the corpus')",
+                           timeout=ANSWER_TIMEOUT)
+    assert user_texts(page)[-1] == "Does it work with DDIM?"
+    page.locator("#ask-new").wait_for(state="hidden", timeout=10_000)
+    assert "Read as a follow-up" not in bot_messages(page).last.inner_text()
+
+
 def test_script_question_renders_as_text(page: Any) -> None:
     question = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> **bold** What is Timo?'
     ask(page, question)
@@ -492,3 +521,37 @@ def test_a_focused_answer_and_a_plain_refusal(page: Any) -> None:
     assert refusal.locator("a.cite").count() == 0 and refusal.locator(".see-also").count() == 0
     assert page.locator("#sources .turn:not([hidden]) .src").count() == 0
     shot(page, "09-refusal")
+
+
+LIST_Q = "Which papers compress diffusion models with quantization (post-training or quantization-aware)?"
+
+
+def test_a_list_question_renders_a_table_with_every_cited_paper(page: Any) -> None:
+    """"Which papers ...?": a table (paper, date, the sentence showing it fits, link) with
+    one row per cited paper, each opening its source card; sortable; copyable as CSV."""
+    ask(page, LIST_Q)
+    answer = bot_messages(page).last
+    table = answer.locator("table.list-table")
+    table.wait_for(timeout=5_000)
+    rows = table.locator("tbody tr:not(.group-head)")
+    cards = page.locator("#sources .turn:not([hidden]) .src")
+    titles = [t.strip() for t in cards.locator(".src-head b").all_inner_texts()]
+    assert rows.count() == cards.count() == len(titles) >= 3  # every cited paper, once
+    shown = [rows.nth(i).locator("td").nth(1).inner_text().strip() for i in range(rows.count())]
+    assert sorted(shown) == sorted(titles)
+    assert "EfficientDM: Efficient Quantization-Aware Fine-Tuning of Low-Bit Diffusion Models" in shown
+    assert [h.strip() for h in table.locator("thead th").all_inner_texts()] == ["#", "Paper", "Date", "Why it fits", "Link"]
+    quotes = [rows.nth(i).locator("td").nth(3).inner_text().strip() for i in range(rows.count())]
+    assert all(quotes)
+    shot(page, "10-list-table")
+
+    table.locator("thead a", has_text="Paper").click()  # sort by title, A to Z
+    ordered = [rows.nth(i).locator("td").nth(1).inner_text().strip() for i in range(rows.count())]
+    assert ordered == sorted(ordered, key=str.lower)
+    csv = page.evaluate("() => window.assistantListText(document.querySelector('#chat .list-answer:last-of-type'), 'csv')")
+    assert csv.splitlines()[0] == "#,Paper,Date,Why it fits,Link" and all(t.split(":")[0] in csv for t in titles)
+    markdown = page.evaluate("() => window.assistantListText(document.querySelector('#chat .list-answer'), 'md')")
+    assert markdown.startswith("| # | Paper | Date | Why it fits | Link |") and markdown.count("\n") == rows.count() + 2
+
+    rows.first.locator("a.cite").click()  # a row's [n] opens that paper's source card
+    page.locator("#sources .src.active").wait_for(timeout=5_000)

@@ -114,3 +114,19 @@ def test_index_no_op_reports_nothing_embedded(full_index: Settings) -> None:
 def test_invalid_setting_is_reported_not_traced(full_index: Settings) -> None:
     out = run("ask", "What is Timo?", settings=full_index, ASSISTANT_TOP_K="lots")
     assert out.returncode == 2 and "Invalid settings" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_list_answer_prints_a_page_of_papers_and_says_how_many_more(full_index: Settings) -> None:
+    """One line per paper (short name, fitting sentence, [n]); past ten, "… and N more"."""
+    question = "Which papers are about diffusion models?"
+    out = run("ask", question, settings=full_index, ASSISTANT_LIST_TOP_K="20")
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.split("\n\nSources")[0].splitlines() if line.strip()]
+    listed = [line for line in lines if line.startswith("- ")]
+    assert len(listed) == 10 and all(line.startswith("- **") and line.rstrip().endswith("]") for line in listed)
+    assert lines[-1].startswith("… and ") and lines[-1].endswith("more (--all shows every paper)")
+    more = int(lines[-1].split()[2])
+    every = run("ask", question, "--all", settings=full_index, ASSISTANT_LIST_TOP_K="20")
+    assert sum(line.startswith("- **") for line in every.stdout.splitlines()) == 10 + more
+    contract = json.loads(run("ask", question, "--json", settings=full_index, ASSISTANT_LIST_TOP_K="20").stdout)
+    assert contract["shape"] == "list" and len(contract["citations"]) == 10 + more

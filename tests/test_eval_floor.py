@@ -47,3 +47,12 @@ def test_the_floors_catch_a_worse_configuration(full_index: Settings, worse: str
     else:
         headline = measure(full_index.model_copy(update={"abstain_threshold": 0.0}), PROJECT_ROOT / spec["questions"])
     assert violations(headline, spec), f"the {worse} configuration passed every floor: {headline}"
+
+
+@pytest.mark.slow
+def test_the_conversation_floors_catch_the_word_list_rule(full_index: Settings) -> None:
+    """The rule before issue 24 (a short question with "it", "that", ... is a follow-up)
+    lets the previous paper hijack new topics: the conversation floors must fail it."""
+    spec = SPEC["sets"]["conversations"]
+    headline = measure(full_index.model_copy(update={"follow_up_rule": "word_list"}), PROJECT_ROOT / spec["questions"])
+    assert violations(headline, spec), f"the word-list rule passed every conversation floor: {headline}"

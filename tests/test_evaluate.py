@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
+from assistant.corpus import normalize_title
 from assistant.models import AnswerContract
 from evals.stats import percentile
 from evals.evaluate import (
@@ -437,3 +438,34 @@ def test_headline_measures_the_answer_and_refusals_by_kind() -> None:
     assert (h["near_miss_n"], h["near_miss_refused"]) == (3, pytest.approx(1 / 3))
     assert h["near_miss_refused_or_cautioned"] == pytest.approx(2 / 3)
     assert h["false_abstention"] == pytest.approx(1 / 3)
+
+
+# ---------------------------------------------------------------- list questions (evals/lists.py)
+
+
+def test_list_scores_by_hand() -> None:
+    from evals.lists import list_scores
+
+    gold = frozenset(normalize_title(t) for t in ("Paper A", "Paper B", "Paper C", "Paper D"))
+    s = list_scores(["paper a", "Paper B!", "Paper X"], gold)  # titles compared normalised
+    assert s == {"recall": 0.5, "complete": 0.0, "precision": 2 / 3, "cited": 3.0}
+    assert list_scores(["Paper A", "Paper B", "Paper C", "Paper D"], gold)["complete"] == 1.0
+    assert list_scores([], gold)["precision"] is None  # a refusal cites nothing: no precision
+
+
+def test_list_summary_separates_lists_comparisons_splits_and_forms() -> None:
+    from evals.lists import headline, list_scores, summarize
+
+    def row(rule: str, qid: str, typ: str, form: str, split: str, cited: list[str], gold: list[str]) -> dict:
+        return {"rule": rule, "id": qid, "type": typ, "form": form, "split": split, "latency_ms": 10.0,
+                "scores": list_scores(cited, frozenset(map(normalize_title, gold)))}
+
+    rows = [row(rule, "l1", "multi", "which", "tune", ["A", "B"], ["A", "B"]) for rule in ("naive", "today", "ours")]
+    rows += [row(rule, "l2", "multi", "paraphrase", "heldout", ["A"], ["A", "C"]) for rule in ("naive", "today", "ours")]
+    rows += [row(rule, "c1", "compare", "compare", "tune", ["A"], ["A", "D"]) for rule in ("naive", "today", "ours")]
+    m = summarize(rows)
+    assert m["ours"]["list/all"] == {"n": 2, "recall": 0.75, "complete": 0.5, "precision": 1.0, "cited": 1.5}
+    assert m["ours"]["list/heldout"]["n"] == 1 and m["ours"]["paraphrase/heldout"]["recall"] == 0.5
+    assert m["ours"]["compare/tune"]["complete"] == 0.0  # one side of two
+    h = headline(m)
+    assert (h["list_recall"], h["compare_both_sides"], h["paraphrase_recall"], h["list_n"]) == (0.75, 0.0, 0.5, 2)

@@ -157,7 +157,7 @@ def test_bibtex_button_copies_the_entry(base: str) -> None:
         button = page.locator("#sources .src button.copy-bibtex").first
         button.wait_for(timeout=60_000)
         button.click()
-        page.wait_for_function("document.querySelector('#sources button.copy-bibtex').dataset.copied === '1'",
+        page.wait_for_function("document.querySelector('#sources button.copy-bibtex').textContent === 'copied'",
                                timeout=5_000)
         copied = page.evaluate("navigator.clipboard.readText()")
         browser.close()

@@ -108,12 +108,14 @@ def test_which_papers_cites_those_on_the_whole_question_not_on_one_word(assistan
     assert [c.title.split()[:3] for c in answer.citations] == [["Enhancing", "Price", "Prediction"]]
     several = assistant.ask("Which papers use diffusion models for video generation?")
     assert len({c.paper_id for c in several.citations}) >= 3
+    assert several.shape == "list" and several.contract().shape == "list"
 
 
 def test_contract_is_exact(assistant: Assistant) -> None:
     data = assistant.ask("What is Timo?", qid="q1").contract().model_dump(mode="json")
     assert list(data) == ["id", "question", "answer", "abstained", "answerability", "citations", "retrieved", "mode",
-                          "notices", "timings_ms"]
+                          "notices", "timings_ms", "shape"]
+    assert data["shape"] == "text"  # one paper asked about: no list
     assert data["answerability"] == 1.0 and data["notices"] == []  # it names a paper: always answered
     assert data["id"] == "q1"
     assert set(data["citations"][0]) == {"n", "paper_id", "title", "quote", "url"}

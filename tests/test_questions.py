@@ -8,6 +8,7 @@ corpus and verify each question against it.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -19,14 +20,17 @@ from evals.check_overlap import check_file, corpus_stats
 
 QUESTIONS_DIR = PROJECT_ROOT / "evals" / "questions"
 REQUIRED_KEYS = {"id", "question", "type", "gold_titles", "answer_facts", "notes"}
-OPTIONAL_KEYS = {"split", "unanswerable_kind"}
+OPTIONAL_KEYS = {"split", "unanswerable_kind", "form"}
 TYPES = {"concept", "fact", "multi", "lookup", "compare", "unanswerable", "adversarial"}
 SPLITS = {"tune", "heldout"}
 UNANSWERABLE_KINDS = {"off_topic", "near_miss"}
 MAX_FACTS = 3
 # Files whose questions carry a tune/heldout split.
-SPLIT_FILES = {"hard", "refusal"}
-QUESTION_FILES = sorted(QUESTIONS_DIR.glob("*.jsonl"))
+SPLIT_FILES = {"hard", "refusal", "lists"}
+# How a list question asks (lists.jsonl only; evals/README.md).
+FORMS = {"which", "how", "paraphrase", "compare"}
+CONVERSATIONS = QUESTIONS_DIR / "conversations.jsonl"  # one conversation a line: checked at the end of this file
+QUESTION_FILES = sorted(p for p in QUESTIONS_DIR.glob("*.jsonl") if p != CONVERSATIONS)
 
 
 def _load(path: Path) -> list[dict]:
@@ -194,6 +198,26 @@ def test_hard_size_and_split(question_sets) -> None:
     assert {"concept", "multi", "unanswerable"} <= kinds, kinds
 
 
+def test_lists_size_forms_and_split(question_sets) -> None:
+    """The list set: 30+ questions asking for every paper that answers, in each of the
+    four forms, a heldout third spread over the forms, exhaustive gold (notes say why)."""
+    lists = question_sets["lists"]
+    assert len(lists) >= 30, len(lists)
+    assert all(q["type"] in {"multi", "compare"} and q.get("form") in FORMS and "split" in q for q in lists)
+    assert all((q["form"] == "compare") == (q["type"] == "compare") for q in lists)
+    forms = Counter(q["form"] for q in lists)
+    assert forms["how"] >= 4 and forms["paraphrase"] >= 4 and forms["compare"] >= 6, forms
+    assert abs(sum(q["split"] == "heldout" for q in lists) - len(lists) / 3) <= 2
+    assert {q["form"] for q in lists if q["split"] == "heldout"} == FORMS
+    # Each list records how it was made complete: the grep and the papers left out.
+    assert all("complete" in q["notes"].lower() for q in lists if q["type"] == "multi")
+
+
+def test_only_list_questions_carry_a_form(question_sets) -> None:
+    for name, rows in question_sets.items():
+        assert name == "lists" or not any("form" in q for q in rows), f"{name}.jsonl should not carry a form"
+
+
 def test_only_split_files_have_splits(question_sets) -> None:
     for name, rows in question_sets.items():
         if name not in SPLIT_FILES:
@@ -204,3 +228,67 @@ def test_hard_paraphrases_avoid_rare_gold_words() -> None:
     rows = check_file(QUESTIONS_DIR / "hard.jsonl", corpus_stats())
     failing = [(r.qid, r.overlap) for r in rows if r.failing]
     assert not failing, failing
+
+
+# ---------------------------------------------------------------- conversations (evals/README.md, "Conversations")
+
+TURN_KINDS = {"first", "follow_up", "switch", "unanswerable"}
+REFERRING = re.compile(r"\b(that|this|their|it|they|them)\b", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def conversations() -> list[dict]:
+    return _load(CONVERSATIONS)
+
+
+def _turns(conversations: list[dict]):
+    for c in conversations:
+        for i, t in enumerate(c["turns"]):
+            yield c, i, t
+
+
+def test_conversation_set_size_kinds_and_split(conversations) -> None:
+    """The issue's minimum: 25 conversations, 80 turns, 20 switches with a referring
+    word, 8 unanswerable turns (half about the previous paper), a heldout third."""
+    kinds = Counter(t["kind"] for _, _, t in _turns(conversations))
+    assert len(conversations) >= 25 and sum(kinds.values()) >= 80, (len(conversations), kinds)
+    assert set(kinds) == TURN_KINDS, kinds
+    assert sum(1 for _, _, t in _turns(conversations) if t["kind"] == "switch" and REFERRING.search(t["question"])) >= 20
+    unanswerable = Counter(t.get("unanswerable_kind") for _, _, t in _turns(conversations) if t["kind"] == "unanswerable")
+    assert sum(unanswerable.values()) >= 8 and unanswerable["follow_up"] * 2 >= sum(unanswerable.values()), unanswerable
+    share = sum(c["split"] == "heldout" for c in conversations) / len(conversations)
+    assert 0.3 <= share <= 0.37, share
+    assert len({c["id"] for c in conversations}) == len(conversations)
+
+
+def test_conversation_turns_are_well_formed(conversations) -> None:
+    for c, i, t in _turns(conversations):
+        assert set(c) == {"id", "split", "notes", "turns"} and c["id"].startswith("conv-"), c["id"]
+        assert c["split"] in SPLITS, c["id"]
+        assert set(t) <= {"question", "kind", "gold_titles", "answer_facts", "notes", "unanswerable_kind"}, (c["id"], i)
+        assert t["kind"] in TURN_KINDS and (t["kind"] == "first") == (i == 0), (c["id"], i, t["kind"])
+        if t["kind"] == "unanswerable":
+            assert t["gold_titles"] == [] and t["answer_facts"] == [], (c["id"], i)
+            assert t["unanswerable_kind"] in {"follow_up", "off_topic"}, (c["id"], i)
+        else:
+            assert len(t["gold_titles"]) >= 1 and 1 <= len(t["answer_facts"]) <= MAX_FACTS, (c["id"], i)
+            assert "unanswerable_kind" not in t, (c["id"], i)
+        if t["kind"] == "follow_up":
+            previous = next(p["gold_titles"] for p in reversed(c["turns"][:i]) if p["gold_titles"])
+            assert set(t["gold_titles"]) <= set(previous), f"{c['id']} turn {i + 1}: a follow-up is about the paper under discussion"
+        if t["kind"] == "switch":
+            previous = next(p["gold_titles"] for p in reversed(c["turns"][:i]) if p["gold_titles"])
+            assert not set(t["gold_titles"]) & set(previous), f"{c['id']} turn {i + 1}: a switch changes the paper"
+
+
+def test_conversation_gold_titles_and_facts_are_the_corpus_own(conversations, abstracts_by_title, titles_by_norm) -> None:
+    """Gold titles exist; each fact is an exact substring of a gold abstract or title."""
+    bad = []
+    for c, i, t in _turns(conversations):
+        texts = [text for g in t["gold_titles"] for text in (abstracts_by_title.get(normalize_title(g)),
+                                                              titles_by_norm.get(normalize_title(g)))]
+        if None in texts:
+            bad.append((c["id"], i + 1, "gold title not in the corpus"))
+        bad += [(c["id"], i + 1, fact) for fact in t["answer_facts"]
+                if fact != fact.strip() or not any(fact in text for text in texts if text)]
+    assert not bad, bad

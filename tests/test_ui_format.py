@@ -65,6 +65,16 @@ def test_the_listing_notice_informs_rather_than_warns() -> None:
     assert md.startswith("> ℹ️ The corpus holds titles and abstracts") and "⚠️" not in md
 
 
+def test_a_follow_up_says_which_paper_it_was_read_about_above_the_answer() -> None:
+    notices = [Notice(kind="follow_up", message="Read as a follow-up about DPM-Solver."),
+               Notice(kind="not_in_paper", message="The abstract of DPM-Solver does not mention protein structures.")]
+    a = answer("The abstract of DPM-Solver does not mention protein structures. The nearest it comes: x [1]",
+               [citation(1)], notices=notices)
+    md = fmt.answer_markdown(a, turn=3)
+    assert md.startswith("> ℹ️ Read as a follow-up about DPM-Solver.")
+    assert "> ⚠️ The abstract of DPM-Solver does not mention protein structures." in md
+
+
 def test_abstained_answer_says_so() -> None:
     a = answer("The corpus has no paper that answers this question.", [], abstained=True)
     md = fmt.answer_markdown(a, turn=1)
@@ -185,3 +195,35 @@ def test_parse_auth() -> None:
     assert parse_auth("ann:pa:ss") == ("ann", "pa:ss")
     with pytest.raises(ValueError):
         parse_auth("nopassword")
+
+
+# ---------------------------------------------------------------- list answers
+
+
+def list_answer(n: int) -> tuple[Answer, dict[str, Paper], dict[str, str]]:
+    cites = [citation(i, paper_id=f"p{i}", title=f"Paper <{i}>", quote=f"Paper {i} quantizes diffusion models.")
+             for i in range(1, n + 1)]
+    papers = {f"p{i}": paper(paper_id=f"p{i}", title=f"Paper <{i}>", published=f"2024-01-{i:02d}") for i in range(1, n + 1)}
+    topics = {f"p{i}": ("Diffusion" if i % 2 else "Optimizers") for i in range(1, n + 1)}
+    text = "\n".join(f"- **Paper {i}**: Paper {i} quantizes diffusion models. [{i}]" for i in range(1, n + 1))
+    return answer(text, cites, shape="list"), papers, topics
+
+
+def test_a_list_answer_is_a_table_with_a_row_per_paper() -> None:
+    a, papers, topics = list_answer(4)
+    md = fmt.answer_markdown(a, 2, papers, topics)
+    assert md.count("<tr>") == 1 + 4 and "group-head" not in md  # header + rows; under ten papers, no groups
+    assert "Paper &lt;3&gt;" in md and "<3>" not in md  # escaped
+    assert 'href="#cite-2-3"' in md and "2024-01-03" in md and "Paper 3 quantizes diffusion models." in md
+    assert md.count('target="_blank"') == 4  # each paper's link
+    assert "Copy as CSV" in md and "Copy as Markdown" in md and "#list-sort-2-2" in md
+    assert "- **Paper 1**" not in md  # the table replaces the text lines
+
+
+def test_ten_or_more_papers_are_grouped_under_topic_names_and_paged() -> None:
+    a, papers, topics = list_answer(12)
+    md = fmt.answer_markdown(a, 1, papers, topics)
+    assert "Diffusion (6)" in md and "Optimizers (6)" in md
+    assert md.count('<tr class="more">') == 12 - fmt.LIST_PAGE and "Show all 12 papers" in md
+    a.shape = "text"
+    assert "list-table" not in fmt.answer_markdown(a, 1, papers, topics)

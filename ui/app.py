@@ -19,7 +19,7 @@ import gradio as gr
 
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.index import IndexProblem, read_manifest
-from assistant.models import Notice
+from assistant.models import Answer, Notice, Paper
 from assistant.pipeline import Assistant, QuestionError, Turn
 from assistant.retrieve import Filters
 from assistant.topics import CorpusMap, Topic, load_map
@@ -108,6 +108,16 @@ class AssistantUI:
         index = self.assistant.index
         return load_map(self.settings, papers=index.papers, store=index.store)
 
+    def list_context(self, answer: Answer) -> tuple[dict[str, Paper], dict[str, str]]:
+        """What a list answer's table shows beside its citations: the papers (dates,
+        links) and each one's topic on the corpus map (its grouping); empty otherwise."""
+        if answer.shape != "list" or not answer.citations or not self.index_ready():
+            return {}, {}
+        corpus_map, papers = self.corpus_map(), self.assistant.index.papers
+        topics = {c.paper_id: t.label for c in answer.citations
+                  if corpus_map is not None and (t := corpus_map.topic_of(c.paper_id)) is not None}
+        return papers, topics
+
     def map_value(self) -> str:
         """The whole map figure (page load, index build)."""
         corpus_map = self.corpus_map()
@@ -119,9 +129,10 @@ class AssistantUI:
         return highlight_json(corpus_map, highlight) if corpus_map is not None else gr.skip()
 
     def respond(self, question: str, messages: list[dict[str, Any]], turns: list[Turn], mode: str,
-                top_k: float, date_from: str) -> Iterator[tuple[Any, ...]]:
+                top_k: float, date_from: str, fresh: bool = False) -> Iterator[tuple[Any, ...]]:
         """Streams one answer into the chat. Outputs: textbox, chat, turns, sources, map.
-        Bad input and a missing index are answered in the chat, never raised."""
+        Bad input and a missing index are answered in the chat, never raised. `fresh`:
+        asked without the conversation (the "ask as a new question" button)."""
         messages = list(messages or [])
         turns = list(turns or [])
         shown = question or ""
@@ -139,13 +150,14 @@ class AssistantUI:
         effective, extra = self._mode(mode)
         options = dict(mode=effective, top_k=int(top_k) if top_k else None, filters=filters)
         try:
-            for update in self._stream(question, turns, options, extra, len(turns) + 1):
+            for update in self._stream(question, [] if fresh else turns, options, extra, len(turns) + 1):
                 if isinstance(update, str):
                     messages[-1] = {"role": "assistant", "content": update}
                     yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
                     continue
                 turns.append(Turn(update.question, update))
-                messages[-1] = {"role": "assistant", "content": fmt.answer_markdown(update, len(turns))}
+                messages[-1] = {"role": "assistant", "content": fmt.answer_markdown(update, len(turns),
+                                                                                   *self.list_context(update))}
                 highlight = [h.paper_id for h in update.retrieved]
                 yield gr.skip(), messages, turns, self.sources(turns), self.map_highlight(highlight)
         except IndexProblem as exc:
@@ -185,6 +197,17 @@ class AssistantUI:
                     if n not in answer.notices:
                         answer.notices.insert(0, n)
                 yield answer
+
+    def ask_as_new(self, messages: list[dict[str, Any]], turns: list[Turn], mode: str, top_k: float,
+                   date_from: str) -> Iterator[tuple[Any, ...]]:
+        """The last question again, read as a question of its own (no conversation)."""
+        if turns:
+            yield from self.respond(turns[-1].question, messages, turns, mode, top_k, date_from, fresh=True)
+
+    @staticmethod
+    def new_question_button(turns: list[Turn]) -> Any:
+        """Shown under an answer read as a follow-up: one click asks it as a new question."""
+        return gr.update(visible=bool(turns) and turns[-1].answer.has_notice("follow_up"))
 
     def clear(self) -> tuple[Any, ...]:
         return [], [], self.sources([]), self.map_highlight([]), ""
@@ -412,6 +435,8 @@ def _chat_tab(ui: AssistantUI, s: Settings) -> dict[str, Any]:
                                                scale=5, min_width=200, elem_id="question", autofocus=True,
                                                max_length=s.max_question_chars + 2000)
                 parts["send"] = gr.Button("Ask", variant="primary", scale=1, min_width=70, elem_id="send")
+            parts["ask_new"] = gr.Button("Ask it as a new question instead", size="sm", visible=False,
+                                         elem_id="ask-new")
             with gr.Row():
                 parts["examples"] = [gr.Button(q, size="sm", elem_classes=["example"], min_width=120) for q in EXAMPLES]
             with gr.Row():
@@ -435,13 +460,17 @@ def _chat_tab(ui: AssistantUI, s: Settings) -> dict[str, Any]:
 def _wire_chat(ui: AssistantUI, p: dict[str, Any], corpus_map: gr.HTML) -> None:
     inputs = [p["question"], p["chat"], p["turns"], p["mode"], p["top_k"], p["date_from"]]
     outputs = [p["question"], p["chat"], p["turns"], p["sources"], corpus_map]
-    p["question"].submit(ui.respond, inputs, outputs)
-    p["send"].click(ui.respond, inputs, outputs)
+    show = (ui.new_question_button, p["turns"], p["ask_new"])
+    p["question"].submit(ui.respond, inputs, outputs).then(*show)
+    p["send"].click(ui.respond, inputs, outputs).then(*show)
+    p["ask_new"].click(ui.ask_as_new, inputs[1:], outputs).then(*show)
     for button in p["examples"]:
-        button.click(lambda q: q, button, p["question"], queue=False).then(ui.respond, inputs, outputs)
+        button.click(lambda q: q, button, p["question"], queue=False).then(ui.respond, inputs, outputs).then(*show)
     cleared = [p["chat"], p["turns"], p["sources"], corpus_map, p["question"]]
     p["clear"].click(ui.clear, None, cleared, queue=False)
     p["chat"].clear(ui.clear, None, cleared, queue=False)  # the chat's own trash icon forgets the history too
+    for event in (p["clear"].click, p["chat"].clear):
+        event(lambda: gr.update(visible=False), None, p["ask_new"], queue=False)
     p["check"].click(lambda: ui.llm_markdown(refresh=True), None, p["llm"])
 
 

@@ -20,6 +20,7 @@ from assistant.cite import from_listing, to_bibtex
 from assistant.index import split_sentences
 from assistant.models import Answer, Citation, Hit, Notice, Paper
 
+INFORMING = ("listing", "follow_up")  # notice kinds shown as information, not as a warning
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")
 
 
@@ -76,8 +77,9 @@ def streaming_markdown(text: str) -> str:
 
 def notice_markdown(notice: Notice) -> str:
     """One notice as a quote line, while the answer streams and under the final one.
-    The listing notice informs (what the corpus knows of who wrote a paper); the rest warn."""
-    return f"> {'ℹ️' if notice.kind == 'listing' else '⚠️'} {html.escape(notice.message, quote=False)}"
+    The listing notice informs (what the corpus knows of who wrote a paper), and so does
+    the follow-up notice (which paper a follow-up was read as being about); the rest warn."""
+    return f"> {'ℹ️' if notice.kind in INFORMING else '⚠️'} {html.escape(notice.message, quote=False)}"
 
 
 def notices_markdown(answer: Answer) -> str:
@@ -89,10 +91,54 @@ def notices_markdown(answer: Answer) -> str:
     return "\n>\n".join(lines)
 
 
-def answer_markdown(answer: Answer, turn: int) -> str:
-    """The final chat message: notices, the verified answer with citation links and
-    a one-line footer (mode, time, sources)."""
-    body = link_citations(html.escape(answer.answer, quote=False), turn, answer.citations)
+LIST_PAGE = 10  # rows of a list answer shown before "Show all"
+GROUP_FROM = 10  # papers from which a list answer is grouped under the corpus map's topics
+LIST_COLUMNS = ("#", "Paper", "Date", "Why it fits", "Link")
+
+
+def list_table(answer: Answer, turn: int, papers: dict[str, Paper] | None = None,
+               topics: dict[str, str] | None = None) -> str:
+    """A list answer as a table people can scan: paper, date, the sentence showing it
+    fits, link; sortable by any column and copyable as CSV or Markdown (`CLICK_JS`),
+    grouped under the corpus map's topic names (`topics`: paper id -> name) from
+    GROUP_FROM papers on, and paged after LIST_PAGE rows."""
+    papers = papers or {}
+    groups: dict[str, list[Citation]] = {}
+    grouped = bool(topics) and len(answer.citations) >= GROUP_FROM
+    for c in answer.citations:
+        groups.setdefault((topics or {}).get(c.paper_id, "Other topics") if grouped else "", []).append(c)
+    head = "".join(f'<th><a class="list-sort" href="#list-sort-{turn}-{i}" title="Sort by {esc(name)}">{esc(name)}</a></th>'
+                   for i, name in enumerate(LIST_COLUMNS))
+    bodies, shown = [], 0
+    for name, cites in groups.items():
+        rows = []
+        for c in cites:
+            paper = papers.get(c.paper_id)
+            date = (paper.published or paper.date) if paper else c.date
+            url = c.url or (paper.url if paper else None)
+            more = ' class="more"' if shown >= LIST_PAGE else ""
+            shown += 1
+            rows.append(f"<tr{more}><td>{cite_link(turn, c.n, c.title)}</td><td>{esc(c.title)}</td>"
+                        f"<td>{esc(date or '')}</td><td>{esc(c.quote)}</td><td>{link(url, 'link') if url else ''}</td></tr>")
+        label = f'<tr class="group-head"><th colspan="{len(LIST_COLUMNS)}">{esc(name)} ({len(cites)})</th></tr>' if name else ""
+        bodies.append(f"<tbody>{label}{''.join(rows)}</tbody>")
+    n = len(answer.citations)
+    more = f'<a class="list-all" href="#list-all-{turn}">Show all {n} papers</a> · ' if n > LIST_PAGE else ""
+    tools = (f'<div class="list-tools">{n} paper{"s" if n != 1 else ""} · {more}'
+             f'<a class="list-copy" href="#list-csv-{turn}">Copy as CSV</a> · '
+             f'<a class="list-copy" href="#list-md-{turn}">Copy as Markdown</a> <span class="list-status"></span></div>')
+    return (f'<div class="list-answer" id="list-{turn}">{tools}<table class="list-table"><thead><tr>{head}</tr></thead>'
+            f'{"".join(bodies)}</table></div>')
+
+
+def answer_markdown(answer: Answer, turn: int, papers: dict[str, Paper] | None = None,
+                    topics: dict[str, str] | None = None) -> str:
+    """The final chat message: notices, the verified answer with citation links (a
+    list answer as a table, `list_table`) and a one-line footer (mode, time, sources)."""
+    if answer.shape == "list" and answer.citations:
+        body = list_table(answer, turn, papers, topics)
+    else:
+        body = link_citations(html.escape(answer.answer, quote=False), turn, answer.citations)
     parts = [p for p in (notices_markdown(answer), body) if p]
     if also := answer.see_also():
         titles = " · ".join(esc(h.title) for h in also)
@@ -292,6 +338,16 @@ a.cite:hover { text-decoration: underline; }
 .bibtex-block pre { white-space: pre-wrap; font-size: 0.78rem; max-height: 14rem; overflow: auto; }
 button.copy-bibtex { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 0 0.5rem; cursor: pointer; }
 #build-progress progress { width: 40%; vertical-align: middle; }
+.list-table { border-collapse: collapse; font-size: 0.88rem; width: 100%; }
+.list-table th, .list-table td { border-bottom: 1px solid var(--border-color-primary); padding: 0.25rem 0.4rem;
+  text-align: left; vertical-align: top; }
+.list-table thead a { text-decoration: none; color: inherit; }
+.list-table td:nth-child(1), .list-table td:nth-child(3) { white-space: nowrap; }
+.list-table .group-head th { background: var(--background-fill-secondary); font-weight: 600; }
+.list-table tr.more { display: none; }
+.list-answer.all .list-table tr.more { display: table-row; }
+.list-answer.all .list-all { display: none; }
+.list-tools { font-size: 0.8rem; color: var(--body-text-color-subdued); margin-bottom: 0.3rem; }
 @media (max-width: 640px) { .corpus-map { height: 380px; } }
 """
 
@@ -314,25 +370,62 @@ CLICK_JS = """
     (card.querySelector('mark') || card).scrollIntoView({block: 'nearest', behavior: 'smooth'});
   }
   window.assistantShowSource = showSource;
-  // "BibTeX" buttons (sources panel, Papers tab): copy the entry beside the button
-  function copyBibtex(button) {
-    const pre = button.closest('.bibtex-block').querySelector('pre.bibtex');
-    const text = pre ? pre.textContent : '';
-    const done = () => { button.textContent = 'Copied'; button.dataset.copied = '1';
-                         setTimeout(() => { button.textContent = 'BibTeX'; }, 1500); };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(done, () => fallback(text, done));
-    } else { fallback(text, done); }
+  // List answers (ui/format.py list_table): sort by a column, show every row, copy.
+  const cells = tr => Array.from(tr.children).map(td => {
+    const a = td.querySelector('a[target]');
+    return a ? a.href : td.innerText.trim();
+  });
+  function listText(box, format) {
+    const head = Array.from(box.querySelectorAll('thead th')).map(th => th.innerText.trim());
+    const rows = Array.from(box.querySelectorAll('tbody tr:not(.group-head)')).map(cells);
+    if (format === 'csv') {
+      const q = v => /[",\\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v;
+      return [head, ...rows].map(r => r.map(q).join(',')).join('\\n') + '\\n';
+    }
+    const md = v => v.replace(/\\|/g, '\\\\|').replace(/\\n/g, ' ');
+    return [head, head.map(() => '---'), ...rows].map(r => '| ' + r.map(md).join(' | ') + ' |').join('\\n') + '\\n';
   }
-  function fallback(text, done) {
-    const area = document.createElement('textarea');
-    area.value = text; area.style.position = 'fixed'; area.style.opacity = '0';
-    document.body.appendChild(area); area.select();
-    try { document.execCommand('copy'); done(); } finally { area.remove(); }
+  window.assistantListText = listText;
+  function sortList(box, col) {
+    const dir = box.dataset.sortCol === String(col) && box.dataset.sortDir !== 'desc' ? 'desc' : 'asc';
+    box.dataset.sortCol = col; box.dataset.sortDir = dir;
+    const key = tr => { const t = tr.children[col].innerText.trim(); const n = parseInt(t.replace(/[^0-9]/g, ''), 10);
+      return col === 0 && !isNaN(n) ? n : t.toLowerCase(); };
+    box.querySelectorAll('tbody').forEach(body => {
+      const rows = Array.from(body.querySelectorAll('tr:not(.group-head)'));
+      rows.sort((a, b) => { const x = key(a), y = key(b); const c = x < y ? -1 : x > y ? 1 : 0; return dir === 'asc' ? c : -c; });
+      rows.forEach(r => body.appendChild(r));
+    });
+  }
+  function copyText(text, status) {
+    const done = () => { if (status) status.textContent = 'copied'; };
+    if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(text).then(done, () => fallback()); }
+    else fallback();
+    function fallback() {
+      const ta = document.createElement('textarea'); ta.value = text; document.body.appendChild(ta); ta.select();
+      try { document.execCommand('copy'); done(); } finally { ta.remove(); }
+    }
   }
   document.addEventListener('click', (ev) => {
+    const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#list-"]') : null;
+    if (!a) return;
+    const box = a.closest('.list-answer');
+    if (!box) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    const m = (a.getAttribute('href') || '').match(/^#list-(sort|all|csv|md)-\\d+(?:-(\\d+))?$/);
+    if (!m) return;
+    if (m[1] === 'sort') sortList(box, parseInt(m[2], 10));
+    else if (m[1] === 'all') box.classList.add('all');
+    else copyText(listText(box, m[1]), box.querySelector('.list-status'));
+  }, true);
+  // "BibTeX" buttons (sources panel, Papers tab): copy the entry beside the button; it then reads "copied"
+  document.addEventListener('click', (ev) => {
     const b = ev.target && ev.target.closest ? ev.target.closest('button.copy-bibtex') : null;
-    if (b) { ev.preventDefault(); copyBibtex(b); }
+    if (!b) return;
+    ev.preventDefault();
+    const pre = b.closest('.bibtex-block').querySelector('pre.bibtex');
+    copyText(pre ? pre.textContent : '', b);
   }, true);
   document.addEventListener('click', (ev) => {
     const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#cite-"]') : null;

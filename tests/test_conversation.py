@@ -1,0 +1,142 @@
+"""Conversations (assistant/conversation.py, issue 24): a new topic phrased with
+"that"/"it" gets its own answer, a real follow-up is answered from the paper under
+discussion with the fact first, a follow-up that paper does not answer gets a plain
+"does not mention", and the evaluation runner plays conversations through the API's
+history conversion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.conversation import discussed, missing_phrase, word_list_follows_up
+from assistant.models import Answer, Citation
+from assistant.pipeline import Assistant, Turn
+from evals.conversations import headline, load_conversations, run_conversations
+
+DPM = "How can diffusion models be sampled in around 10 steps with a dedicated ODE solver?"
+
+
+def _answer(*titles: str) -> Answer:
+    return Answer(question="q", answer="a", abstained=not titles, retrieved=[], mode="offline", timings_ms={},
+                  citations=[Citation(n=i, paper_id=f"id-{t}", title=t, quote="x") for i, t in enumerate(titles, 1)])
+
+
+def test_the_paper_under_discussion_is_the_latest_cited_one_past_refusals() -> None:
+    history = [("q1", _answer("A", "B", "A")), ("q2", _answer()), ]
+    assert discussed(history) == [("id-A", "A"), ("id-B", "B")]
+    assert discussed([("q1", _answer("A")), ("q2", _answer("C"))]) == [("id-C", "C")]
+    assert discussed([]) == []
+
+
+def test_missing_phrase_names_what_the_paper_does_not_mention() -> None:
+    support = {"generate": 0.9, "protein": 0.3, "structures": 0.4}
+    assert missing_phrase("Has it been used to generate protein structures?", support) == "protein structures"
+    assert missing_phrase("Did they try it on EEG signals?", {"try": 0.1, "eeg": 0.2, "signals": 0.8}) == "EEG signals"
+    assert missing_phrase("What FID does it get on CIFAR-10?", {"fid": 0.9, "cifar-10": 0.8}) == ""
+
+
+def test_the_old_word_list_rule_is_what_the_issue_describes() -> None:
+    assert word_list_follows_up("Which papers show that diffusion models can be quantized?")
+    assert not word_list_follows_up("Which papers quantize diffusion models?")
+
+
+def test_a_new_topic_phrased_with_that_gets_its_own_answer(assistant: Assistant) -> None:
+    first = assistant.ask("What is AdamP?")
+    second = assistant.ask("Which paper shows that full-precision diffusion models can be quantized directly to "
+                           "8-bit models without training?", [Turn(first.question, first)])
+    assert second.citations and second.citations[0].title == "Post-training Quantization on Diffusion Models"
+    assert not any(c.title.startswith("AdamP") for c in second.citations)
+    assert not second.has_notice("follow_up")
+
+
+def test_a_follow_up_is_answered_from_the_paper_under_discussion_fact_first(assistant: Assistant) -> None:
+    first = assistant.ask(DPM)
+    assert first.citations[0].title.startswith("DPM-Solver")
+    follow = assistant.ask("What FID does it get on CIFAR-10?", [Turn(first.question, first)])
+    assert [c.title for c in follow.citations][:1] == [first.citations[0].title]
+    assert "4.70 FID" in follow.answer.split("[1]")[0]  # the number in the first cited sentence
+    assert [n.message for n in follow.notices if n.kind == "follow_up"] == ["Read as a follow-up about DPM-Solver."]
+
+
+def test_a_follow_up_the_paper_does_not_answer_gets_a_plain_no(assistant: Assistant) -> None:
+    first = assistant.ask(DPM)
+    follow = assistant.ask("Has it been used to generate protein structures?", [Turn(first.question, first)])
+    assert follow.answer.startswith("The abstract of DPM-Solver does not mention protein structures.")
+    assert follow.has_notice("not_in_paper") and not follow.abstained
+    assert {c.title for c in follow.citations} == {first.citations[0].title}  # its nearest sentence, cited
+
+
+def test_a_named_paper_wins_over_the_conversation(assistant: Assistant) -> None:
+    first = assistant.ask(DPM)
+    other = assistant.ask("What is AdamP and what does it change?", [Turn(first.question, first)])
+    assert other.citations[0].title.startswith("AdamP") and not other.has_notice("follow_up")
+
+
+def test_the_word_list_baseline_still_hijacks(full_index: Settings) -> None:
+    """The baseline the evaluation compares with is the real pre-issue-24 behaviour."""
+    old = Assistant(full_index.model_copy(update={"follow_up_rule": "word_list"}))
+    first = old.ask("What is AdamP?")
+    second = old.ask("Which papers show that diffusion models can be quantized?", [Turn(first.question, first)])
+    assert second.citations[0].title.startswith("AdamP")
+
+
+def test_the_runner_plays_conversations_through_the_api_history(full_index: Settings, tmp_path: Path) -> None:
+    rows = [{"id": "conv-x", "split": "tune", "notes": "", "turns": [
+        {"question": "What is AdamP?", "kind": "first", "answer_facts": ["radial component"], "notes": "",
+         "gold_titles": ["AdamP: Slowing Down the Slowdown for Momentum Optimizers on Scale-invariant Weights"]},
+        {"question": "Which papers show that diffusion models can be quantized to 8-bit models without training?",
+         "kind": "switch", "gold_titles": ["Post-training Quantization on Diffusion Models"],
+         "answer_facts": ["8-bit models"], "notes": ""},
+        {"question": "Has it been used to generate protein structures?", "kind": "unanswerable",
+         "gold_titles": [], "answer_facts": [], "notes": "", "unanswerable_kind": "follow_up"}]}]
+    path = tmp_path / "conversations.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert [t.kind for t in load_conversations(path)[0].turns] == ["first", "switch", "unanswerable"]
+    results, metrics = run_conversations(full_index, path, ["evidence", "word_list"])
+    assert metrics["word_list"]["all"]["switch"]["hijack"] == 1.0  # the issue's example, reproduced
+    assert metrics["evidence"]["all"]["switch"]["hijack"] == 0.0
+    shipped = headline([r for r in results if r["config"] == "evidence"])
+    assert shipped["first_recall@1"] == 1.0 and shipped["unanswerable_refused"] == 1.0  # refused or "does not mention"
+    assert shipped["first_n"] == shipped["switch_n"] == shipped["unanswerable_n"] == 1
+
+
+@pytest.mark.parametrize("kind", ["evidence", "never"])
+def test_no_history_means_no_follow_up(assistant: Assistant, kind: str) -> None:
+    answer = Assistant(assistant.settings.model_copy(update={"follow_up_rule": kind})).ask("What FID does it get?")
+    assert not answer.has_notice("follow_up")
+
+
+def test_assistant_eval_runs_a_conversation_set_with_its_baselines(full_index: Settings, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from evals.evaluate import eval_command
+
+    app = typer.Typer()  # the command itself, as `assistant eval` registers it (without the other plug-ins)
+    app.command("eval")(eval_command)
+    app.command("unused")(lambda: None)  # two commands, so typer keeps the "eval" name
+
+    row = {"id": "conv-y", "split": "heldout", "notes": "", "turns": [
+        {"question": DPM, "kind": "first", "answer_facts": ["10 to 20 function evaluations"], "notes": "",
+         "gold_titles": ["DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling in Around 10 Steps"]},
+        {"question": "What FID does it get on CIFAR-10?", "kind": "follow_up", "answer_facts": ["4.70 FID"], "notes": "",
+         "gold_titles": ["DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling in Around 10 Steps"]}]}
+    questions = tmp_path / "conversations.jsonl"
+    questions.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    for key, value in (("INDEX_DIR", str(full_index.index_dir)), ("COLLECTION_PREFIX", full_index.collection_prefix),
+                       ("MODE", "offline"), ("LLM_BASE_URL", ""), ("LLM_API_KEY", "")):
+        monkeypatch.setenv(f"ASSISTANT_{key}", value)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["eval", "--questions", str(questions), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    assert set(metrics) == {"evidence", "word_list", "never", "alone"} and set(metrics["evidence"]) == {"all", "heldout"}
+    assert metrics["evidence"]["heldout"]["follow_up"]["fact_recall"] == 1.0
+    assert metrics["alone"]["heldout"]["follow_up"]["recall@1"] == 0.0  # "it" alone finds another paper
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "What FID does it get" not in report  # heldout turns are never listed one by one
