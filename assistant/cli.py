@@ -170,7 +170,7 @@ def ask(
 ) -> None:
     """Answer a question from the corpus, with verified citations."""
     from assistant.index import IndexProblem
-    from assistant.pipeline import QuestionError
+    from assistant.pipeline import AnswerReader, QuestionError
 
     if mode not in (None, "offline", "llm") or retriever not in (None, "hybrid", "dense", "bm25"):
         fail("--mode is offline or llm; --retriever is hybrid, dense or bm25", 2)
@@ -182,7 +182,7 @@ def ask(
         fail(str(exc), 2)
     settings = load_settings()
     assistant = _assistant(settings)
-    options = dict(mode=mode, retriever=retriever, top_k=top_k, filters=filters)
+    options: dict[str, Any] = dict(mode=mode, retriever=retriever, top_k=top_k, filters=filters)
     try:
         drafting = assistant.resolve_mode(mode) == "llm"  # refuses LLM mode with no endpoint, before any work
         if questions is not None:
@@ -197,10 +197,9 @@ def ask(
             out.print_json(assistant.ask(question, **options).contract().model_dump_json())
             return
         streamed = False
-        answer = None
-        noted: set[str] = set()
-        for event in assistant.stream(question, **options):
-            if event.kind == "token" and drafting:
+        reader = AnswerReader()
+        for event in map(reader.read, assistant.stream(question, **options)):
+            if event.kind == "token" and drafting:  # an LLM draft shows as it is written
                 out.print(escape(event.text), end="")
                 streamed = True
             elif event.kind == "reset" and streamed:
@@ -208,11 +207,8 @@ def ask(
                 streamed = False
             elif event.kind == "notice":
                 err.print(f"\n[yellow]Note:[/yellow] {escape(event.text)}")
-                noted.add(event.text)
-            elif event.kind == "answer":
-                answer = event.answer
-        if answer is not None:
-            _print_answer(answer, streamed, noted, show_all)
+        if reader.answer is not None:
+            _print_answer(reader.answer, streamed, {n.message for n in reader.notices}, show_all)
     except QuestionError as exc:
         fail(str(exc), 2)
     except IndexProblem as exc:
@@ -317,7 +313,7 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
     settings = load_settings()
     corpus = _load_corpus(settings)
     manifest = read_manifest(settings.index_dir)
-    data = {
+    data: dict[str, Any] = {
         "corpus_dir": str(settings.corpus_dir),
         "files": {f.path.name: {"layout": f.layout, "entries": len(f.entries)} for f in corpus.files},
         "skipped_files": corpus.errors,
@@ -417,6 +413,7 @@ def main() -> None:
 
 
 # `assistant llm serve`: the packaged local model (assistant/local_llm.py; the local-llm extra).
+# Imported last, after the commands above: local_llm builds its typer app lazily.
 from assistant.local_llm import cli_app as _llm_cli  # noqa: E402
 
-app.add_typer(_llm_cli(), name="llm")  # type: ignore[arg-type]
+app.add_typer(_llm_cli())

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     port: int = 7860
     auth: str | None = Field(None, description="user:password enables basic auth on UI and API.")
     concurrency: int = Field(4, ge=1, description="Answers computed at once by the server.")
+    shutdown_timeout: float = Field(
+        30.0, ge=0, le=3600, description="Seconds `assistant serve` lets requests in flight finish after SIGTERM.")
 
     @field_validator("chroma_url", "llm_base_url", "auth", mode="before")
     @classmethod

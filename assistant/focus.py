@@ -149,7 +149,7 @@ def asks_for_recent(question: str) -> bool:
     return bool(RECENT.search(question))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)  # bound: 4096 texts (questions, sentences), ~3 KB each at most: ~12 MB
 def stems(text: str) -> frozenset[str]:
     """Content words, stemmed and without stopwords, as the keyword index reads them."""
     import bm25s
@@ -316,8 +316,9 @@ def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int
     picks = []
     for n in papers:
         texts = sentences[n]
-        ranked = sorted(range(len(texts)), key=lambda i, s=sentence_scores(question, texts, similarities[n]): -s[i])
-        chosen = []
+        ranks = sentence_scores(question, texts, similarities[n])
+        ranked = sorted(range(len(texts)), key=lambda i: -ranks[i])
+        chosen: list[int] = []
         for i in ranked:
             if len(chosen) == per_paper:
                 break

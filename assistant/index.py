@@ -287,7 +287,8 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return manifest
     except (OSError, ValueError):
         return None  # a damaged manifest means "rebuild the local files", never a crash
 
@@ -552,11 +553,11 @@ def _embed_and_write(settings: Settings, store: Store, todo: list[Paper], hashes
         flat = embedder.encode([u.embed_text for us in units for u in us])
         report.embed_seconds += time.perf_counter() - t0
         report.units_embedded += len(flat)
-        vectors, offset = [], 0
+        parts, offset = [], 0
         for us in units:
-            vectors.append(paper_vectors(us, flat[offset : offset + len(us)]))
+            parts.append(paper_vectors(us, flat[offset : offset + len(us)]))
             offset += len(us)
-        vectors = np.concatenate(vectors)
+        vectors = np.concatenate(parts)
         t0 = time.perf_counter()
         store.write([(p, hashes[p.paper_id], us) for p, us in zip(batch, units)], vectors)
         report.store_seconds += time.perf_counter() - t0

@@ -23,7 +23,7 @@ UNIT_PAPERS = "unit_papers.json"
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # one stemmer; PyStemmer's own word cache holds at most 10,000 words (~1 MB)
 def stemmer() -> object:
     import Stemmer
 
@@ -107,13 +107,13 @@ def bm25_scores(bm25: object, token_ids: list[int]) -> np.ndarray:
     occurs once, so `+=` gives the same sums. At 100k generated papers (1.05M units)
     a common term's list has ~10^5 entries and bm25s's own retrieval took p95
     ~200 ms (docs/scale/README.md)."""
-    s = bm25.scores  # type: ignore[attr-defined]
+    s = bm25.scores  # type: ignore[attr-defined]  # bm25s sets its index arrays in index(), untyped
     data, indices, indptr = s["data"], s["indices"], s["indptr"]
-    scores = np.zeros(s["num_docs"], dtype=np.dtype(bm25.dtype))  # type: ignore[attr-defined]
+    scores = np.zeros(s["num_docs"], dtype=np.dtype(bm25.dtype))  # type: ignore[attr-defined]  # as above
     for t in token_ids:  # a repeated query term counts again, as in bm25s
         lo, hi = indptr[t], indptr[t + 1]
         scores[indices[lo:hi]] += data[lo:hi]
-    nonoccurrence = bm25.nonoccurrence_array  # type: ignore[attr-defined]
+    nonoccurrence = bm25.nonoccurrence_array  # type: ignore[attr-defined]  # as above
     if nonoccurrence is not None:  # BM25L / BM25+ variants
         scores += nonoccurrence[np.asarray(token_ids)].sum()
     return scores

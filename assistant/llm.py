@@ -47,7 +47,7 @@ class LLMClient:
                 max_retries=0,  # see _retry_delay
             )
         except Exception:  # e.g. httpx.InvalidURL; its message may quote the URL, credentials included
-            self.client = None  # type: ignore[assignment]
+            self.client = None  # type: ignore[assignment]  # None only here: every use checks _config_error first
             self._config_error = LLMError(
                 "The LLM base URL is not a valid URL (check ASSISTANT_LLM_BASE_URL or OPENAI_BASE_URL)"
             )
@@ -100,7 +100,7 @@ class LLMClient:
                 return wait if wait <= min(MAX_BACKOFF, self.settings.llm_timeout) else None
         elif not isinstance(exc, openai.APIConnectionError):  # includes timeouts
             return None
-        return min(0.5 * 2**attempt, MAX_BACKOFF, self.settings.llm_timeout)
+        return float(min(0.5 * 2**attempt, MAX_BACKOFF, self.settings.llm_timeout))
 
     def _open(self, messages: list[dict[str, str]]) -> Any:
         """Starts the streamed completion, retrying failures before the first byte."""
@@ -109,7 +109,7 @@ class LLMClient:
             try:
                 return self.client.chat.completions.create(
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=messages,  # type: ignore[arg-type]  # plain role/content dicts are what the API takes
                     stream=True,
                     temperature=self.settings.llm_temperature,
                     max_tokens=self.settings.llm_max_tokens,

@@ -17,17 +17,23 @@ much faster and better (README, "LLM mode").
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
 
 INSTALL_HINT = "install it with: .venv/bin/pip install -e '.[local-llm]' (see README, LLM mode)"
 
@@ -199,20 +205,59 @@ def wait_ready(process: subprocess.Popen[bytes], base_url: str, timeout: float =
     raise LocalModelError(f"The local model server did not answer on {base_url} within {timeout:.0f} s")
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that has Linux kill the model server when the process that started
+    it dies, even by SIGKILL (no `finally` runs then): without it the server was
+    re-parented to init and kept its port and ~500 MB. libc is loaded here, in the
+    parent, so the child between fork and exec only makes the one call. If the parent
+    died before the call took effect, the child exits at once. None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
 def start(model: LocalModel, port: int, n_ctx: int, threads: int | None, log: Path) -> subprocess.Popen[bytes]:
-    """Starts the server process; its output goes to `log` (a pipe nobody reads would stall it)."""
+    """Starts the server process; its output goes to `log` (a pipe nobody reads would stall it).
+    The server dies with the thread that starts it (`_dies_with_parent`), so start it
+    from a thread that lives as long as it should (the main thread of a command)."""
     path = model_path(model)
     with socket.socket() as s:
+        # as the server will bind: a listening socket is refused, connections of a
+        # stopped server waiting out TIME_WAIT are not (a restart on the port works)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
             raise LocalModelError(f"Port {port} on 127.0.0.1 is in use; choose another with --port") from None
     with log.open("ab") as sink:
-        return subprocess.Popen(server_command(path, model, port, n_ctx, threads),
-                                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(server_command(path, model, port, n_ctx, threads), stdout=sink,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_dies_with_parent())
+
+
+class Stopped(Exception):
+    """SIGTERM reached `assistant llm serve` (systemd, `docker stop`, a supervisor)."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+    raise Stopped(signal.Signals(signum).name)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s; a process already gone is left alone."""
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
         process.wait(timeout=10)
@@ -246,7 +291,7 @@ def settings_line(model: LocalModel, base_url: str) -> str:
             "ASSISTANT_LLM_TIMEOUT=60")
 
 
-def cli_app() -> object:
+def cli_app() -> typer.Typer:
     """The `assistant llm` commands (built on call, so `assistant` starts without them)."""
     import typer
 
@@ -270,6 +315,9 @@ def cli_app() -> object:
             base_url = f"http://127.0.0.1:{port}/v1"
             with tempfile.TemporaryDirectory(prefix="assistant-llm-") as tmp:
                 log = Path(tmp) / "server.log"
+                # SIGTERM ends the command as Ctrl-C does, through `finally`, which stops the
+                # server; Python's default would exit at once and leave the server running.
+                signal.signal(signal.SIGTERM, _raise_stopped)
                 process = start(chosen, port, n_ctx, threads or None, log)
                 try:
                     wait_ready(process, base_url, log=log)
@@ -279,7 +327,7 @@ def cli_app() -> object:
                     process.wait()
                     raise LocalModelError(f"The local model server stopped (status {process.returncode}): "
                                           f"{_last_line(log)}")
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, Stopped):
                     typer.echo("Stopped.", err=True)
                 finally:
                     stop(process)

@@ -171,6 +171,7 @@ class Answer(BaseModel):
     removed_citations: list[str] = Field(default_factory=list)
     answerability: float | None = None
     shape: Literal["text", "list"] = "text"
+    llm_draft: str | None = None  # the LLM's own text before verification replaced it (the evaluation scores it)
 
     def see_also(self, k: int = 3) -> list[Hit]:
         """The next retrieved papers the answer does not cite, shown apart from the

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -24,11 +24,12 @@ from assistant.answer import (
 )
 from assistant.citations import Source, Verified, strip_markers, verify
 from assistant.config import NO_ENDPOINT, Settings
+from assistant.decide import LLMOutcome, Signals, Thresholds, after_llm, decide
 from assistant.conversation import Reading, discussed, follows_up, missing_phrase, word_list_follows_up
 from assistant.corpus import normalize_title
 from assistant.focus import COMPARE, asks_for_list, listing_note
 from assistant.llm import LLMClient, LLMError
-from assistant.models import Answer, Hit, Notice, NoticeKind, Paper
+from assistant.models import Answer, Hit, Notice, Paper
 from assistant.retrieve import (
     NAME_BONUS,
     Filters,
@@ -99,6 +100,72 @@ def read_answer(events: Iterable[Event]) -> Answer:
 
 
 @dataclass
+class Measured:
+    """What the pipeline measured of one question: what the decision reads and the
+    answer is built from."""
+
+    ranking: Ranking
+    evidence: Evidence
+    signals: Signals
+    declined: tuple[str, str] | None = None  # a follow-up its paper does not answer: (notice, plain answer)
+
+
+@dataclass
+class _Output:
+    """One answer's bookkeeping while it streams: its notices, its timings and the parts
+    of the final `Answer`."""
+
+    t0: float
+    qid: str | None
+    question: str = ""
+    notices: list[Notice] = field(default_factory=list)
+    found: Measured | None = None
+    t_retrieved: float = 0.0
+    llm_draft: str | None = None
+
+    def measured(self, found: Measured) -> None:
+        self.found, self.t_retrieved = found, time.perf_counter()
+
+    def notice(self, notice: Notice) -> Event:
+        self.notices.append(notice)
+        return Event("notice", notice.message, notice=notice)
+
+    def answer(self, text: str, abstained: bool, mode: Literal["offline", "llm"],
+               verified: Verified | None = None) -> Answer:
+        assert self.found is not None, "measured before answered"
+        hits, end = self.found.ranking.hits, time.perf_counter()
+        listed = asks_for_list(self.question, len(self.found.evidence.named)) and not abstained
+        return Answer(
+            id=self.qid, question=self.question, answer=text, abstained=abstained,
+            citations=verified.citations if verified else [], retrieved=hits, mode=mode,
+            timings_ms={"retrieve": (self.t_retrieved - self.t0) * 1000, "answer": (end - self.t_retrieved) * 1000,
+                        "total": (end - self.t0) * 1000},
+            notices=self.notices, suggestions=hits[:3] if abstained else [],
+            removed_citations=verified.removed if verified else [],
+            answerability=self.found.signals.answerability, shape="list" if listed else "text",
+            llm_draft=self.llm_draft,
+        )
+
+    def refuse(self, mode: Literal["offline", "llm"], drafted: bool) -> Iterator[Event]:
+        assert self.found is not None, "measured before refused"
+        answer = self.answer(abstain_text(self.found.ranking.hits[:3]), True, mode)
+        if drafted:
+            yield Event("reset")
+        yield Event("token", answer.answer)
+        yield Event("answer", answer=answer)
+
+    def final(self, verified: Verified, mode: Literal["offline", "llm"], index: Index) -> Iterator[Event]:
+        """The verified answer, after what the listing says of its first paper when the
+        question asks who wrote it, where or when."""
+        first = verified.citations[0]
+        if note := listing_note(self.question, index.papers[first.paper_id], f"“{short_name(first.title)}”"):
+            yield self.notice(Notice(kind="listing", message=note))
+        yield Event("reset")
+        yield Event("token", verified.text)
+        yield Event("answer", answer=self.answer(verified.text, False, mode, verified))
+
+
+@dataclass
 class Turn:
     question: str
     answer: Answer
@@ -117,17 +184,6 @@ class Lookup:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
-CAUTION_NOTICE = ("Low confidence: these are the closest papers in the corpus, but none may do exactly what "
-                  "you asked.")
-# When the LLM finds no answer but the abstention model is confident there is one,
-# the user gets the offline answer under this caution rather than a refusal: the
-# packaged 0.5B model said INSUFFICIENT_SOURCES on answerable questions as often as
-# on near misses (README, LLM mode), and a strong model's doubt is worth showing
-# beside the passages, not instead of them.
-LLM_DOUBT_NOTICE = ("The LLM found no answer in these sources, so this is the offline answer, quoting the passages "
-                    "that come closest: they may not say exactly what you asked.")
-LANGUAGE_NOTICE = ("This question does not look like English, which the search model reads best, so the papers "
-                   "it found may miss; asking in English usually finds more.")
 # A title lookup whose best sentence match is below this finds nothing (the
 # similarity of the old single-signal abstention threshold, evals/README.md).
 LOOKUP_MIN_SIMILARITY = 0.44
@@ -145,18 +201,18 @@ class Assistant:
             self._abstention = AbstentionModel.load(self.settings.abstain_model)
         return self._abstention
 
-    def answerability(self, query: str, ranking: Ranking, evidence: Evidence) -> float:
+    def answerability(self, query: str, ranking: Ranking, evidence: Evidence, index: Index | None = None) -> float:
         """Probability that the corpus answers the question (assistant/abstain.py); 1.0
         when the question names a paper, which is always answered."""
         if evidence.named:
             return 1.0
-        return self.abstention.answerability(question_signals(query, ranking, evidence, self.index))
+        return self.abstention.answerability(question_signals(query, ranking, evidence, index or self.index))
 
-    def readable(self, query: str) -> bool:
+    def readable(self, query: str, index: Index | None = None) -> bool:
         """Whether the question is in a language the model reads (assistant/words.py).
         The abstention model is calibrated on such questions only: on any other, every
-        similarity is low whatever it asks, so it is answered with LANGUAGE_NOTICE."""
-        return self.index.words.readable(query)
+        similarity is low whatever it asks, so it is answered with a language notice (assistant/decide.py)."""
+        return (index or self.index).words.readable(query)
 
     @property
     def index(self) -> Index:
@@ -182,34 +238,33 @@ class Assistant:
             )
         return text
 
-    def word_list_query(self, question: str, history: Sequence[Turn]) -> str:
+    def word_list_query(self, index: Index, question: str, history: Sequence[Turn]) -> str:
         """The baseline rule before issue 24 (Settings.follow_up_rule = "word_list"): a
         short question with "it", "that", ... is searched glued to the previous question
         and its first cited title."""
-        if not history or self.index.named_papers(question) or not word_list_follows_up(question):
+        if not history or index.named_papers(question) or not word_list_follows_up(question):
             return question
         previous = history[-1]
         cited = " ".join(short_name(c.title) for c in previous.answer.citations[:1])
         return f"{previous.question} {cited} {question}".strip()
 
-    def search_in_conversation(self, text: str, history: Sequence[Turn], retriever: RetrieverName,
+    def search_in_conversation(self, index: Index, text: str, history: Sequence[Turn], retriever: RetrieverName,
                                filters: Filters | None, k: int) -> tuple[str, Ranking, Reading]:
         """The query searched, its ranking and how the question was read: asked alone,
         and when it reads as a follow-up (assistant/conversation.py) the papers under
         discussion pinned first, as if named."""
         if self.settings.follow_up_rule == "word_list":
-            query = self.word_list_query(text, history)
-            return query, self.index.search(query, k=k, retriever=retriever, filters=filters), Reading(False)
-        ranking = self.index.search(text, k=k, retriever=retriever, filters=filters)
-        reading = self.read(text, history, ranking)
-        return text, (self.pin(ranking, reading.papers) if reading.follow_up else ranking), reading
+            query = self.word_list_query(index, text, history)
+            return query, index.search(query, k=k, retriever=retriever, filters=filters), Reading(False)
+        ranking = index.search(text, k=k, retriever=retriever, filters=filters)
+        reading = self.read(index, text, history, ranking)
+        return text, (self.pin(index, ranking, reading.papers) if reading.follow_up else ranking), reading
 
-    def read(self, text: str, history: Sequence[Turn], ranking: Ranking) -> Reading:
+    def read(self, index: Index, text: str, history: Sequence[Turn], ranking: Ranking) -> Reading:
         """Follow-up or a question of its own, from evidence (assistant/conversation.py);
         a question that names a paper is always its own."""
         if not history or ranking.named or self.settings.follow_up_rule == "never":
             return Reading(False)
-        index = self.index
         papers = [(pid, title) for pid, title in discussed([(t.question, t.answer) for t in history])
                   if pid in index.papers]
         if not papers:
@@ -224,21 +279,21 @@ class Assistant:
             return Reading(False)
         return Reading(True, ids, short_name(index.papers[ids[0]].title))
 
-    def pin(self, ranking: Ranking, paper_ids: list[str]) -> Ranking:
+    def pin(self, index: Index, ranking: Ranking, paper_ids: list[str]) -> Ranking:
         """The ranking with the papers under discussion first, as named papers are."""
         found = {h.paper_id: h for h in ranking.hits}
         top = ranking.hits[0].score if ranking.hits else 0.0
-        first = [(found.get(pid) or Hit(paper_id=pid, title=self.index.papers[pid].title, score=0.0)).model_copy(
+        first = [(found.get(pid) or Hit(paper_id=pid, title=index.papers[pid].title, score=0.0)).model_copy(
             update={"score": top + NAME_BONUS - 0.01 * i}) for i, pid in enumerate(paper_ids)]
         rest = [h for h in ranking.hits if h.paper_id not in paper_ids]
         return replace(ranking, hits=(first + rest)[:max(len(ranking.hits), len(first))], named=list(paper_ids))
 
-    def not_in_paper(self, text: str, evidence: Evidence) -> tuple[str, str] | None:
+    def not_in_paper(self, index: Index, text: str, evidence: Evidence) -> tuple[str, str] | None:
         """For a follow-up the paper under discussion does not answer: the notice and the
         plain answer ("The abstract of X does not mention Y."), quoting its nearest
         sentence with its citation. None when the paper speaks of what is asked."""
         source = evidence.sources[0]
-        phrase = missing_phrase(text, self.index.words.best_per_word(text, source.paper))
+        phrase = missing_phrase(text, index.words.best_per_word(text, source.paper))
         if not phrase:
             return None
         sims = evidence.similarities.get(source.n) or [0.0]
@@ -249,8 +304,8 @@ class Assistant:
 
     # ------------------------------------------------------------ answering
 
-    def evidence(self, ranking: Ranking, query: str, top_k: int) -> Evidence:
-        index = self.index
+    def evidence(self, ranking: Ranking, query: str, top_k: int, index: Index | None = None) -> Evidence:
+        index = index or self.index
         if ranking.query_vector is None:  # keyword-only retrieval: the similarities still need it
             ranking.query_vector = index.embed_query(query)
         vector = ranking.query_vector
@@ -269,26 +324,27 @@ class Assistant:
                         vectors={s.n: vectors[s.paper.paper_id] for s in sources},
                         scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)},
                         keyword={i: h.keyword for i, h in enumerate(ranking.hits[:top_k], 1)},
-                        part_similarities=self._part_similarities(query, ranking, sources, vectors),
-                        support=self._word_support(query, ranking, sources))
+                        part_similarities=self._part_similarities(index, query, ranking, sources, vectors),
+                        support=self._word_support(index, query, ranking, sources))
 
-    def _word_support(self, query: str, ranking: Ranking, sources: list[Source]) -> dict[int, tuple[float, float]]:
+    def _word_support(self, index: Index, query: str, ranking: Ranking,
+                      sources: list[Source]) -> dict[int, tuple[float, float]]:
         """Each source's word support (assistant/words.py): what re-ranking computed,
         the rest (no re-ranking: keyword-only retrieval, a named paper) computed here."""
         known = ranking.word_support
         missing = [s.paper for s in sources if s.paper.paper_id not in known]
         if missing:
-            known = known | dict(zip((p.paper_id for p in missing), self.index.words.support(query, missing)))
+            known = known | dict(zip((p.paper_id for p in missing), index.words.support(query, missing)))
         return {s.n: known[s.paper.paper_id] for s in sources}
 
-    def _part_similarities(self, query: str, ranking: Ranking, sources: list[Source],
+    def _part_similarities(self, index: Index, query: str, ranking: Ranking, sources: list[Source],
                            vectors: dict[str, np.ndarray]) -> dict[int, list[float]]:
         """Each source's best sentence similarity to each part of a comparison; empty for
         other questions (only comparisons read them, assistant/focus.py)."""
         parts = question_parts(query)
         if len(parts) < 2 or not COMPARE.search(query):
             return {}
-        part_vectors = ranking.part_vectors if ranking.part_vectors is not None else self.index.embedder.encode(parts)
+        part_vectors = ranking.part_vectors if ranking.part_vectors is not None else index.embedder.encode(parts)
         return {s.n: (vectors[s.paper.paper_id] @ part_vectors.T).max(axis=0).tolist()
                 for s in sources if len(vectors[s.paper.paper_id])}
 
@@ -315,117 +371,93 @@ class Assistant:
     def stream(self, question: str, history: Sequence[Turn] = (), mode: str | None = None,
                retriever: RetrieverName | None = None, top_k: int | None = None,
                filters: Filters | None = None, qid: str | None = None) -> Iterator[Event]:
-        """Yields tokens as the answer is drafted, notices (fallbacks, stale index), and
-        finally the verified `Answer`. Raises QuestionError before any work on bad input."""
-        t0 = time.perf_counter()
-        text = self.clean_question(question)
-        s = self.settings
-        mode = self.resolve_mode(mode)
+        """Measures the question's signals, lets `decide` (assistant/decide.py) say what
+        to do, and runs it: yields tokens as the answer is drafted, notices, and finally
+        the verified `Answer`. Raises QuestionError before any work on bad input. One
+        index serves the whole answer, even if a rebuild swaps the shared one meanwhile."""
+        out = _Output(time.perf_counter(), qid)
+        out.question = text = self.clean_question(question)
+        used_mode = self.resolve_mode(mode)
         index = self.index
-        notices: list[Notice] = []
-
-        def notice(kind: NoticeKind, message: str) -> Event:
-            notices.append(Notice(kind=kind, message=message))
-            return Event("notice", message, notice=notices[-1])
-
         if stale := index.stale_notice():
-            yield notice("stale_index", stale)
+            yield out.notice(Notice(kind="stale_index", message=stale))
+        measured = self.measure(index, text, history, retriever, top_k, filters)
+        out.measured(measured)
+        decision = decide(measured.signals, self.thresholds(), used_mode)
+        for notice in decision.notices:
+            yield out.notice(notice)
+        if decision.action == "refuse":
+            yield from out.refuse(used_mode, drafted=False)
+            return
+        if decision.use_llm:
+            route, verified = yield from self._llm_stage(index, text, measured.evidence, decision.confident, out)
+            if route == "refuse":
+                yield from out.refuse("llm", drafted=True)
+                return
+            if route == "llm" and verified is not None:
+                yield from out.final(verified, "llm", index)
+                return
+        draft = measured.declined[1] if measured.declined else "".join(OfflineAnswerer().draft(text, measured.evidence))
+        verified = self._verify(index, draft, measured.evidence)
+        if verified is None or not verified.citations:
+            yield from out.refuse("offline", drafted=used_mode == "llm")
+            return
+        yield from out.final(verified, "offline", index)
+
+    def measure(self, index: Index, text: str, history: Sequence[Turn], retriever: RetrieverName | None,
+                top_k: int | None, filters: Filters | None) -> Measured:
+        """Search (in the conversation), the evidence of the top papers, and the signals
+        the decision reads. List questions and comparisons read more papers."""
+        s = self.settings
         wide = asks_for_list(text) or bool(COMPARE.search(text))  # every paper that fits, or both sides
         top_k = top_k or (s.list_top_k if wide else s.top_k)
-        query, ranking, reading = self.search_in_conversation(text, history, retriever or s.retriever, filters,
+        query, ranking, reading = self.search_in_conversation(index, text, history, retriever or s.retriever, filters,
                                                               k=max(s.retrieve_k, 10, top_k))
-        evidence = self.evidence(ranking, query, top_k)
-        answerability = self.answerability(query, ranking, evidence)
-        threshold = self.abstention.threshold if s.abstain_threshold is None else s.abstain_threshold
-        judged = evidence.named or self.readable(query)
-        if not judged:  # never refused by a model that cannot read it; said so instead
-            yield notice("language", LANGUAGE_NOTICE)
-        t_retrieved = time.perf_counter()
+        evidence = self.evidence(ranking, query, top_k, index)
+        declined = self.not_in_paper(index, text, evidence) if reading.follow_up else None
+        named = bool(evidence.named)
+        signals = Signals(answerability=self.answerability(query, ranking, evidence, index), named=named,
+                          readable=named or self.readable(query, index),
+                          follow_up_about=reading.about if reading.follow_up else None,
+                          not_in_paper=declined[0] if declined else None)
+        return Measured(ranking, evidence, signals, declined)
 
-        def finish(answer_text: str, abstained: bool, used_mode: str, verified: Verified | None = None) -> Answer:
-            end = time.perf_counter()
-            return Answer(
-                id=qid, question=text, answer=answer_text, abstained=abstained,
-                citations=verified.citations if verified else [], retrieved=ranking.hits, mode=used_mode,
-                timings_ms={"retrieve": (t_retrieved - t0) * 1000, "answer": (end - t_retrieved) * 1000,
-                            "total": (end - t0) * 1000},
-                notices=notices, suggestions=ranking.hits[:3] if abstained else [],
-                removed_citations=verified.removed if verified else [], answerability=answerability,
-                shape="list" if asks_for_list(text, len(evidence.named)) and not abstained else "text",
-            )
+    def thresholds(self) -> Thresholds:
+        s = self.settings
+        refuse = self.abstention.threshold if s.abstain_threshold is None else s.abstain_threshold
+        return Thresholds(refuse=refuse, caution=self.abstention.caution_threshold)
 
-        def refuse(used_mode: str, drafted: bool) -> Iterator[Event]:
-            answer = finish(abstain_text(ranking.hits[:3]), True, used_mode)
-            if drafted:
-                yield Event("reset")
-            yield Event("token", answer.answer)
-            yield Event("answer", answer=answer)
+    def _verify(self, index: Index, draft: str, evidence: Evidence) -> Verified | None:
+        if not draft:
+            return None
+        return verify(draft, evidence.sources, index.embedder.encode, self.settings.support_threshold, evidence.vectors)
 
-        if reading.follow_up:
-            yield notice("follow_up", f"Read as a follow-up about {reading.about}.")
-        if judged and answerability < threshold:
-            yield from refuse(mode, drafted=False)
-            return
-        declined = self.not_in_paper(text, evidence) if reading.follow_up else None
-        if declined:
-            yield notice("not_in_paper", declined[0])
-        # Below the caution threshold the answer carries a notice; above it (or when the
-        # question names a paper) the pipeline is confident enough to outvote an LLM that
-        # finds nothing in the sources.
-        confident = evidence.named or (judged and answerability >= max(threshold, self.abstention.caution_threshold))
-        if judged and not confident:
-            yield notice("caution", CAUTION_NOTICE)
+    def _llm_stage(self, index: Index, text: str, evidence: Evidence, confident: bool,
+                   out: _Output) -> Generator[Event, None, tuple[str, Verified | None]]:
+        """Streams the LLM's draft, verifies it, and says (assistant/decide.py `after_llm`)
+        whether it stands, the offline answer replaces it, or the question is refused."""
+        draft, verified = "", None
+        try:
+            for token in LLMAnswerer(self._llm_client(), self.settings.prompts_dir).draft(text, evidence):
+                draft += token
+                yield Event("token", token)
+        except UnusableAnswer as exc:
+            outcome = LLMOutcome("unusable", str(exc))
+        except LLMError as exc:
+            outcome = LLMOutcome("failed", str(exc), partial=bool(draft))
+        else:
+            verified = None if NO_ANSWER in draft else self._verify(index, draft, evidence)
+            outcome = LLMOutcome("no_answer" if NO_ANSWER in draft
+                                 else "verified" if verified and verified.citations else "unverified")
+        out.llm_draft = None if outcome.kind == "failed" else draft  # a cut-off draft is no answer to score
+        route, notice = after_llm(outcome, confident)
+        if notice is not None:
+            yield out.notice(notice)
+        return route, verified
 
-        def listing(verified: Verified) -> Iterator[Event]:
-            """What the listing says of the cited paper, when the question asks who, where or when."""
-            first = verified.citations[0]
-            if note := listing_note(text, index.papers[first.paper_id], f"“{short_name(first.title)}”"):
-                yield notice("listing", note)
-
-        verify_draft = lambda draft: verify(draft, evidence.sources, index.embedder.encode,  # noqa: E731
-                                            s.support_threshold, evidence.vectors) if draft else None
-        verified: Verified | None = None
-        if mode == "llm" and not declined:
-            draft = ""
-            try:
-                for token in LLMAnswerer(self._llm_client(), s.prompts_dir).draft(text, evidence):
-                    draft += token
-                    yield Event("token", token)
-            except UnusableAnswer as exc:
-                yield notice("llm_unusable", f"{exc}; showing the offline answer instead.")
-            except LLMError as exc:
-                partial = " (the partial answer above was discarded)" if draft else ""
-                yield notice("llm_fallback", f"{exc}; showing the offline answer instead{partial}.")
-            else:
-                if NO_ANSWER in draft:
-                    if not confident:
-                        notices.append(Notice(kind="llm_insufficient", message="The LLM found no answer in the sources."))
-                        yield from refuse("llm", drafted=True)
-                        return
-                    yield notice("caution", LLM_DOUBT_NOTICE)
-                else:
-                    verified = verify_draft(draft)
-                    if verified is None or not verified.citations:
-                        verified = None
-                        yield notice("llm_unusable", "The LLM's answer carried no citation the sources support; "
-                                                     "showing the offline answer instead.")
-            if verified is not None:
-                yield from listing(verified)
-                yield Event("reset")
-                yield Event("token", verified.text)
-                yield Event("answer", answer=finish(verified.text, False, "llm", verified))
-                return
-        verified = verify_draft(declined[1] if declined else "".join(OfflineAnswerer().draft(text, evidence)))
-        if verified is None or not verified.citations:
-            yield from refuse("offline", drafted=mode == "llm")
-            return
-        yield from listing(verified)
-        yield Event("reset")
-        yield Event("token", verified.text)
-        yield Event("answer", answer=finish(verified.text, False, "offline", verified))
-
-    def ask(self, question: str, history: Sequence[Turn] = (), **options: object) -> Answer:
-        return read_answer(self.stream(question, history, **options))  # type: ignore[arg-type]
+    def ask(self, question: str, history: Sequence[Turn] = (), **options: Any) -> Answer:
+        """`stream`'s final answer; `options` are stream's."""
+        return read_answer(self.stream(question, history, **options))
 
     # ------------------------------------------------------------ papers
 

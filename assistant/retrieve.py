@@ -201,7 +201,7 @@ class Sentences(Mapping[str, list[str]]):
 
     def __init__(self, papers: dict[str, Paper]) -> None:
         self._papers = papers
-        self._split: dict[str, list[str]] = {}
+        self._split: dict[str, list[str]] = {}  # bound: one entry per paper, about the abstracts' size
 
     def __getitem__(self, paper_id: str) -> list[str]:
         found = self._split.get(paper_id)
@@ -294,7 +294,8 @@ class Index:
         return list(dict.fromkeys(pid for pid, _ in hits))
 
     def embed_query(self, query: str) -> np.ndarray:
-        return self.embedder.encode([query])[0]
+        vector: np.ndarray = self.embedder.encode([query])[0]
+        return vector
 
     def rerank_by_parts(self, hits: list[Hit], part_vectors: np.ndarray) -> dict[str, np.ndarray]:
         """Re-orders the first RERANK_DEPTH hits by fused score + weight x coverage, where
@@ -471,6 +472,8 @@ def fuse(dense: dict[str, float], keyword: dict[str, float], retriever: Retrieve
     return fused
 
 
+# Bound: one Index per index folder and ranking settings (a server holds one; its
+# largest parts are the word vectors, 12 MB, and the Chroma client); `reload` replaces it.
 _indexes: dict[str, Index] = {}
 _indexes_lock = threading.Lock()
 # Settings the Index never reads. Every other setting is part of the cache key, so
@@ -478,7 +481,7 @@ _indexes_lock = threading.Lock()
 _NOT_READ_BY_INDEX = frozenset({
     "top_k", "retriever", "abstain_model", "abstain_threshold", "support_threshold", "max_question_chars",
     "mode", "llm_base_url", "llm_api_key", "llm_model", "llm_timeout", "llm_retries", "llm_temperature",
-    "llm_max_tokens", "llm_context_tokens", "host", "port", "auth", "concurrency",
+    "llm_max_tokens", "llm_context_tokens", "host", "port", "auth", "concurrency", "shutdown_timeout",
 })
 
 

@@ -102,7 +102,8 @@ class CorpusMap:
     def topic_of(self, paper_id: str) -> Topic | None:
         for p in self.points:
             if p["paper_id"] == paper_id:
-                return self.topics[p["topic"]]
+                topic: Topic = self.topics[p["topic"]]
+                return topic
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -167,7 +168,8 @@ def place_by_neighbours(ref_vectors: np.ndarray, ref_xy: np.ndarray, vectors: np
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    unit: np.ndarray = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return unit
 
 
 def _pca(vectors: np.ndarray) -> np.ndarray:
@@ -178,7 +180,8 @@ def _pca(vectors: np.ndarray) -> np.ndarray:
     axes[: len(vt[:2])] = vt[:2]
     signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
     signs[signs == 0] = 1
-    return centered @ (axes * signs[:, None]).T
+    components: np.ndarray = centered @ (axes * signs[:, None]).T
+    return components
 
 
 def trustworthiness_at(vectors: np.ndarray, xy: np.ndarray, k: int = 10) -> float | None:
@@ -211,7 +214,8 @@ def cluster(xy: np.ndarray, k: int, random_state: int = RANDOM_STATE) -> np.ndar
     order = sorted(range(k), key=lambda c: (-sizes[c], *xy[labels == c].mean(axis=0).round(6)))
     remap = np.empty(k, dtype=int)
     remap[order] = np.arange(k)
-    return remap[labels]
+    relabelled: np.ndarray = remap[labels]
+    return relabelled
 
 
 def paper_text(paper: Paper) -> str:

@@ -69,6 +69,26 @@ def bench_library(entries: int = typer.Option(1000, help="New papers in the gene
     run(entries, repeats)
 
 
+@bench.command("soak")
+def bench_soak(clients: int = typer.Option(8, help="Concurrent clients POSTing /api/ask."),
+               minutes: float = typer.Option(10.0, help="Duration of the load."),
+               interval: float = typer.Option(15.0, help="Seconds between samples of the server."),
+               warmup: float = typer.Option(120.0, help="Seconds of load before the verdict's figures start."),
+               history_share: float = typer.Option(0.3, help="Share of questions sent as follow-ups with history."),
+               endpoint: str = typer.Option("ask", help="ask (/api/ask), chat or chat-stream (/v1/chat/completions)."),
+               out_dir: Path = typer.Option(Path("evals/reports/soak"), "--out", help="Where NAME.json and NAME.png go."),
+               name: str = typer.Option("soak", help="File name of the JSON and the plot.")) -> None:
+    """Long load against a fresh `assistant serve`: RSS, open files, threads, p50/p95 over time; verdict and plot."""
+    from evals.bench.soak import bench_soak as run
+
+    try:
+        figures = run(clients, minutes, interval, warmup, history_share, endpoint, out_dir, name)
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    if figures["errors"]:
+        raise typer.Exit(1)
+
+
 @bench.command("scale")
 def bench_scale(sizes: str = typer.Option("1000,10000,100000", help="Corpus sizes (papers), comma-separated."),
                 store: str = typer.Option("embedded,server", help="embedded and/or server (a `chroma run` per run)."),

@@ -435,26 +435,11 @@ def draft_groundedness(draft: str, evidence: Any, index: Any, threshold: float) 
 
 
 def ask_once(assistant: Any, q: Question, mode: str, retriever: str) -> tuple[Any, str]:
-    """One question through `Assistant.stream` (what `ask` iterates); also returns the
-    streamed LLM draft, which the final Answer no longer carries. The draft is the
-    tokens up to the first reset or later notice; it is dropped when that notice is an
-    endpoint failure (a partial draft would score as if it were the LLM's answer)."""
-    draft, answer, drafting, complete = "", None, True, True
-    for event in assistant.stream(q.question, mode=mode, retriever=retriever, qid=q.id):
-        if event.kind == "token" and drafting:
-            draft += event.text
-        elif event.kind == "notice" and drafting and not draft:
-            continue  # e.g. the stale-index notice, which comes before any token
-        elif event.kind in ("reset", "notice"):
-            # an endpoint failure cuts the draft short; an unusable draft is complete but rejected
-            if drafting and event.notice is not None and event.notice.kind == "llm_fallback":
-                complete = False
-            drafting = False
-        elif event.kind == "answer":
-            answer = event.answer
-    if answer is None:
-        raise RuntimeError(f"{q.id}: the pipeline ended without an answer")
-    return answer, draft if mode == "llm" and complete else ""
+    """One question through the pipeline, and the LLM's own draft (`Answer.llm_draft`):
+    empty offline, and when the endpoint failed mid-way (a partial draft would score
+    as if it were the LLM's answer)."""
+    answer = assistant.ask(q.question, mode=mode, retriever=retriever, qid=q.id)
+    return answer, (answer.llm_draft or "") if mode == "llm" else ""
 
 
 def pipeline_output(assistant: Any, q: Question, mode: str, retriever: str) -> Output:

