@@ -94,12 +94,13 @@ def bibtex_fields(paper: Paper) -> dict[str, str]:
 
 
 def to_bibtex(papers: Iterable[Paper]) -> str:
-    import bibtexparser
-    from bibtexparser.model import Entry, Field
+    from bibtexparser.entrypoint import write_string
+    from bibtexparser.library import Library
+    from bibtexparser.model import Block, Entry, Field
 
-    entries = [Entry(bibtex_type(p), cite_key(p), [Field(k, v) for k, v in bibtex_fields(p).items()])
-               for p in _unique(papers)]
-    return bibtexparser.write_string(bibtexparser.Library(entries))
+    entries: list[Block] = [Entry(bibtex_type(p), cite_key(p), [Field(k, v) for k, v in bibtex_fields(p).items()])
+                            for p in _unique(papers)]
+    return write_string(Library(entries))
 
 
 # ---------------------------------------------------------------- RIS and CSL-JSON
@@ -127,7 +128,7 @@ def ris_record(paper: Paper) -> dict[str, object]:
 def to_ris(papers: Iterable[Paper]) -> str:
     import rispy
 
-    return rispy.dumps([ris_record(p) for p in _unique(papers)])
+    return str(rispy.dumps([ris_record(p) for p in _unique(papers)]))
 
 
 def csl_item(paper: Paper) -> dict[str, object]:

@@ -204,12 +204,12 @@ def _entry(parsed: ParsedLibrary, line: int, title: Any, **fields: Any) -> None:
 def parse_bibtex(text: str, parsed: ParsedLibrary) -> None:
     """bibtexparser 2, authors split on `and`; LaTeX decoded field by field (`latex_text`).
     Its failed blocks (syntax errors, duplicate keys) become warnings."""
-    import bibtexparser
     from bibtexparser import middlewares
+    from bibtexparser.entrypoint import parse_string
 
     # its splitter logs every broken block; they are reported once, as warnings, below
     logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
-    library = bibtexparser.parse_string(text, append_middleware=[middlewares.SeparateCoAuthors()])
+    library = parse_string(text, append_middleware=[middlewares.SeparateCoAuthors()])
     del text
     for block in library.failed_blocks:
         error = block.error
@@ -218,7 +218,7 @@ def parse_bibtex(text: str, parsed: ParsedLibrary) -> None:
     for entry in library.entries:
         values = {k.lower(): latex_text(k.lower(), f.value) for k, f in entry.fields_dict.items()}
         authors = values.get("author") or values.get("editor") or []
-        _entry(parsed, entry.start_line + 1, values.get("title"), key=entry.key, entry_type=entry.entry_type,
+        _entry(parsed, (entry.start_line or 0) + 1, values.get("title"), key=entry.key, entry_type=entry.entry_type,
                abstract=values.get("abstract"), authors=authors if isinstance(authors, list) else [authors],
                venue=values.get("journal") or values.get("booktitle") or values.get("publisher"),
                published=iso_date(values.get("year") or values.get("date"), values.get("month")),
@@ -262,7 +262,7 @@ def parse_ris(text: str, parsed: ParsedLibrary) -> None:
     its line (rispy drops a record without `ER` silently); each record is read by rispy."""
     import rispy
 
-    start, record = 0, []
+    start, record = 0, list[str]()
     for lineno, line in enumerate(text.split("\n"), 1):
         tag = RIS_TAG.match(line.rstrip())
         if tag and tag.group(1) == "TY":
