@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
 from assistant.config import Settings
@@ -36,9 +37,36 @@ def _load_corpus(settings: Settings) -> Corpus:
 def index(rebuild: bool = typer.Option(False, help="Drop the vector store and embed everything again."),
           quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Build or update the index: embeds only new or changed papers."""
-    from assistant.index import IndexProblem, sync
+    _sync(load_settings(), rebuild, quiet)
+
+
+@app.command()
+def add(files: list[Path] = typer.Argument(..., help="BibTeX (.bib), RIS (.ris), CSL-JSON (.json), JSON Lines "
+                                                      "(.jsonl) or listing (.txt) files."),
+        quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+    """Add your own papers: check the files, copy them into the corpus folder and
+    index them (only new or changed papers are embedded). Nothing is copied when a
+    file is refused."""
+    from assistant.corpus import add_files
 
     settings = load_settings()
+    for path in files:
+        if not path.is_file():
+            fail(f"{path}: file not found", 2)
+    try:
+        done = add_files(files, settings.corpus_dir)
+    except CorpusError as exc:
+        fail(f"{exc}\nNothing was added.")
+        return
+    for line in done:
+        out.print(escape(line))
+    _sync(settings, False, quiet)
+
+
+def _sync(settings: Settings, rebuild: bool, quiet: bool) -> None:
+    """Runs the incremental sync and prints what it did (shared by `index` and `add`)."""
+    from assistant.index import IndexProblem, sync
+
     try:
         report = sync(settings, progress=None if quiet else progress, rebuild=rebuild,
                       on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/yellow]"))
@@ -49,6 +77,9 @@ def index(rebuild: bool = typer.Option(False, help="Drop the vector store and em
         err.print(f"[yellow]Skipped file:[/yellow] {escape(message)}")
     for message in report.warnings:
         err.print(f"[yellow]Warning:[/yellow] {escape(message)}")
+    if report.no_abstract:
+        err.print(f"[yellow]{len(report.no_abstract)} entries without an abstract skipped:[/yellow] "
+                  + escape("; ".join(report.no_abstract)))
     if report.kept_from_bad_files:
         err.print(f"[yellow]Kept {len(report.kept_from_bad_files)} indexed papers whose source files failed to parse.[/yellow]")
     if report.rebuilt_reason:
@@ -87,8 +118,10 @@ def _assistant(settings: Settings) -> Assistant:
 LIST_PAGE = 10  # lines of a list answer printed unless --all
 
 
-def _print_answer(answer: Answer, streamed: bool, noted: Collection[str] = (), show_all: bool = False) -> None:
-    """`noted`: notices already printed as they came, not repeated after the answer.
+def _print_answer(answer: Answer, streamed: bool, noted: Collection[str] = (), show_all: bool = False,
+                  out: Console = out) -> None:
+    """`noted`: notices already printed as they came, not repeated after the answer;
+    `out`: stderr when stdout is kept for BibTeX (`ask --bibtex`).
     A list answer (one line per paper) prints its first LIST_PAGE papers and says how
     many more there are, unless `show_all`."""
     lines = answer.answer.split("\n")
@@ -132,6 +165,8 @@ def ask(
     date_to: Optional[str] = typer.Option(None, help="Only papers published on or before YYYY-MM-DD."),
     source_file: Optional[str] = typer.Option(None, help="Only papers listed in this corpus file."),
     show_all: bool = typer.Option(False, "--all", help="Print every paper of a list answer, not the first ten."),
+    bibtex: bool = typer.Option(False, "--bibtex", help="Print BibTeX for the cited papers on stdout "
+                                "(the answer goes to stderr): `assistant ask ... --bibtex >> refs.bib`."),
 ) -> None:
     """Answer a question from the corpus, with verified citations."""
     from assistant.index import IndexProblem
@@ -155,6 +190,9 @@ def ask(
             return
         if question is None:
             fail("give a QUESTION or --questions FILE", 2)
+        if bibtex:
+            _ask_bibtex(assistant, question, options, as_json)
+            return
         if as_json:
             out.print_json(assistant.ask(question, **options).contract().model_dump_json())
             return
@@ -175,6 +213,21 @@ def ask(
         fail(str(exc), 2)
     except IndexProblem as exc:
         fail(str(exc))
+
+
+def _ask_bibtex(assistant: Assistant, question: str, options: dict[str, Any], as_json: bool) -> None:
+    """The answer on stderr, BibTeX for what it cites on stdout."""
+    from assistant.cite import to_bibtex
+
+    if as_json:
+        fail("--bibtex and --json each print on stdout; choose one", 2)
+    answer = assistant.ask(question, **options)
+    _print_answer(answer, False, show_all=True, out=err)
+    papers = [assistant.paper(pid) for pid in dict.fromkeys(c.paper_id for c in answer.citations)]
+    if not papers:
+        err.print("[yellow]The answer cites no paper, so there is no BibTeX to print.[/yellow]")
+        return
+    print(to_bibtex(papers), end="")
 
 
 def _ask_file(assistant: Assistant, path: Path, options: dict[str, Any]) -> None:
@@ -200,7 +253,8 @@ def _ask_file(assistant: Assistant, path: Path, options: dict[str, Any]) -> None
 
 @app.command()
 def paper(query: str = typer.Argument(..., help="Paper id, title (typos fine), name/acronym or description."),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+          as_json: bool = typer.Option(False, "--json"),
+          bibtex: bool = typer.Option(False, "--bibtex", help="Print the paper's BibTeX entry only.")) -> None:
     """Look a paper up: abstract, metadata, links and the five most related papers."""
     from assistant.index import IndexProblem
     from assistant.pipeline import QuestionError
@@ -214,6 +268,11 @@ def paper(query: str = typer.Argument(..., help="Paper id, title (typos fine), n
         return
     except IndexProblem as exc:
         fail(str(exc))
+        return
+    if bibtex and found.paper is not None:
+        from assistant.cite import to_bibtex
+
+        print(to_bibtex([found.paper]), end="")
         return
     if as_json:
         data: dict[str, Any] = {"status": found.status, "query": found.query, "message": found.message,
@@ -231,7 +290,10 @@ def paper(query: str = typer.Argument(..., help="Paper id, title (typos fine), n
     out.print(f"[bold]{escape(p.title)}[/bold]")
     meta = [f"id {p.paper_id}"]
     meta += [x for x in (p.date and f"date {p.date}", p.authors_count and f"{p.authors_count} authors", p.org) if x]
+    meta += [x for x in (p.venue, p.doi and f"doi {p.doi}", p.arxiv_id and f"arXiv {p.arxiv_id}") if x]
     meta.append("listed in " + ", ".join(f"{o.file}:{o.line}" for o in p.occurrences))
+    if p.authors:
+        out.print(escape("; ".join(p.authors)))
     out.print("[dim]" + escape(" · ".join(meta)) + "[/dim]\n")
     out.print(escape(p.abstract))
     if p.urls:
@@ -354,4 +416,4 @@ def main() -> None:
 # Imported last, after the commands above: local_llm builds its typer app lazily.
 from assistant.local_llm import cli_app as _llm_cli  # noqa: E402
 
-app.add_typer(_llm_cli())
+app.add_typer(_llm_cli(), name="llm")

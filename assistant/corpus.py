@@ -6,6 +6,12 @@ with the `Subscribe` chrome glued onto the first title). One line-based parser
 handles all three: it drops page chrome, recognises metadata blocks by their
 `·` separator line, and takes a title to be a short line followed by a long
 one. Anything else is reported with its file and line, never turned into a paper.
+
+Beside the listings, the folder holds reference-library exports (BibTeX, RIS,
+CSL-JSON, JSON Lines; assistant/library.py reads them). Listings are read first,
+so a library entry for a listing paper (same DOI or arXiv id, else the same
+normalised title) enriches that paper (authors, venue, DOI) and never replaces
+its abstract; `also_in` remembers every source.
 """
 
 from __future__ import annotations
@@ -19,6 +25,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.files import atomic_path
+from assistant.library import (
+    LIBRARY_SUFFIXES,
+    LibraryEntry,
+    LibraryError,
+    checked_bytes,
+    is_library_file,
+    parse_library,
+)
 from assistant.models import Occurrence, Paper
 
 log = logging.getLogger(__name__)
@@ -61,12 +76,13 @@ class Entry:
     published: str | None = None
     counter: int | None = None
     page_date: str | None = None
+    library: LibraryEntry | None = None  # what a reference library gave beside title and abstract
 
 
 @dataclass
 class ParsedFile:
     path: Path
-    layout: str
+    layout: str  # A, B, C for a listing; bibtex, ris, csl-json or jsonl for a library
     entries: list[Entry]
     warnings: list[str] = field(default_factory=list)
 
@@ -76,6 +92,7 @@ class Corpus:
     papers: list[Paper]
     files: list[ParsedFile]
     errors: list[str]  # files skipped as a whole, each message naming the file
+    no_abstract: list[str] = field(default_factory=list)  # library entries not indexed: "file:line 'title'"
 
     @property
     def entry_count(self) -> int:
@@ -147,17 +164,7 @@ def _parse_date(match: re.Match[str]) -> tuple[str, str | None, int | None]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise CorpusError(f"{path}: cannot read: {exc.strerror}") from exc
-    if size == 0:
-        raise CorpusError(f"{path}: empty file")
-    if size > MAX_FILE_BYTES:
-        raise CorpusError(f"{path}: {size} bytes is larger than a listing file can be ({MAX_FILE_BYTES})")
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise CorpusError(f"{path}:1: binary data (NUL bytes), not a text listing")
+    data = checked_bytes(path, MAX_FILE_BYTES, "a text listing", CorpusError)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -249,49 +256,140 @@ def _parse_metadata(rows: list[tuple[int, str]], pos: int, parsed: ParsedFile) -
     return pos
 
 
-def merge(entries: Iterable[Entry]) -> list[Paper]:
-    """Duplicates (same normalized title) become one paper that remembers every place;
-    metadata missing from the first copy is taken from a later one."""
+def merge(entries: Iterable[Entry], no_abstract: list[str] | None = None) -> list[Paper]:
+    """Duplicates become one paper that remembers every place; metadata missing from
+    the first copy is taken from a later one. Listing copies match by normalised
+    title; a library entry also by DOI or arXiv id. A library entry without an
+    abstract only enriches a paper it matches; otherwise it is listed in `no_abstract`."""
     papers: dict[str, Paper] = {}
+    keys: dict[str, str] = {}  # "doi:..." / "arxiv:..." -> paper id
     for e in entries:
         pid = paper_id_for(e.title)
-        found = papers.get(pid)
-        if found is None:
-            papers[pid] = Paper(
-                paper_id=pid,
-                title=e.title,
-                abstract=e.abstract,
-                occurrences=[Occurrence(file=e.file, line=e.line)],
-                authors_count=e.authors_count,
-                date=e.date,
-                published=e.published,
-                counter=e.counter,
-                org=e.org,
-                page_date=e.page_date,
-                urls=extract_urls(e.abstract),
-            )
+        found = papers.get(pid) or papers.get(next((keys[k] for k in _match_keys(e) if k in keys), ""))
+        if found is None and not e.abstract:
+            if no_abstract is not None:
+                no_abstract.append(f"{e.file}:{e.line} {e.title[:80]!r}")
             continue
-        found.occurrences.append(Occurrence(file=e.file, line=e.line))
-        if e.abstract != found.abstract:
-            log.warning("%s:%d: duplicate of %r with a different abstract; keeping the first", e.file, e.line, e.title)
-        for attr in ("authors_count", "date", "published", "counter", "org", "page_date"):
-            if getattr(found, attr) is None and getattr(e, attr) is not None:
-                setattr(found, attr, getattr(e, attr))
+        if found is None:
+            found = papers[pid] = _new_paper(pid, e)
+        else:
+            _add_copy(found, e)
+        _enrich(found, e.library)
+        keys.update({k: found.paper_id for k in _match_keys(e)})
     return list(papers.values())
 
 
+def _match_keys(e: Entry) -> list[str]:
+    lib = e.library
+    return [k for k in (lib and lib.doi and f"doi:{lib.doi}", lib and lib.arxiv_id and f"arxiv:{lib.arxiv_id}") if k]
+
+
+def _new_paper(pid: str, e: Entry) -> Paper:
+    lib_url = [e.library.url] if e.library and e.library.url else []
+    return Paper(paper_id=pid, title=e.title, abstract=e.abstract, occurrences=[Occurrence(file=e.file, line=e.line)],
+                 authors_count=e.authors_count, date=e.date, published=e.published, counter=e.counter, org=e.org,
+                 page_date=e.page_date, urls=_unique(extract_urls(e.abstract) + lib_url))
+
+
+def _add_copy(found: Paper, e: Entry) -> None:
+    found.occurrences.append(Occurrence(file=e.file, line=e.line))
+    found.also_in.append(f"{e.file}:{e.line}")
+    if e.abstract and e.abstract != found.abstract and e.library is None:
+        log.warning("%s:%d: duplicate of %r with a different abstract; keeping the first", e.file, e.line, e.title)
+    for attr in ("authors_count", "date", "published", "counter", "org", "page_date"):
+        if getattr(found, attr) is None and getattr(e, attr) is not None:
+            setattr(found, attr, getattr(e, attr))
+
+
+def _enrich(paper: Paper, lib: LibraryEntry | None) -> None:
+    """Fills what the paper lacks from a library entry; what it has is kept."""
+    if lib is None:
+        return
+    if not paper.authors and lib.authors:
+        paper.authors = list(lib.authors)
+        paper.authors_count = paper.authors_count or len(lib.authors)
+    for attr, value in (("venue", lib.venue), ("doi", lib.doi), ("arxiv_id", lib.arxiv_id),
+                        ("cite_key", lib.key), ("entry_type", lib.entry_type)):
+        if getattr(paper, attr) is None and value:
+            setattr(paper, attr, value)
+    if lib.url and lib.url.rstrip("/") not in {u.rstrip("/") for u in paper.urls}:
+        paper.urls.append(lib.url)
+
+
+def _unique(urls: list[str]) -> list[str]:
+    return list(dict.fromkeys(urls))
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """The files load_corpus reads, in its order: listings (*.txt) by name, then
+    library files by name, so a library entry enriches a listing paper rather than
+    the other way round."""
+    listings = sorted(corpus_dir.glob("*.txt"))
+    libraries = sorted(p for p in corpus_dir.iterdir() if p.is_file() and is_library_file(p))
+    return listings + libraries
+
+
+def library_file(path: Path) -> ParsedFile:
+    """A library file as corpus entries. Raises CorpusError when it is refused."""
+    try:
+        parsed = parse_library(path)
+    except LibraryError as exc:
+        raise CorpusError(str(exc)) from exc
+    entries = [Entry(title=e.title, abstract=e.abstract, file=path.name, line=e.line, published=e.published,
+                     date=e.published, authors_count=len(e.authors) or None, library=e) for e in parsed.entries]
+    return ParsedFile(path=path, layout=parsed.format, entries=entries, warnings=parsed.warnings)
+
+
+def read_file(path: Path) -> ParsedFile:
+    """Any corpus file: a listing by its .txt suffix, a library by its own."""
+    if is_library_file(path):
+        return library_file(path)
+    if path.suffix.lower() == ".txt":
+        return parse_file(path)
+    raise CorpusError(f"{path}: unknown format {path.suffix or '(no suffix)'}; the corpus takes listings (.txt) "
+                      f"and libraries ({', '.join(LIBRARY_SUFFIXES)}: BibTeX, RIS, CSL-JSON, JSON Lines)")
+
+
+def add_files(paths: list[Path], corpus_dir: Path) -> list[str]:
+    """Copies listing or library files into the corpus folder, each one atomically,
+    after every one of them was read without error (CorpusError otherwise, and
+    nothing is copied). A file already there with the same bytes is left alone; one
+    with the same name and other bytes is replaced (a fresh export of the library);
+    the unchanged one is not parsed here, so a no-op re-add parses it once, in the sync.
+    Returns one line per file saying what happened."""
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise CorpusError("two of the files have the same name; the corpus folder holds one file per name")
+    same = {p for p in paths if (corpus_dir / p.name).is_file() and (corpus_dir / p.name).read_bytes() == p.read_bytes()}
+    parsed = {p: read_file(p) for p in paths if p not in same}  # raises before anything is copied
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for path in paths:
+        if path in same:  # read by the sync that follows, as every corpus file is
+            done.append(f"{path.name}: already in the corpus, unchanged")
+            continue
+        target, one = corpus_dir / path.name, parsed[path]
+        verb = "replaced" if target.exists() else "added"
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(path.read_bytes())
+        skipped = f", {len(one.warnings)} records skipped" if one.warnings else ""
+        done.append(f"{path.name}: {verb}; {len(one.entries)} entries ({one.layout}){skipped}")
+    return done
+
+
 def load_corpus(corpus_dir: Path) -> Corpus:
-    """Every *.txt listing in the folder, in name order. A file that cannot be parsed
-    is skipped with an error message rather than stopping the whole corpus."""
+    """Every listing and library file in the folder (`corpus_files`). A file that
+    cannot be parsed is skipped with an error message rather than stopping the whole corpus."""
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: corpus folder not found (set ASSISTANT_CORPUS_DIR)")
     files: list[ParsedFile] = []
     errors: list[str] = []
-    for path in sorted(corpus_dir.glob("*.txt")):
+    for path in corpus_files(corpus_dir):
         try:
-            files.append(parse_file(path))
+            files.append(read_file(path))
         except CorpusError as exc:
             errors.append(str(exc))
             log.warning("skipping %s", exc)
-    papers = merge(e for f in files for e in f.entries)
-    return Corpus(papers=papers, files=files, errors=errors)
+    no_abstract: list[str] = []
+    papers = merge((e for f in files for e in f.entries), no_abstract)
+    return Corpus(papers=papers, files=files, errors=errors, no_abstract=no_abstract)

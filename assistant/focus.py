@@ -338,6 +338,8 @@ def listing_note(question: str, paper: Paper, name: str) -> str | None:
     that it gives nothing. None for every other question."""
     if not ASKS_FOR_LISTING.search(question):
         return None
+    if paper.authors:
+        return library_note(paper, name)
     known = [f"{paper.authors_count} authors" if paper.authors_count else "",
              f"organisation {paper.org}" if paper.org else "",
              f"dated {paper.published or paper.date}" if paper.published or paper.date else ""]
@@ -345,3 +347,14 @@ def listing_note(question: str, paper: Paper, name: str) -> str | None:
     gives = ", ".join(known) if known else "none of them (no author count, organisation or date)"
     return (f"The corpus holds titles and abstracts, without author names; of who wrote {name}, where and when, "
             f"its listing gives {gives}.")
+
+
+def library_note(paper: Paper, name: str) -> str:
+    """The listing notice for a paper a reference library described: its authors,
+    venue and date, as the library gave them."""
+    shown = "; ".join(paper.authors[:8]) + (f" and {len(paper.authors) - 8} more" if len(paper.authors) > 8 else "")
+    known = [f"authors {shown}", f"venue {paper.venue}" if paper.venue else "",
+             f"dated {paper.published or paper.date}" if paper.published or paper.date else "",
+             f"DOI {paper.doi}" if paper.doi else "", f"arXiv {paper.arxiv_id}" if paper.arxiv_id else ""]
+    return (f"Abstracts do not say who wrote a paper, where or when; for {name}, your reference library gives "
+            + ", ".join(k for k in known if k) + ".")

@@ -344,6 +344,7 @@ class SyncReport:
     rebuilt_reason: str | None = None
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    no_abstract: list[str] = field(default_factory=list)  # library entries not indexed, "file:line 'title'"
     seconds: float = 0.0
     embed_seconds: float = 0.0
     store_seconds: float = 0.0  # Chroma deletes and writes
@@ -447,6 +448,7 @@ def _plan(settings: Settings, store: Store, report: SyncReport, progress: Progre
     corpus = load_corpus(settings.corpus_dir)
     report.errors = list(corpus.errors)
     report.warnings = corpus.warnings
+    report.no_abstract = list(corpus.no_abstract)
     desired = {p.paper_id: p for p in corpus.papers}
     hashes = {pid: f"{p.content_hash()}-u{UNITS_VERSION}" for pid, p in desired.items()}
     complete = store.complete_papers()

@@ -16,6 +16,9 @@ class Occurrence(BaseModel):
     line: int
 
 
+LIBRARY_FIELDS = ("authors", "venue", "doi", "arxiv_id", "cite_key", "entry_type")
+
+
 class Paper(BaseModel):
     paper_id: str
     title: str
@@ -28,6 +31,14 @@ class Paper(BaseModel):
     org: str | None = None
     page_date: str | None = None  # date of the listing page the paper was first seen on
     urls: list[str] = Field(default_factory=list)
+    # From a reference library (assistant/library.py); listing papers leave them unset.
+    authors: list[str] = Field(default_factory=list)  # "Family, Given" as the library wrote them
+    venue: str | None = None
+    doi: str | None = None
+    arxiv_id: str | None = None
+    cite_key: str | None = None  # the library's citation key, kept for export
+    entry_type: str | None = None  # the library's entry type (article, inproceedings, JOUR ...)
+    also_in: list[str] = Field(default_factory=list)  # every source beside the first: "file:line"
 
     @property
     def source_file(self) -> str:
@@ -46,7 +57,10 @@ class Paper(BaseModel):
         """Changes exactly when what is embedded or shown changes, so sync re-embeds only then."""
         import hashlib
 
-        payload = self.model_dump_json(exclude={"occurrences", "page_date"})
+        # Library fields enter only when set, so a listing paper keeps the hash it had
+        # before they existed (an upgrade re-embeds nothing); `also_in` is where, not what.
+        unset = {name for name in LIBRARY_FIELDS if not getattr(self, name)}
+        payload = self.model_dump_json(exclude={"occurrences", "page_date", "also_in", *unset})
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

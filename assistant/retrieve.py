@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from assistant.config import Settings
-from assistant.corpus import load_corpus
+from assistant.corpus import corpus_files, load_corpus
 from assistant.embed import Embedder, model_fingerprint
 from assistant.index import (
     KEYWORD_DIR,
@@ -90,9 +90,11 @@ class Filters:
         if self.date_from or self.date_to:
             if not paper.published:
                 return False
-            if self.date_from and paper.published < self.date_from:
+            # a library may date a paper by year or month alone: compare at its precision
+            n = len(paper.published)
+            if self.date_from and paper.published < self.date_from[:n]:
                 return False
-            if self.date_to and paper.published > self.date_to:
+            if self.date_to and paper.published > self.date_to[:n]:
                 return False
         return True
 
@@ -267,10 +269,10 @@ class Index:
 
     def stale_notice(self) -> str | None:
         """Says so when the corpus on disk no longer matches what was indexed. The
-        corpus is re-parsed only when a listing file's size or mtime changed."""
+        corpus is re-parsed only when a corpus file's size or mtime changed."""
         folder = self.settings.corpus_dir
         try:
-            stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.txt")))
+            stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in corpus_files(folder))
         except OSError:
             return None
         if stamp != self._corpus_stamp:

@@ -60,6 +60,15 @@ def bench_load(clients: int = typer.Option(8, help="Concurrent clients POSTing /
         raise typer.Exit(1)
 
 
+@bench.command("library")
+def bench_library(entries: int = typer.Option(1000, help="New papers in the generated BibTeX library."),
+                  repeats: int = typer.Option(3, help="Runs of each timed step (median).")) -> None:
+    """Importing a generated BibTeX library: parse + merge seconds, embedding rate, no-op re-add."""
+    from evals.bench.library import bench_library as run
+
+    run(entries, repeats)
+
+
 @bench.command("soak")
 def bench_soak(clients: int = typer.Option(8, help="Concurrent clients POSTing /api/ask."),
                minutes: float = typer.Option(10.0, help="Duration of the load."),

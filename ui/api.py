@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BODY_BYTES = 256 * 1024  # a question is at most a few KB; anything larger is refused unread
+MAX_CITE_IDS = 200
 ISO_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
 
@@ -144,6 +145,10 @@ class Api:
                         summary="Answer a question with verified citations")
         r.add_api_route("/papers/{paper_id}", self.paper, methods=["GET"], responses=ERRORS,
                         summary="A paper with its five most related papers")
+        r.add_api_route("/papers/{paper_id}/bibtex", self.bibtex, methods=["GET"], responses=ERRORS,
+                        response_class=PlainTextResponse, summary="The paper's BibTeX entry")
+        r.add_api_route("/cite", self.cite, methods=["GET"], responses=ERRORS, response_class=PlainTextResponse,
+                        summary="Citations for papers by id: BibTeX (default), RIS or CSL-JSON")
         r.add_api_route("/search", self.search, methods=["GET"], responses=ERRORS, summary="Rank papers for a query")
         r.add_api_route("/topics", self.topics, methods=["GET"], response_model=TopicsOut, responses=ERRORS,
                         summary="The corpus map's topics: label, size and paper ids")
@@ -156,7 +161,7 @@ class Api:
     async def unknown(self, request: Request, rest: str) -> JSONResponse:
         if rest.rstrip("/") == "ask":
             return _error(405, "Use POST /api/ask with a JSON body {\"question\": ...}.")
-        if request.method != "GET" and (rest.startswith("papers/") or rest.rstrip("/") in ("search", "health", "topics")):
+        if request.method != "GET" and (rest.startswith("papers/") or rest.rstrip("/") in ("search", "health", "topics", "cite")):
             return _error(405, f"Use GET /api/{rest}.")
         return _error(404, f"No API route /api/{rest}; see /api/docs.")
 
@@ -187,6 +192,29 @@ class Api:
             return _error(404, str(exc))
         except IndexProblem as exc:
             return _error(503, str(exc))
+
+    async def bibtex(self, paper_id: str) -> Any:
+        return await self.cite(ids=[paper_id], fmt="bibtex")
+
+    async def cite(self, ids: list[str] = Query(..., description="Paper ids, comma-separated or repeated; at most "
+                                                 f"{MAX_CITE_IDS}."),
+                   fmt: Literal["bibtex", "ris", "csl-json"] = Query("bibtex", alias="format")) -> Any:
+        """Papers from a library carry their authors, venue and DOI; papers known only
+        from a listing page are written as `@misc` with a note saying so. Keys are stable."""
+        from assistant.cite import cite, media_type
+
+        wanted = list(dict.fromkeys(i.strip() for part in ids for i in part.split(",") if i.strip()))
+        if not wanted:
+            return _error(400, "Give at least one paper id: /api/cite?ids=ID1,ID2")
+        if len(wanted) > MAX_CITE_IDS:
+            return _error(400, f"At most {MAX_CITE_IDS} papers per request; {len(wanted)} were asked for.")
+        try:
+            papers = await self.run(lambda: [self.assistant.paper(pid) for pid in wanted])
+        except UnknownPaper as exc:
+            return _error(404, str(exc))
+        except IndexProblem as exc:
+            return _error(503, str(exc))
+        return PlainTextResponse(cite(papers, fmt), media_type=f"{media_type(fmt)}; charset=utf-8")
 
     async def search(self, q: str = Query(..., description="Title, acronym or description."),
                      k: int = Query(10, ge=1, le=50)) -> Any:

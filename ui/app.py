@@ -490,7 +490,7 @@ def _papers_tab(ui: AssistantUI) -> dict[str, Any]:
         with gr.Column(scale=3, min_width=320):
             parts["note"] = gr.Markdown()
             parts["view"] = gr.HTML(ui._empty_paper()[0], elem_id="paper-view", js_on_load=None)
-            parts["citation"] = gr.Textbox(label="Citation (title, date, URL)", buttons=["copy"], interactive=False,
+            parts["citation"] = gr.Textbox(label="Citation (authors when known, title, date, link)", buttons=["copy"], interactive=False,
                                            elem_id="paper-citation")
         with gr.Column(scale=2, min_width=280):
             parts["results"] = gr.Radio([], label="Matches", elem_id="paper-results")

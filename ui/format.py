@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.citations import MARKER
+from assistant.cite import from_listing, to_bibtex
 from assistant.index import split_sentences
 from assistant.models import Answer, Citation, Hit, Notice, Paper
 
@@ -174,20 +175,41 @@ def highlight_abstract(abstract: str, quote: str | None, sentence_index: int | N
     return f"{esc(abstract[:start])}<mark>{esc(abstract[start:end])}</mark>{esc(abstract[end:])}"
 
 
+def authors_text(paper: Paper, most: int = 3) -> str:
+    """"Heo, Chun, Oh et al." from a library's author list; "" when none is known."""
+    if not paper.authors:
+        return ""
+    names = [a.split(",")[0].strip() for a in paper.authors]
+    return ", ".join(names[:most]) + (" et al." if len(names) > most else "")
+
+
 def paper_meta(paper: Paper) -> str:
-    """One escaped line: date, authors, organisation."""
+    """One escaped line: date, authors (names when a library gave them), venue, organisation."""
     bits = [paper.date or "date unknown"]
-    if paper.authors_count:
+    if paper.authors:
+        bits.append(authors_text(paper))
+    elif paper.authors_count:
         bits.append(f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}")
-    if paper.org:
-        bits.append(paper.org)
+    bits += [x for x in (paper.venue, paper.org) if x]
     return esc(" · ".join(bits))
 
 
 def links_html(paper: Paper) -> str:
-    if not paper.urls:
-        return '<span class="muted">no link in the corpus</span>'
-    return " · ".join(link(u) for u in paper.urls)
+    links = [link(u) for u in paper.urls]
+    if paper.doi:
+        links.append(link(f"https://doi.org/{paper.doi}", f"doi:{paper.doi}"))
+    if paper.arxiv_id and not any(paper.arxiv_id in u for u in paper.urls):
+        links.append(link(f"https://arxiv.org/abs/{paper.arxiv_id}", f"arXiv:{paper.arxiv_id}"))
+    return " · ".join(links) if links else '<span class="muted">no link in the corpus</span>'
+
+
+def bibtex_html(paper: Paper) -> str:
+    """A "BibTeX" copy button and the entry it copies (collapsed): the page script
+    (`CLICK_JS`) puts the entry on the clipboard without a server round trip."""
+    note = " (from a listing page: no authors or venue known)" if from_listing(paper) else ""
+    return (f'<div class="bibtex-block"><button type="button" class="copy-bibtex" title="Copy BibTeX{esc(note)}">'
+            f"BibTeX</button><details><summary>show</summary><pre class=\"bibtex\">{esc(to_bibtex([paper]))}</pre>"
+            "</details></div>")
 
 
 def source_card(citation: Citation, paper: Paper | None, turn: int) -> str:
@@ -204,7 +226,7 @@ def source_card(citation: Citation, paper: Paper | None, turn: int) -> str:
         f'<blockquote class="src-quote">{esc(citation.quote)}</blockquote>'
         f"<details><summary>Abstract</summary>"
         f'<p class="abstract">{highlight_abstract(paper.abstract, citation.quote, citation.sentence_index)}</p>'
-        f"</details></div>"
+        f"</details>{bibtex_html(paper)}</div>"
     )
 
 
@@ -250,10 +272,16 @@ def _clip(text: str, n: int) -> str:
 
 
 def citation_text(paper: Paper) -> str:
-    """Plain text to paste into notes: title, date, URL (what the corpus knows)."""
+    """Plain text to paste into notes: authors and venue when a library gave them,
+    title, date, DOI or URL (what the corpus knows)."""
     date = paper.published or paper.date or "date unknown"
     text = f"{paper.title} ({date})."
-    return f"{text} {paper.url}" if paper.url else text
+    if paper.authors:
+        text = f"{authors_text(paper).rstrip('.')}. {text}"
+    if paper.venue:
+        text += f" {paper.venue}."
+    link_to = f"https://doi.org/{paper.doi}" if paper.doi else paper.url
+    return f"{text} {link_to}" if link_to else text
 
 
 def paper_html(paper: Paper) -> str:
@@ -265,7 +293,8 @@ def paper_html(paper: Paper) -> str:
         f'<div class="src-meta">{paper_meta(paper)}</div>'
         f'<div class="src-meta">Links: {links_html(paper)}</div>'
         f'<div class="src-meta muted">id {esc(paper.paper_id)} · listed in {esc(listed)}</div>'
-        f'<p class="abstract">{esc(paper.abstract)}</p></div>'
+        + (f'<div class="src-meta">Authors: {esc("; ".join(paper.authors))}</div>' if paper.authors else "")
+        + f'<p class="abstract">{esc(paper.abstract)}</p>{bibtex_html(paper)}</div>'
     )
 
 
@@ -304,6 +333,10 @@ a.cite:hover { text-decoration: underline; }
 .paper-view h2 { margin: 0 0 0.3rem; font-size: 1.2rem; }
 #index-banner { border: 1px solid #e0a800; background: #fff8e1; border-radius: 8px; padding: 0.5rem 0.8rem; }
 .corpus-map { width: 100%; height: 560px; }
+.bibtex-block { margin-top: 0.3rem; font-size: 0.85rem; }
+.bibtex-block details { display: inline-block; margin-left: 0.4rem; }
+.bibtex-block pre { white-space: pre-wrap; font-size: 0.78rem; max-height: 14rem; overflow: auto; }
+button.copy-bibtex { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 0 0.5rem; cursor: pointer; }
 #build-progress progress { width: 40%; vertical-align: middle; }
 .list-table { border-collapse: collapse; font-size: 0.88rem; width: 100%; }
 .list-table th, .list-table td { border-bottom: 1px solid var(--border-color-primary); padding: 0.25rem 0.4rem;
@@ -385,6 +418,14 @@ CLICK_JS = """
     if (m[1] === 'sort') sortList(box, parseInt(m[2], 10));
     else if (m[1] === 'all') box.classList.add('all');
     else copyText(listText(box, m[1]), box.querySelector('.list-status'));
+  }, true);
+  // "BibTeX" buttons (sources panel, Papers tab): copy the entry beside the button; it then reads "copied"
+  document.addEventListener('click', (ev) => {
+    const b = ev.target && ev.target.closest ? ev.target.closest('button.copy-bibtex') : null;
+    if (!b) return;
+    ev.preventDefault();
+    const pre = b.closest('.bibtex-block').querySelector('pre.bibtex');
+    copyText(pre ? pre.textContent : '', b);
   }, true);
   document.addEventListener('click', (ev) => {
     const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#cite-"]') : null;
