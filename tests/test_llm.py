@@ -671,11 +671,17 @@ def _paper(n: int, sentences: list[str]) -> Source:
     return Source(n=n, paper=paper, sentences=sentences)
 
 
-def evidence(sims: dict[int, list[float]], sentences: dict[int, list[str]]) -> Evidence:
+def evidence(sims: dict[int, list[float]], sentences: dict[int, list[str]],
+             fits: set[int] | None = None) -> Evidence:
+    """`fits`: the sources whose words show they are about what a list question asks
+    (word support and BM25 as a paper that speaks of it gets them); the rest have none."""
     import numpy as np
 
     sources = [_paper(n, sentences[n]) for n in sorted(sentences)]
-    return Evidence(sources=sources, similarities=sims, named=set(), vectors={n: np.zeros((1, 1)) for n in sims})
+    fits = fits or set()
+    return Evidence(sources=sources, similarities=sims, named=set(), vectors={n: np.zeros((1, 1)) for n in sims},
+                    support={n: (0.9, 0.9) if n in fits else (0.1, 0.1) for n in sims},
+                    keyword={n: 5.0 if n in fits else 0.0 for n in sims})
 
 
 def long(word: str, n: int = 12) -> str:
@@ -702,7 +708,7 @@ def test_context_is_what_the_offline_answer_quotes_within_the_budget() -> None:
                  long("kappa")],
              2: [long("delta"), long("epsilon")],
              3: [long("zeta")]}
-    ev = evidence({1: [0.80, 0.60, 0.75, 0.45, 0.50], 2: [0.70, 0.20], 3: [0.30]}, sents)
+    ev = evidence({1: [0.80, 0.60, 0.75, 0.45, 0.50], 2: [0.70, 0.20], 3: [0.30]}, sents, fits={1, 2})
     wide = LLMAnswerer(ScriptedClient([], context_tokens=2000), PROJECT_ROOT / "prompts")
 
     def shown(answerer: LLMAnswerer, question: str) -> dict[int, list[int]]:
@@ -711,10 +717,12 @@ def test_context_is_what_the_offline_answer_quotes_within_the_budget() -> None:
     # One paper asked for: only the paper that answers, its four best sentences (not the
     # link line), in abstract order.
     assert shown(wide, "What is it?") == {1: [0, 2, 3, 4]}
-    # Several asked for: each paper near the best (not paper 3), two sentences each.
+    # A list question: each paper whose words show it is about what is asked (not paper
+    # 3), one line each: its best sentence.
     several = "Which papers are there?"
-    assert shown(wide, several) == {1: [0, 2], 2: [0, 1]}
-    # Round by round: each paper's best sentence goes in before any paper's second.
+    assert shown(wide, several) == {1: [2], 2: [0]}
+    # Round by round: each paper's best sentence goes in before any paper's second; the
+    # budget is counted on what goes in.
     first_round = sum(len(sents[n][i]) + 1 + len(wide._header(src)) + 2
                       for n, i, src in ((1, 2, ev.sources[0]), (2, 0, ev.sources[1])))
     tight = LLMAnswerer(ScriptedClient([], context_tokens=first_round // 4 + 1), PROJECT_ROOT / "prompts")
@@ -732,7 +740,7 @@ def test_no_model_call_when_no_paper_comes_near_the_question() -> None:
 
 def test_the_model_sees_sources_numbered_as_shown_and_answers_map_back() -> None:
     sents = {1: [long("alpha")], 2: [long("beta")], 3: [long("gamma")]}
-    ev = evidence({1: [0.9], 2: [0.3], 3: [0.85]}, sents)
+    ev = evidence({1: [0.9], 2: [0.3], 3: [0.85]}, sents, fits={1, 3})
     client = ScriptedClient(["Gamma matters ", "(Source ", "2). Alpha too [1]. And [3]."])
     answer = LLMAnswerer(client, PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
     text = "".join(answer.draft("Which papers say alpha or gamma?", ev))
@@ -777,7 +785,8 @@ def test_a_reply_copying_a_source_is_cut_short_mid_stream() -> None:
 
 
 def test_unmarked_sentences_repeating_a_source_get_its_number_but_refusals_do_not() -> None:
-    ev = evidence({1: [0.9], 2: [0.8]}, {1: [long("alpha")], 2: ["Beta rests on a gamma delta epsilon zeta schedule."]})
+    ev = evidence({1: [0.9], 2: [0.8]}, {1: [long("alpha")], 2: ["Beta rests on a gamma delta epsilon zeta schedule."]},
+                  fits={1, 2})
     answer = LLMAnswerer(ScriptedClient(["It says beta rests on a gamma ", "delta epsilon zeta schedule. ",
                                          "Nothing else."]), PROJECT_ROOT / "prompts")  # type: ignore[arg-type]
     assert "".join(answer.draft("Which papers say it?", ev)) == ("It says beta rests on a gamma delta epsilon zeta "
