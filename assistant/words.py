@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -146,6 +147,8 @@ def build_word_vectors(papers: Iterable[Paper], encode: Callable[[list[str]], np
 class WordVectors:
     """The stored vocabulary, read once per process."""
 
+    UNKNOWN_WORDS = 10_000  # bound of the cache of question words the corpus lacks (~15 MB)
+
     def __init__(self, path: Path, encode: Callable[[list[str]], np.ndarray]) -> None:
         with np.load(path, allow_pickle=False) as data:
             words = data["words"].tolist()
@@ -162,6 +165,7 @@ class WordVectors:
         # words the corpus lacks (10,000 words x 1.5 KB, ~15 MB).
         self._paper_rows: dict[str, np.ndarray] = {}
         self._unknown: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()  # the server answers several questions at once
 
     def readable_share(self, question: str) -> float:
         """Share of the question's words that are corpus words or English function words."""
@@ -177,13 +181,20 @@ class WordVectors:
         return self.readable_share(question) >= READABLE_SHARE or not looks_foreign(question)
 
     def _question_vectors(self, words: list[str]) -> np.ndarray:
-        missing = [w for w in words if w not in self.row and w not in self._unknown]
-        if missing:  # words the corpus never uses: one model call, then remembered
-            if len(self._unknown) > 10_000:
-                self._unknown.clear()
-            self._unknown.update(zip(missing, self._encode(missing)))
-        return np.array([self.vectors[self.row[w]] if w in self.row else self._unknown[w] for w in words],
-                        dtype=np.float32)
+        """Vectors of the question's words; words the corpus never uses cost one model
+        call, then are remembered. Read from a local copy: another thread may clear the
+        shared cache at its bound between this one's update and its lookup."""
+        with self._lock:
+            known = {w: self._unknown[w] for w in words if w not in self.row and w in self._unknown}
+        missing = [w for w in dict.fromkeys(words) if w not in self.row and w not in known]
+        if missing:
+            fresh = dict(zip(missing, self._encode(missing)))  # the model call, outside the lock
+            known |= fresh
+            with self._lock:
+                if len(self._unknown) > self.UNKNOWN_WORDS:
+                    self._unknown.clear()
+                self._unknown.update(fresh)
+        return np.array([self.vectors[self.row[w]] if w in self.row else known[w] for w in words], dtype=np.float32)
 
     def _rows_of(self, paper: Paper) -> np.ndarray:
         rows = self._paper_rows.get(paper.paper_id)

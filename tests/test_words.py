@@ -121,3 +121,46 @@ def test_english_questions_are_read_as_english(assistant) -> None:
     english = [q for qid, q in QUESTIONS.items() if qid not in {"core-101", "core-102", "core-103", "core-110"}]
     assert all(assistant.readable(q) for q in english)
     assert not assistant.ask("How does h-Edit perform image editing with diffusion models?").has_notice("language")
+
+
+def test_the_unknown_word_cache_is_safe_when_threads_clear_it(tmp_path: Path) -> None:
+    """The server answers several questions at once; one clearing the cache of unknown
+    words at its bound must not make another's lookup fail (KeyError) or go wrong."""
+    import sys
+    import threading
+
+    import numpy as np
+
+    from assistant.words import WordVectors
+
+    path = tmp_path / "words.npz"
+    np.savez(path, words=np.array(["diffusion"]), df=np.array([1], dtype=np.int32),
+             vectors=np.ones((1, 4), dtype=np.float16), model=np.array("test"), papers=np.array(1))
+
+    def encode(words: list[str]) -> np.ndarray:  # a deterministic vector per word: what the cache must return
+        return np.array([[len(w), ord(w[0]), ord(w[-1]), 1.0] for w in words], dtype=np.float32)
+
+    vectors = WordVectors(path, encode)
+    vectors.UNKNOWN_WORDS = 3  # cleared almost every call
+    errors: list[BaseException] = []
+
+    def ask(t: int) -> None:
+        try:
+            for i in range(300):
+                words = [f"w{t}x{i}", f"w{(t + 1) % 8}x{i}", "diffusion", f"z{i % 7}"]
+                got = vectors._question_vectors(words)
+                assert np.array_equal(got, np.vstack([encode(words[:2]), np.ones((1, 4)), encode(words[3:])]))
+        except BaseException as exc:  # noqa: BLE001 - reported below with the thread's failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave as often as they can, as on a busy server
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, f"{len(errors)} threads failed, e.g. {errors[0]!r}"
