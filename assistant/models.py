@@ -123,6 +123,11 @@ class RetrievedContract(BaseModel):
     title: str
     score: float
 
+    @classmethod
+    def of(cls, hit: Hit) -> RetrievedContract:
+        """A retrieved paper as every front end publishes it (score to 6 decimals)."""
+        return cls(paper_id=hit.paper_id, title=hit.title, score=round(hit.score, 6))
+
 
 class Timings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -194,8 +199,7 @@ class Answer(BaseModel):
             answerability=None if self.answerability is None else round(self.answerability, 4),
             citations=[CitationContract(n=c.n, paper_id=c.paper_id, title=c.title, quote=c.quote, url=c.url)
                        for c in self.citations],
-            retrieved=[RetrievedContract(paper_id=h.paper_id, title=h.title, score=round(h.score, 6))
-                       for h in self.retrieved],
+            retrieved=[RetrievedContract.of(h) for h in self.retrieved],
             mode=self.mode,
             notices=list(self.notices),
             timings_ms=Timings(**{k: round(self.timings_ms.get(k, 0.0), 2) for k in ("retrieve", "answer", "total")}),

@@ -269,11 +269,10 @@ class Assistant:
                   if pid in index.papers]
         if not papers:
             return Reading(False)
-        if ranking.query_vector is None:  # keyword-only retrieval
-            ranking.query_vector = index.embed_query(text)
+        vector = query_vector(index, ranking, text)
         ids = [pid for pid, _ in papers]
         vectors = index.sentence_vectors(ids)
-        best = max((float((vectors[p] @ ranking.query_vector).max()) for p in ids if len(vectors[p])), default=0.0)
+        best = max((float((vectors[p] @ vector).max()) for p in ids if len(vectors[p])), default=0.0)
         alone = max((h.dense for h in ranking.hits), default=0.0)
         if not follows_up(text, alone, best):
             return Reading(False)
@@ -306,9 +305,7 @@ class Assistant:
 
     def evidence(self, ranking: Ranking, query: str, top_k: int, index: Index | None = None) -> Evidence:
         index = index or self.index
-        if ranking.query_vector is None:  # keyword-only retrieval: the similarities still need it
-            ranking.query_vector = index.embed_query(query)
-        vector = ranking.query_vector
+        vector = query_vector(index, ranking, query)
         sources = [
             Source(n=i, paper=index.papers[h.paper_id], sentences=index.sentences[h.paper_id])
             for i, h in enumerate(ranking.hits[:top_k], 1)
@@ -525,6 +522,14 @@ class Assistant:
 
     def _hit(self, paper_id: str) -> Hit:
         return Hit(paper_id=paper_id, title=self.index.papers[paper_id].title, score=1.0)
+
+
+def query_vector(index: Index, ranking: Ranking, query: str) -> np.ndarray:
+    """The question's vector: dense retrieval's, or (keyword-only retrieval, which has
+    none) embedded once and kept on the ranking, since similarities still need it."""
+    if ranking.query_vector is None:
+        ranking.query_vector = index.embed_query(query)
+    return ranking.query_vector
 
 
 def abstain_text(nearest: list[Hit]) -> str:

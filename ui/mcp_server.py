@@ -143,12 +143,12 @@ class Tools:
             found = self.assistant.lookup(id_or_name)
             paper = self.paper_out(found.paper) if found.paper is not None else None
             return PaperLookup(status=found.status, message=found.message, paper=paper,
-                               candidates=[_retrieved(h) for h in found.candidates])
+                               candidates=[RetrievedContract.of(h) for h in found.candidates])
 
         return await self.run(get)
 
     def paper_out(self, paper: Paper) -> PaperOut:
-        related = [_retrieved(h) for h in self.assistant.related(paper.paper_id)]
+        related = [RetrievedContract.of(h) for h in self.assistant.related(paper.paper_id)]
         return PaperOut(paper_id=paper.paper_id, title=paper.title, abstract=paper.abstract,
                         date=paper.published or paper.date, org=paper.org, authors_count=paper.authors_count,
                         urls=paper.urls, resource=f"paper://{paper.paper_id}", related=related)
@@ -193,10 +193,6 @@ def build_server(api: Api) -> AssistantMCP:
     server.resource("paper://{paper_id}", name="paper", title="A paper of the corpus",
                     mime_type="text/markdown")(tools.paper_resource)
     return server
-
-
-def _retrieved(hit: Hit) -> RetrievedContract:
-    return RetrievedContract(paper_id=hit.paper_id, title=hit.title, score=round(hit.score, 6))
 
 
 def best_sentences(assistant: Assistant, query: str, hits: list[Hit]) -> dict[str, str]:
