@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.index import _ABBREV
 from assistant.models import Citation, Paper
+from assistant.text import sentence_pieces
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;\-\u2013]\s*\d{1,3})*)\]")  # [1], [1, 2], [1-3]
 MAX_RANGE = 20  # a range marker wider than this ([1-999]) is not expanded
@@ -183,7 +183,7 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
     the abstracts; the claims are embedded only when none quotes its source verbatim."""
     by_n = {s.n: s for s in sources}
     removed: list[str] = []
-    pieces = _split_keep_layout(text)
+    pieces = sentence_pieces(text)
     claims = [(claim_text(p), {n for m in MARKER.finditer(p) for n in marker_numbers(m.group(1))})
               for p in pieces if MARKER.search(p)]
     # A claim needs the model unless it quotes a sentence of every source it cites.
@@ -261,29 +261,3 @@ def _quotes(claim: str, sentences: list[str]) -> bool:
         if norm and norm in low:
             return True
     return False
-
-
-def _split_keep_layout(text: str) -> list[str]:
-    """Sentences with the whitespace between them kept, so rejoining restores the layout.
-    A marker after the full stop (`... result. [2]`) stays with its sentence."""
-    out: list[str] = []
-    for line in re.split(r"(\n+)", text):
-        if not line or line.startswith("\n"):
-            out.append(line)
-            continue
-        # Not after "e.g." and the like, nor before a lowercase letter or "%" ("i.i.d.
-        # generalization", "acceleration. %Our code"), as split_sentences does not cut
-        # there either: a cut would leave the marker on a fragment and the first half of
-        # a quoted sentence without one.
-        parts = re.split(_ABBREV + r"(?<=[.!?])(?:\s*(\[[\d,;\-\u2013 ]+\]))?(\s+)(?=\S)(?!\[\d)(?![a-z%])", line)
-        # re.split with groups yields: text, marker|None, space, text, ...
-        buf = parts[0]
-        for j in range(1, len(parts), 3):
-            marker, space, nxt = parts[j], parts[j + 1], parts[j + 2]
-            if marker:
-                buf += " " + marker
-            out.append(buf)
-            out.append(space)
-            buf = nxt
-        out.append(buf)
-    return out

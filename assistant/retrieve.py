@@ -36,13 +36,13 @@ from assistant.index import (
     IndexMissing,
     IndexProblem,
     Store,
-    _fingerprint,
+    corpus_fingerprint,
     read_manifest,
     read_snapshot,
-    split_sentences,
 )
 from assistant.keyword import KEYWORD_FORMAT, KeywordIndex
 from assistant.models import Hit, Paper
+from assistant.text import split_sentences, title_head
 from assistant.words import WORDS_FILE, WordVectors
 
 RetrieverName = Literal["hybrid", "dense", "bm25"]
@@ -144,7 +144,7 @@ def paper_names(paper: Paper) -> list[str]:
     when it is short ("AdamP", "h-Edit", "TFMQ-DM"), and coined words in the title
     (mixed case or digits, like "FlashRNN" or "TimesNet"); generic acronyms excluded."""
     names: list[str] = []
-    head = re.split(r":\s", paper.title, maxsplit=1)[0].strip()
+    head = title_head(paper.title)
     if head != paper.title and len(head.split()) <= 3 and head.upper() not in GENERIC_ACRONYMS:
         names.append(head)
     for word in re.findall(r"[\w$^\-\.]+", paper.title):
@@ -177,7 +177,7 @@ def _distinctive_names(papers: dict[str, Paper]) -> list[tuple[str, str, re.Patt
     texts = [f"{p.title} {p.abstract}" for p in papers.values()]
     out = []
     for pid, names in per_paper.items():
-        head = re.split(r":\s", papers[pid].title, maxsplit=1)[0].strip()
+        head = title_head(papers[pid].title)
         for name in names:
             if counts[name.casefold()] != 1:
                 continue
@@ -277,7 +277,7 @@ class Index:
             return None
         if stamp != self._corpus_stamp:
             try:
-                current = _fingerprint(load_corpus(folder).papers)
+                current = corpus_fingerprint(load_corpus(folder).papers)
             except Exception:
                 current = None
             self._corpus_stamp = stamp
