@@ -182,11 +182,20 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
     """`sentence_vectors` (source n -> stored sentence embeddings) spares re-embedding
     the abstracts; the claims are embedded only when none quotes its source verbatim."""
     by_n = {s.n: s for s in sources}
-    removed: list[str] = []
     pieces = sentence_pieces(text)
+    claim_vecs, sent_vecs = _vectors(pieces, sources, embed, sentence_vectors)
+    check = _Check(by_n, len(sources), threshold, sent_vecs, claim_vecs)
+    checked = "".join(check.piece(p) for p in pieces)
+    return Verified(checked.strip(), check.citations(), check.removed, check.supported, check.cited)
+
+
+def _vectors(pieces: list[str], sources: list[Source], embed: Embed,
+             sentence_vectors: dict[int, np.ndarray] | None) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+    """Claim and source-sentence vectors, embedded only when needed: a claim needs the
+    model unless it quotes a sentence of every source it cites."""
+    by_n = {s.n: s for s in sources}
     claims = [(claim_text(p), {n for m in MARKER.finditer(p) for n in marker_numbers(m.group(1))})
               for p in pieces if MARKER.search(p)]
-    # A claim needs the model unless it quotes a sentence of every source it cites.
     need_model = [c for c, cited in claims
                   if c and not all(_quotes(c, by_n[n].sentences) for n in cited if n in by_n)]
     claim_vecs = dict(zip(need_model, embed(need_model))) if need_model else {}
@@ -195,61 +204,67 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
         for src in sources:
             if src.n not in sent_vecs:
                 sent_vecs[src.n] = embed(src.sentences)
+    return claim_vecs, sent_vecs
 
-    order: dict[int, int] = {}  # original n -> new n
-    quotes: dict[int, tuple[int, float]] = {}
-    supported = cited = 0
-    out_pieces: list[str] = []
-    for piece in pieces:
+
+@dataclass
+class _Check:
+    """Checks the markers of one answer piece by piece, renumbering the ones that hold
+    in order of first appearance and keeping each source's best-supported quote."""
+
+    by_n: dict[int, Source]
+    provided: int
+    threshold: float
+    sent_vecs: dict[int, np.ndarray]
+    claim_vecs: dict[str, np.ndarray]
+    removed: list[str] = field(default_factory=list)
+    order: dict[int, int] = field(default_factory=dict)  # original n -> new n
+    quotes: dict[int, tuple[int, float]] = field(default_factory=dict)  # original n -> (sentence index, similarity)
+    supported: int = 0
+    cited: int = 0
+
+    def piece(self, piece: str) -> str:
+        """The piece with every marker rewritten to the sources that support its claim."""
         claim = claim_text(piece)
-        all_ok = True
-        had = False
+        outcomes: list[bool] = []
+        new_piece = MARKER.sub(lambda m: self._marker(m, claim, outcomes), piece)
+        if outcomes:
+            self.cited += 1
+            self.supported += int(all(outcomes))
+        return re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", new_piece))
 
-        def rewrite(match: re.Match[str], claim: str = claim) -> str:
-            nonlocal all_ok, had
-            kept: list[str] = []
-            for n in marker_numbers(match.group(1)):
-                had = True
-                if n not in by_n:
-                    removed.append(f"[{n}] removed: there is no source {n} (only {len(sources)} were provided)")
-                    all_ok = False
-                    continue
-                idx, sim = best_support(claim, by_n[n].sentences, sent_vecs.get(n), claim_vecs.get(claim))
-                if sim < threshold:
-                    removed.append(
-                        f"[{n}] removed: {by_n[n].paper.title!r} does not support {claim[:80]!r} (similarity {sim:.2f})"
-                    )
-                    all_ok = False
-                    continue
-                new = order.setdefault(n, len(order) + 1)
-                if n not in quotes or sim > quotes[n][1]:
-                    quotes[n] = (idx, sim)
-                if str(new) not in kept:
-                    kept.append(str(new))
-            return f"[{', '.join(kept)}]" if kept else ""
+    def _marker(self, match: re.Match[str], claim: str, outcomes: list[bool]) -> str:
+        kept: list[str] = []
+        for n in marker_numbers(match.group(1)):
+            ok = self._holds(n, claim)
+            outcomes.append(ok)
+            if ok and str(self.order[n]) not in kept:
+                kept.append(str(self.order[n]))
+        return f"[{', '.join(kept)}]" if kept else ""
 
-        new_piece = MARKER.sub(rewrite, piece)
-        if had:
-            cited += 1
-            supported += int(all_ok)
-        out_pieces.append(re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", new_piece)))
-    citations = []
-    for n, new in sorted(order.items(), key=lambda kv: kv[1]):
-        src = by_n[n]
-        idx, sim = quotes[n]
-        citations.append(
-            Citation(
-                n=new,
-                paper_id=src.paper.paper_id,
-                title=src.paper.title,
-                quote=src.sentences[idx] if idx >= 0 else "",
-                url=src.paper.url,
-                sentence_index=idx,
-                support=round(sim, 4),
-                date=src.paper.date,
+    def _holds(self, n: int, claim: str) -> bool:
+        if n not in self.by_n:
+            self.removed.append(f"[{n}] removed: there is no source {n} (only {self.provided} were provided)")
+            return False
+        idx, sim = best_support(claim, self.by_n[n].sentences, self.sent_vecs.get(n), self.claim_vecs.get(claim))
+        if sim < self.threshold:
+            self.removed.append(
+                f"[{n}] removed: {self.by_n[n].paper.title!r} does not support {claim[:80]!r} (similarity {sim:.2f})"
             )
-        )
-    return Verified("".join(out_pieces).strip(), citations, removed, supported, cited)
+            return False
+        self.order.setdefault(n, len(self.order) + 1)
+        if n not in self.quotes or sim > self.quotes[n][1]:
+            self.quotes[n] = (idx, sim)
+        return True
+
+    def citations(self) -> list[Citation]:
+        out = []
+        for n, new in sorted(self.order.items(), key=lambda kv: kv[1]):
+            src, (idx, sim) = self.by_n[n], self.quotes[n]
+            out.append(Citation(n=new, paper_id=src.paper.paper_id, title=src.paper.title,
+                                quote=src.sentences[idx] if idx >= 0 else "", url=src.paper.url,
+                                sentence_index=idx, support=round(sim, 4), date=src.paper.date))
+        return out
 
 
 def _quotes(claim: str, sentences: list[str]) -> bool:

@@ -409,25 +409,7 @@ class Index:
         fused = fuse(dense, keyword, retriever, self.settings.keyword_weight, self.settings.rrf_k)
         for rank, pid in enumerate(named):
             fused[pid] = fused.get(pid, 0.0) + NAME_BONUS - 0.01 * rank
-        ranked = sorted(fused, key=lambda pid: -fused[pid])
-        hits: list[Hit] = []
-        for pid in ranked:
-            paper = self.papers.get(pid)
-            if paper is None or not filters.accepts(paper):
-                continue
-            best = sent.get(pid, [])
-            hits.append(
-                Hit(
-                    paper_id=pid,
-                    title=paper.title,
-                    score=fused[pid],
-                    dense=best[0][1] if best else 0.0,
-                    keyword=keyword.get(pid, 0.0),
-                    best_sentences=best[:5],
-                )
-            )
-            if len(hits) >= max(k, WORD_RERANK_DEPTH):
-                break
+        hits = self._hits(fused, sent, keyword, filters, max(k, WORD_RERANK_DEPTH))
         vectors: dict[str, np.ndarray] = {}
         if part_vectors is not None and not named:
             t1 = time.perf_counter()
@@ -443,6 +425,21 @@ class Index:
         return Ranking(hits=hits, query_vector=vector, named=named, timings_ms=timings,
                        paper_similarity=paper_similarity, keyword_top=max(keyword.values(), default=0.0),
                        sentence_vectors=vectors, part_vectors=part_vectors, word_support=word_support)
+
+    def _hits(self, fused: dict[str, float], sent: dict[str, list[tuple[int, float]]], keyword: dict[str, float],
+              filters: Filters, limit: int) -> list[Hit]:
+        """The best `limit` papers by fused score that pass the filters, as hits."""
+        hits: list[Hit] = []
+        for pid in sorted(fused, key=lambda pid: -fused[pid]):
+            paper = self.papers.get(pid)
+            if paper is None or not filters.accepts(paper):
+                continue
+            best = sent.get(pid, [])
+            hits.append(Hit(paper_id=pid, title=paper.title, score=fused[pid], dense=best[0][1] if best else 0.0,
+                            keyword=keyword.get(pid, 0.0), best_sentences=best[:5]))
+            if len(hits) >= limit:
+                break
+        return hits
 
     def related(self, paper_id: str, k: int = 5) -> list[Hit]:
         vector = self.paper_vector(paper_id)
