@@ -482,6 +482,7 @@ _NOT_READ_BY_INDEX = frozenset({
     "top_k", "retriever", "abstain_model", "abstain_threshold", "support_threshold", "max_question_chars",
     "mode", "llm_base_url", "llm_api_key", "llm_model", "llm_timeout", "llm_retries", "llm_temperature",
     "llm_max_tokens", "llm_context_tokens", "host", "port", "auth", "concurrency", "shutdown_timeout",
+    "malloc_arenas", "malloc_trim_interval",
 })
 
 
