@@ -4,16 +4,17 @@ Issue 28 traced the server's residual growth under load (3.5-3.7 MiB/min with 8
 clients, after the torch input shapes were bounded) to memory that glibc's malloc
 had been given back but kept: Python objects stayed flat (tracemalloc), memory in
 use by native code levelled off (~250 MiB), and the free memory held in the
-arenas of the worker threads rose steadily (48 -> 120 MiB in 7 minutes). Each
-thread that allocates gets its own arena (up to 8 per core), every arena keeps
-its freed chunks, and a few chunks still in use pin the pages around them.
+arenas of the worker threads rose steadily (64 -> 120 MiB over minutes 1-7 of a
+4-client soak). Each thread that allocates gets its own arena (up to 8 per
+core), every arena keeps its freed chunks, and a few chunks still in use pin the
+pages around them.
 
 Two remedies, both settings:
 - at most `malloc_arenas` arenas (default 2), set before the worker threads start,
   so freed memory is shared by the threads rather than stranded in one each;
 - every `malloc_trim_interval` seconds (default 60) one background thread calls
   `malloc_trim(0)`, which hands every whole free page of every arena back to the
-  system (measured: 40-45 MiB each time under load, 1-50 ms).
+  system (measured: 20-52 MiB each time under load, in 1-53 ms).
 Both are glibc's; on another C library (musl, macOS) nothing is done.
 """
 
