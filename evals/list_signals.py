@@ -178,8 +178,9 @@ def rule_rows(questions: Sequence[dict[str, Any]]) -> list[list[Any]]:
     for name, features in FEATURE_SETS.items():
         probabilities = loqo_probabilities(questions, features)
         for threshold in THRESHOLDS:
-            def judged(q: dict[str, Any], t: float = threshold) -> list[int]:
-                return [i for i, p in enumerate(probabilities[q["id"]]) if p >= t]
+            def judged(q: dict[str, Any], t: float = threshold,
+                       judged_by: dict[str, list[float]] = probabilities) -> list[int]:
+                return [i for i, p in enumerate(judged_by[q["id"]]) if p >= t]
             rows.append([f"{name}, p >= {threshold}", *list_figures(lists, judged), *list_figures(questions, judged)])
     return rows
 
