@@ -43,7 +43,7 @@ from functools import lru_cache
 from rapidfuzz import fuzz
 
 from assistant.models import Paper
-from assistant.retrieve import GENERIC_ACRONYMS
+from assistant.names import GENERIC_ACRONYMS
 
 
 PLURAL = re.compile(r"\b(which|what|list|name|find|any|are there)\s+(\w+[\s-]+){0,3}?"
