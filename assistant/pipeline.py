@@ -30,6 +30,7 @@ from assistant.corpus import normalize_title
 from assistant.focus import COMPARE, asks_for_list, listing_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
+from assistant.names import paper_names
 from assistant.retrieve import (
     NAME_BONUS,
     Filters,
@@ -37,7 +38,6 @@ from assistant.retrieve import (
     Ranking,
     RetrieverName,
     open_index,
-    paper_names,
     question_parts,
 )
 

@@ -42,7 +42,8 @@ from assistant.index import (
 )
 from assistant.keyword import KEYWORD_FORMAT, KeywordIndex
 from assistant.models import Hit, Paper
-from assistant.text import split_sentences, title_head
+from assistant.names import NameMatcher
+from assistant.text import split_sentences
 from assistant.words import WORDS_FILE, WordVectors
 
 RetrieverName = Literal["hybrid", "dense", "bm25"]
@@ -129,65 +130,6 @@ class Ranking:
     word_support: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-# Acronyms that name a field or a device, not a paper ("... on a single GPU").
-GENERIC_ACRONYMS = {
-    "AI", "ML", "NLP", "LLM", "LLMS", "MLLM", "MLLMS", "LVLM", "LVLMS", "VLM", "VLMS", "GPU", "GPUS", "TPU", "TPUS",
-    "CPU", "RL", "RLHF", "DNN", "DNNS", "CNN", "CNNS", "RNN", "RNNS", "GAN", "GANS", "VAE", "SOTA", "KV", "QA", "ODE",
-    "SDE", "PDE", "PDES", "SGD", "MCTS", "DPO", "PPO", "SNN", "SNNS", "TTS", "SFT", "COT", "AR", "3D", "4D", "2D", "1D",
-    "SLAM", "ASR", "OCR", "VQA", "UML", "ROS", "BEV",
-}
-_VERSION = re.compile(r"[vV]\d+(\.\d+)*")  # "V1.0" in "Pusa V1.0: ..." is no name of its own
-
-
-def paper_names(paper: Paper) -> list[str]:
-    """Short names a user may type for a paper: the part before the title's colon
-    when it is short ("AdamP", "h-Edit", "TFMQ-DM"), and coined words in the title
-    (mixed case or digits, like "FlashRNN" or "TimesNet"); generic acronyms excluded."""
-    names: list[str] = []
-    head = title_head(paper.title)
-    if head != paper.title and len(head.split()) <= 3 and head.upper() not in GENERIC_ACRONYMS:
-        names.append(head)
-    for word in re.findall(r"[\w$^\-\.]+", paper.title):
-        word = word.strip(".-")
-        if (len(word) < 3 or not re.match(r"[^\W\d]", word) or word.upper() in GENERIC_ACRONYMS
-                or _VERSION.fullmatch(word)):
-            continue
-        if re.search(r"[a-z][A-Z]|[A-Z]{2,}[a-z]|\d", word) or word.isupper():
-            names.append(word)
-    return list(dict.fromkeys(names))
-
-
-def _name_pattern(name: str) -> re.Pattern[str]:
-    """Coined names match in any case; a plain capitalised word ("Trace", "Hydra")
-    must match exactly, so ordinary words in a question do not trigger it."""
-    coined = bool(re.search(r"[a-z][A-Z]|\d|[a-z]-[A-Z]|[A-Z]-[a-z]", name))
-    flags = re.IGNORECASE if coined else 0
-    return re.compile(r"(?<![\w-])" + re.escape(name) + r"(?![\w-])", flags)
-
-
-def _distinctive_names(papers: dict[str, Paper]) -> list[tuple[str, str, re.Pattern[str]]]:
-    """Names that point at one paper. The part of a title before its colon is the
-    paper's own name unless another title uses it too; a coined word elsewhere in
-    a title counts only when at most two abstracts mention it ("LoRA", "DDPM" and
-    "NVIDIA" are common currency, "FlashRNN" is not)."""
-    from collections import Counter
-
-    per_paper = {pid: paper_names(p) for pid, p in papers.items()}
-    counts = Counter(n.casefold() for names in per_paper.values() for n in set(names))
-    texts = [f"{p.title} {p.abstract}" for p in papers.values()]
-    out = []
-    for pid, names in per_paper.items():
-        head = title_head(papers[pid].title)
-        for name in names:
-            if counts[name.casefold()] != 1:
-                continue
-            pattern = _name_pattern(name)
-            if name != head and sum(1 for t in texts if pattern.search(t)) > 2:
-                continue
-            out.append((pid, name, pattern))
-    return out
-
-
 def _damaged(settings: Settings, part: str, exc: BaseException) -> IndexProblem:
     state = "missing (built by an older version?)" if isinstance(exc, FileNotFoundError) else f"damaged ({type(exc).__name__})"
     return IndexProblem(f"The {part} in {settings.index_dir} is {state}. "
@@ -249,7 +191,7 @@ class Index:
         except Exception as exc:  # numpy's reader raises what it hits (BadZipFile on a truncated file)
             raise _damaged(settings, "word vectors file", exc) from exc
         self.store = Store(settings, create=False)
-        self._names = _distinctive_names(self.papers)
+        self._names = NameMatcher(self.papers)
         self._corpus_stamp: tuple[tuple[str, int, int], ...] | None = None
         self._stale = False
 
@@ -289,9 +231,8 @@ class Index:
     # ------------------------------------------------------------ signals
 
     def named_papers(self, query: str) -> list[str]:
-        hits = [(pid, len(name)) for pid, name, pattern in self._names if pattern.search(query)]
-        hits.sort(key=lambda x: -x[1])
-        return list(dict.fromkeys(pid for pid, _ in hits))
+        """Papers the question names (assistant/names.py), longest name first."""
+        return self._names.named(query)
 
     def embed_query(self, query: str) -> np.ndarray:
         vector: np.ndarray = self.embedder.encode([query])[0]
@@ -479,6 +420,7 @@ _NOT_READ_BY_INDEX = frozenset({
     "top_k", "retriever", "abstain_model", "abstain_threshold", "support_threshold", "max_question_chars",
     "mode", "llm_base_url", "llm_api_key", "llm_model", "llm_timeout", "llm_retries", "llm_temperature",
     "llm_max_tokens", "llm_context_tokens", "host", "port", "auth", "concurrency", "shutdown_timeout",
+    "malloc_arenas", "malloc_trim_interval",
 })
 
 
