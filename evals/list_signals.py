@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 
 from assistant.config import PROJECT_ROOT, Settings
-from evals.evaluate import Question, display_path, git_commit, load_questions, table
+from evals.metrics import Question, load_questions
+from evals.report import table
+from evals.runner import display_path, git_commit
 
 QUESTIONS = PROJECT_ROOT / "evals" / "questions"
 SCAFFOLD = re.compile(r"^\s*(which|what|any|list|name|find)\s+(papers?|works?|studies|research|articles|approaches|"
