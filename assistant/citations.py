@@ -14,19 +14,36 @@ import numpy as np
 
 from assistant.index import _ABBREV
 from assistant.models import Citation, Paper
+from assistant.words import WordSupport
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;\-\u2013]\s*\d{1,3})*)\]")  # [1], [1, 2], [1-3]
 MAX_RANGE = 20  # a range marker wider than this ([1-999]) is not expanded
 _MARKUP = re.compile(r"[*_`#>]+|^\s*[-•]\s*", re.MULTILINE)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Source:
-    """A paper as numbered for the answerer (1-based)."""
+    """One retrieved paper as the answer sees it, measured once per question
+    (assistant/evidence.py): numbered for the answerer (1-based), its abstract
+    sentences with their stored vectors and similarity to the question, and what
+    retrieval measured of it. Verification needs only the first three (and the
+    vectors spare embedding the abstract again)."""
 
     n: int
     paper: Paper
     sentences: list[str]
+    vectors: np.ndarray | None = None  # stored sentence embeddings, rows in abstract order
+    similarities: list[float] = field(default_factory=list)  # the question's similarity to each sentence
+    part_similarities: list[float] = field(default_factory=list)  # best sentence similarity to each part of a comparison
+    support: WordSupport | None = None  # how near its words come to the question's (assistant/words.py)
+    keyword: float = 0.0  # its BM25 score (best unit)
+    score: float = 0.0  # its fused retrieval score
+    named: bool = False  # the question names it
+
+    @property
+    def best(self) -> float:
+        """Its best sentence similarity to the question."""
+        return max(self.similarities, default=0.0)
 
 
 @dataclass
@@ -177,25 +194,13 @@ def best_support(claim: str, sentences: list[str], sentence_vectors: np.ndarray 
     return i, float(sims[i])
 
 
-def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
-           sentence_vectors: dict[int, np.ndarray] | None = None) -> Verified:
-    """`sentence_vectors` (source n -> stored sentence embeddings) spares re-embedding
-    the abstracts; the claims are embedded only when none quotes its source verbatim."""
+def verify(text: str, sources: list[Source], embed: Embed, threshold: float) -> Verified:
+    """The sources' stored sentence vectors spare re-embedding their abstracts; the
+    claims are embedded only when none quotes its source verbatim."""
     by_n = {s.n: s for s in sources}
     removed: list[str] = []
     pieces = _split_keep_layout(text)
-    claims = [(claim_text(p), {n for m in MARKER.finditer(p) for n in marker_numbers(m.group(1))})
-              for p in pieces if MARKER.search(p)]
-    # A claim needs the model unless it quotes a sentence of every source it cites.
-    need_model = [c for c, cited in claims
-                  if c and not all(_quotes(c, by_n[n].sentences) for n in cited if n in by_n)]
-    claim_vecs = dict(zip(need_model, embed(need_model))) if need_model else {}
-    sent_vecs = dict(sentence_vectors or {})
-    if need_model:
-        for src in sources:
-            if src.n not in sent_vecs:
-                sent_vecs[src.n] = embed(src.sentences)
-
+    claim_vecs, sent_vecs = _vectors(pieces, sources, embed)
     order: dict[int, int] = {}  # original n -> new n
     quotes: dict[int, tuple[int, float]] = {}
     supported = cited = 0
@@ -233,23 +238,33 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
             cited += 1
             supported += int(all_ok)
         out_pieces.append(re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", new_piece)))
-    citations = []
-    for n, new in sorted(order.items(), key=lambda kv: kv[1]):
-        src = by_n[n]
-        idx, sim = quotes[n]
-        citations.append(
-            Citation(
-                n=new,
-                paper_id=src.paper.paper_id,
-                title=src.paper.title,
-                quote=src.sentences[idx] if idx >= 0 else "",
-                url=src.paper.url,
-                sentence_index=idx,
-                support=round(sim, 4),
-                date=src.paper.date,
-            )
-        )
+    citations = [_citation(by_n[n], new, *quotes[n]) for n, new in sorted(order.items(), key=lambda kv: kv[1])]
     return Verified("".join(out_pieces).strip(), citations, removed, supported, cited)
+
+
+def _vectors(pieces: list[str], sources: list[Source],
+             embed: Embed) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+    """The vectors of the cited claims that need the model (a claim needs it unless it
+    quotes a sentence of every source it cites), and the sources' sentence vectors:
+    stored ones, the rest embedded, only when some claim needs the model."""
+    by_n = {s.n: s for s in sources}
+    claims = [(claim_text(p), {n for m in MARKER.finditer(p) for n in marker_numbers(m.group(1))})
+              for p in pieces if MARKER.search(p)]
+    need_model = [c for c, cited in claims
+                  if c and not all(_quotes(c, by_n[n].sentences) for n in cited if n in by_n)]
+    claim_vecs = dict(zip(need_model, embed(need_model))) if need_model else {}
+    sent_vecs = {src.n: src.vectors for src in sources if src.vectors is not None}
+    if need_model:
+        for src in sources:
+            if src.n not in sent_vecs:
+                sent_vecs[src.n] = embed(src.sentences)
+    return claim_vecs, sent_vecs
+
+
+def _citation(src: Source, n: int, idx: int, sim: float) -> Citation:
+    return Citation(n=n, paper_id=src.paper.paper_id, title=src.paper.title,
+                    quote=src.sentences[idx] if idx >= 0 else "", url=src.paper.url, sentence_index=idx,
+                    support=round(sim, 4), date=src.paper.date)
 
 
 def _quotes(claim: str, sentences: list[str]) -> bool:
