@@ -82,6 +82,11 @@ class LLMOutcome:
     partial: bool = False  # `failed` after some text was streamed
 
 
+# Said when streamed draft text is taken back; a front end that never showed the
+# draft (the OpenAI face withholds it) drops this phrase.
+PARTIAL_DISCARDED = " (the partial answer above was discarded)"
+
+
 def after_llm(outcome: LLMOutcome, confident: bool) -> tuple[Literal["llm", "offline", "refuse"], Notice | None]:
     """Keep the LLM's answer, fall back to the offline one (saying why), or refuse: a
     draft that finds nothing refuses only when the pipeline is not confident itself."""
@@ -96,5 +101,5 @@ def after_llm(outcome: LLMOutcome, confident: bool) -> tuple[Literal["llm", "off
         return "offline", Notice(kind="llm_unusable", message=UNVERIFIED_NOTICE)
     if outcome.kind == "unusable":
         return "offline", Notice(kind="llm_unusable", message=f"{outcome.reason}; {instead}.")
-    partial = " (the partial answer above was discarded)" if outcome.partial else ""
+    partial = PARTIAL_DISCARDED if outcome.partial else ""
     return "offline", Notice(kind="llm_fallback", message=f"{outcome.reason}; {instead}{partial}.")

@@ -348,3 +348,19 @@ def test_a_client_that_goes_away_frees_its_answer_slot(client: OpenAI, http: htt
     waited = time.perf_counter() - t0
     print(f"\nanswer after 4 abandoned streams: {waited:.1f} s")
     assert reply.choices[0].message.model_extra["citations"] and waited < 15
+
+
+def test_an_endpoint_dying_mid_draft_speaks_of_no_text_the_client_never_saw(client: OpenAI, fake: FakeLLM) -> None:
+    """The pipeline's fallback notice says the partial answer above was discarded;
+    this face withholds drafts, so its client saw none and is not told otherwise."""
+    def dying(body: dict) -> Reply:
+        n = adamp_source(body)
+        return Reply.text(f"AdamP gets rid of the radial component [{n}]. More words follow here.", pieces=8,
+                          die_after=4)
+
+    fake.script = [dying]
+    text, extra, _ = stream_text(client, user(ADAMP_Q), model="assistant-llm")
+    fallback = [n for n in extra["notices"] if n["kind"] == "llm_fallback"]
+    assert fallback and "closed the connection" in fallback[0]["message"]
+    assert "above" not in fallback[0]["message"] and "above" not in text
+    assert "More words follow" not in text

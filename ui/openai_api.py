@@ -35,6 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assistant.decide import PARTIAL_DISCARDED
 from assistant.index import IndexProblem
 from assistant.models import Answer, Citation, Notice
 from assistant.pipeline import AnswerReader, Event, QuestionError, QuestionTooLong, Turn
@@ -186,8 +187,14 @@ def with_paper_ids(turns: list[Turn], titles: dict[str, str]) -> list[Turn]:
 # ---------------------------------------------------------------- response
 
 
+def shown(notice: Notice) -> Notice:
+    """The notice as this face's client sees it: it never saw a draft, so nothing
+    "above" was discarded."""
+    return notice.model_copy(update={"message": notice.message.replace(PARTIAL_DISCARDED, "")})
+
+
 def note(notice: Notice) -> str:
-    return f"{NOTE_PREFIX}{notice.message}\n\n"
+    return f"{NOTE_PREFIX}{shown(notice).message}\n\n"
 
 
 def sources(citations: list[Citation]) -> str:
@@ -205,7 +212,7 @@ def render(answer: Answer) -> str:
 def extras(answer: Answer) -> dict[str, Any]:
     """The contract's citations and notices, beside the text."""
     contract = answer.contract().model_dump(mode="json")
-    return {"citations": contract["citations"], "notices": contract["notices"]}
+    return {"citations": contract["citations"], "notices": [shown(n).model_dump(mode="json") for n in answer.notices]}
 
 
 class Completion:
