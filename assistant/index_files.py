@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class Sentences(Mapping[str, list[str]]):
         return len(self._papers)
 
 
-def checked_manifest(config: StoreConfig) -> dict[str, object]:
+def checked_manifest(config: StoreConfig) -> dict[str, Any]:
     """The manifest of an index the configured model and this version can read; the
     errors say what to run."""
     manifest = read_manifest(config.index_dir)

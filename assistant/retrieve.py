@@ -195,7 +195,9 @@ class Index:
         filters = filters or Filters()
         pool = r.dense_candidates * (3 if filters.active() else 1)
         timings: dict[str, float] = {}
-        vector, part_vectors, dense = None, None, None
+        vector: np.ndarray | None = None
+        part_vectors: np.ndarray | None = None
+        dense: DenseScores | None = None
         if retriever in ("hybrid", "dense"):
             vector, part_vectors = self._embed(query)
             timings["embed"] = (time.perf_counter() - t0) * 1000
