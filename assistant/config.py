@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     concurrency: int = Field(4, ge=1, description="Answers computed at once by the server.")
     shutdown_timeout: float = Field(
         30.0, ge=0, le=3600, description="Seconds `assistant serve` lets requests in flight finish after SIGTERM.")
+    malloc_arenas: int = Field(
+        2, ge=0, le=1024, description="glibc malloc arenas `assistant serve` may use (0: glibc's default, 8 per core); "
+        "fewer arenas strand less freed memory (ui/heap.py).")
+    malloc_trim_interval: float = Field(
+        60.0, ge=0, le=86400, description="Seconds between returns of freed heap memory to the system by "
+        "`assistant serve` (0: never).")
 
     @field_validator("chroma_url", "llm_base_url", "auth", mode="before")
     @classmethod

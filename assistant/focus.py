@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz
 
 from assistant.models import Paper
-from assistant.retrieve import GENERIC_ACRONYMS
+from assistant.names import GENERIC_ACRONYMS
 
 if TYPE_CHECKING:
     from assistant.citations import Source
@@ -73,9 +73,15 @@ ASKS_FOR_LISTING = re.compile(r"\bwho\s+(wrote|writes|authored|are the authors|m
                               r"company|university|institution|group)s?\s+(wrote|published|made|developed|released|"
                               r"is behind|are behind|authored)\b|\bwhen\s+(was|were|did)\b[^?]*\b(published|released|"
                               r"written|come out|appear(ed)?)\b|\bwhat\s+year\b|\bpublication date\b", re.I)
-# "Which papers ...", "What work ...", "Any papers on ...", "approaches to ...": every paper that answers.
+# "Which papers ...", "What work ...", "Any papers on ...", "approaches to ...", "I'm looking
+# for papers on ...", "What has been done on ...", "Ways to ...", "How do people ...": every
+# paper that answers. "Is there work that ...?" is left out: the conversation set asks it
+# of one paper (conv-003, conv-010).
 LIST = re.compile(r"\bwhat\s+(work|research)\b|\b(any|all)\s+(papers|works|studies)\b|"
-                  r"\b(what|which)\s+(\w+\s+)?(approaches|methods|techniques|ways)\s+(to|for|of)\b", re.I)
+                  r"\b(what|which)\s+(\w+\s+)?(approaches|methods|techniques|ways)\s+(to|for|of)\b|"
+                  r"\b(looking for|show me|give me|point me to|suggest|recommend)\s+(some\s+|any\s+|a few\s+|the\s+)?"
+                  r"(papers|works|work|studies|research|articles)\b|\bwhat\s+has\s+been\s+done\b|"
+                  r"^\s*(ways|approaches|methods)\s+(to|for|of)\b|^\s*how\s+(do|did)\s+(people|researchers|others)\b", re.I)
 # A short "How can X be done?" asks for the ways; a long one describes one paper's way
 # (the single-paper "How can ..." questions of core and hard have 18 words or more);
 # "How does X work?" asks about one thing.

@@ -24,6 +24,7 @@ from assistant.evidence import Evidence, gather, question_vector
 from assistant.focus import COMPARE, asks_for_list, listing_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
+from assistant.names import paper_names
 from assistant.retrieve import (
     NAME_BONUS,
     Filters,
@@ -31,7 +32,6 @@ from assistant.retrieve import (
     Ranking,
     RetrieverName,
     open_index,
-    paper_names,
 )
 
 

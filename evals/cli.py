@@ -5,6 +5,7 @@ the group costs `assistant ask` nothing."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -77,12 +78,17 @@ def bench_soak(clients: int = typer.Option(8, help="Concurrent clients POSTing /
                history_share: float = typer.Option(0.3, help="Share of questions sent as follow-ups with history."),
                endpoint: str = typer.Option("ask", help="ask (/api/ask), chat or chat-stream (/v1/chat/completions)."),
                out_dir: Path = typer.Option(Path("evals/reports/soak"), "--out", help="Where NAME.json and NAME.png go."),
-               name: str = typer.Option("soak", help="File name of the JSON and the plot.")) -> None:
+               name: str = typer.Option("soak", help="File name of the JSON and the plot."),
+               server_env: list[str] = typer.Option([], help="KEY=VALUE set for the server only (repeatable), e.g. "
+                                                  "ASSISTANT_MALLOC_TRIM_INTERVAL=0 for a baseline.")) -> None:
     """Long load against a fresh `assistant serve`: RSS, open files, threads, p50/p95 over time; verdict and plot."""
     from evals.bench.soak import bench_soak as run
 
+    if bad := [item for item in server_env if not re.fullmatch(r"ASSISTANT_[A-Z0-9_]+=.*", item)]:
+        fail(f"--server-env takes ASSISTANT_SETTING=value, not {bad[0]!r}", 2)
     try:
-        figures = run(clients, minutes, interval, warmup, history_share, endpoint, out_dir, name)
+        figures = run(clients, minutes, interval, warmup, history_share, endpoint, out_dir, name,
+                      dict(item.split("=", 1) for item in server_env))
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
     if figures["errors"]:

@@ -381,6 +381,9 @@ def test_nothing_is_cited_when_no_sentence_comes_near_the_question() -> None:
     "Which papers compress diffusion models with quantization?", "What work generates dynamic 3D content (4D)?",
     "How can diffusion models be quantized to low bit widths?", "Are there any papers on spiking networks?",
     "What approaches to KV cache compression exist?", "Which works turn written text into spoken audio?",
+    "I'm looking for papers about continual learning.", "Show me work on recommender systems.",
+    "Give me papers on Monte Carlo tree search.", "What has been done on test-time scaling?",
+    "Ways to make diffusion models faster?", "How do people compress the KV cache?",
 ])
 def test_questions_asking_for_every_paper_on_a_subject_are_lists(question: str) -> None:
     assert asks_for_list(question) and asks_for_several(question)
@@ -392,6 +395,9 @@ def test_questions_asking_for_every_paper_on_a_subject_are_lists(question: str) 
     "training data or the weights?",
     "Compare Lion and Sophia optimizers", "Which paper removes the radial component?", "What is Timo?",
     "Which work uses model-free deep RL to control the spectral phase of a light source?",
+    # conv-003: asks for the one paper that does it
+    "Is there work that learns the synaptic delays of deep spiking networks?",
+    "How do ReMax and RTO differ?", "How does AdamP work?",
 ])
 def test_one_paper_questions_and_comparisons_are_not_lists(question: str) -> None:
     assert not asks_for_list(question)

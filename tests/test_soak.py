@@ -64,7 +64,8 @@ def test_soak_command_writes_figures_json_and_plot(full_index: Settings, tmp_pat
     monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(full_index.index_dir))
     monkeypatch.setenv("ASSISTANT_COLLECTION_PREFIX", full_index.collection_prefix)
     result = CliRunner().invoke(bench, ["soak", "--clients", "2", "--minutes", "0.5", "--interval", "5",
-                                        "--warmup", "10", "--out", str(tmp_path), "--name", "smoke"])
+                                        "--warmup", "10", "--out", str(tmp_path), "--name", "smoke",
+                                        "--server-env", "ASSISTANT_MALLOC_TRIM_INTERVAL=0"])
     print("\n" + result.output)
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "smoke.json").read_text())
@@ -73,3 +74,13 @@ def test_soak_command_writes_figures_json_and_plot(full_index: Settings, tmp_pat
     figures = data["verdict"]
     assert figures["errors"] == 0 and figures["requests"] >= 4 and data["follow_ups"] >= 1
     assert "RSS MiB" in result.output and "verdict:" in result.output
+    assert data["server_env"] == {"ASSISTANT_MALLOC_TRIM_INTERVAL": "0"}
+    assert "server ASSISTANT_MALLOC_TRIM_INTERVAL=0" in result.output
+
+
+def test_server_env_takes_only_assistant_settings() -> None:
+    from evals.cli import bench
+
+    result = CliRunner().invoke(bench, ["soak", "--minutes", "0.5", "--server-env", "LD_PRELOAD=x.so"])
+    assert result.exit_code == 2
+    assert "--server-env takes ASSISTANT_SETTING=value, not 'LD_PRELOAD=x.so'" in " ".join(result.output.split())

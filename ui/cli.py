@@ -22,9 +22,11 @@ def serve(
     and the MCP server at /mcp."""
     from assistant.index import IndexProblem, sync
     from assistant.retrieve import open_index
+    from ui.heap import configure
     from ui.server import create_app, parse_auth
 
     settings = load_settings(host=host, port=port)
+    configure(settings.malloc_arenas, settings.malloc_trim_interval)  # before the worker threads start
     try:
         parse_auth(settings.auth)
     except ValueError as exc:

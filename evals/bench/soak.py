@@ -63,6 +63,7 @@ class SoakRun:
     warmup_s: float
     history_share: float
     endpoint: str = "ask"  # a key of evals.bench.load.ENDPOINTS
+    server_env: dict[str, str] = field(default_factory=dict)  # settings given to the server only, e.g. a baseline
     questions: int = 0
     follow_ups: int = 0  # requests sent with the previous turn as history
     server_start_s: float = 0.0
@@ -133,7 +134,7 @@ def _round(value: float | None) -> float | None:
 
 def run_soak(clients: int = 8, minutes: float = 10.0, interval_s: float = 15.0, warmup_s: float = 120.0,
              history_share: float = 0.3, endpoint: str = "ask", settings: Settings | None = None,
-             startup_timeout: float = 300.0) -> SoakRun:
+             startup_timeout: float = 300.0, server_env: dict[str, str] | None = None) -> SoakRun:
     """Runs the soak against a fresh server and returns every sample."""
     import httpx
     import psutil
@@ -150,10 +151,11 @@ def run_soak(clients: int = 8, minutes: float = 10.0, interval_s: float = 15.0, 
         raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)}")
     settings = settings or Settings()
     questions = soak_questions()
-    run = SoakRun(clients, minutes, interval_s, warmup_s, history_share, endpoint, questions=len(questions))
+    run = SoakRun(clients, minutes, interval_s, warmup_s, history_share, endpoint, dict(server_env or {}),
+                  questions=len(questions))
     log = Path(tempfile.mkstemp(prefix="assistant-soak-", suffix=".log")[1])
     port = free_port()
-    server = assistant_server(settings, port, log, healthy=True).start(startup_timeout)
+    server = assistant_server(settings, port, log, healthy=True, **run.server_env).start(startup_timeout)
     run.server_start_s = round(server.start_s, 1)
     proc = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
     stop, lock, counter = threading.Event(), threading.Lock(), itertools.count()
@@ -218,7 +220,8 @@ def _round_ratio(value: float | None) -> float | None:
 def text(run: SoakRun, figures: dict[str, Any]) -> str:
     head = (f"{run.clients} clients x {run.minutes:g} min on {ENDPOINTS[run.endpoint]} of assistant serve "
             f"(offline, {os.cpu_count()} CPUs, "
-            f"{run.questions} questions, {run.history_share:.0%} with history; server start {run.server_start_s} s)")
+            f"{run.questions} questions, {run.history_share:.0%} with history; server start {run.server_start_s} s)"
+            + "".join(f"\n  server {k}={v}" for k, v in run.server_env.items()))
     rows = [f"{'t (s)':>7} {'RSS MiB':>8} {'files':>5} {'thr':>4} {'answers':>7} {'err':>4} {'p50 ms':>8} {'p95 ms':>8}"]
     rows += [f"{s.t_s:7.0f} {s.rss_mib:8.1f} {s.open_files:5d} {s.threads:4d} {s.requests:7d} {s.errors:4d} "
              f"{s.p50_ms or 0:8.1f} {s.p95_ms or 0:8.1f}" for s in run.samples]
@@ -262,8 +265,8 @@ def plot(run: SoakRun, path: Path) -> None:
 
 
 def bench_soak(clients: int, minutes: float, interval_s: float, warmup_s: float, history_share: float,
-               endpoint: str, out_dir: Path, name: str) -> dict[str, Any]:
-    run = run_soak(clients, minutes, interval_s, warmup_s, history_share, endpoint)
+               endpoint: str, out_dir: Path, name: str, server_env: dict[str, str] | None = None) -> dict[str, Any]:
+    run = run_soak(clients, minutes, interval_s, warmup_s, history_share, endpoint, server_env=server_env)
     figures = verdict(run)
     print(text(run, figures))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ is a recombination of real material, drawn with a seeded RNG:
   discourse shape stays real (context, then method, then results, then a code
   link at the end);
 * the title joins the first part of the anchor's title to the last part of a
-  donor's, plus a counter (a bare number, which `retrieve.paper_names` ignores),
+  donor's, plus a counter (a bare number, which `names.paper_names` ignores),
   so titles, and therefore paper ids, are unique.
 
 Why recombined real sentences are a fair stand-in for a larger corpus. What the
