@@ -24,12 +24,13 @@ from assistant.citations import (
 from assistant.evidence import Evidence
 from assistant.focus import asks_for_list
 from assistant.llm import LLMClient, LLMError
+from assistant.text import ALNUM, title_head, words
 
 NO_ANSWER = "INSUFFICIENT_SOURCES"
 
 
 def short_name(title: str) -> str:
-    head = re.split(r":\s", title, maxsplit=1)[0]
+    head = title_head(title)
     return head if head != title and len(head) <= 40 else (title if len(title) <= 70 else title[:67].rstrip() + "...")
 
 
@@ -228,7 +229,9 @@ def _clean(sentence: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.casefold())
+    """Every run of ASCII letters and digits, case-folded: how a reply's wording is
+    compared with the sources' and the instructions (numbers count)."""
+    return words(text.casefold(), ALNUM, keep_case=True)
 
 
 def reply_problem(reply: str, shown: dict[int, list[str]], instructions: str = "", truncated: bool = False,

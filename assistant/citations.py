@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.index import _ABBREV
 from assistant.models import Citation, Paper
+from assistant.text import sentence_pieces
 from assistant.words import WordSupport
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;\-\u2013]\s*\d{1,3})*)\]")  # [1], [1, 2], [1-3]
@@ -198,55 +198,17 @@ def verify(text: str, sources: list[Source], embed: Embed, threshold: float) -> 
     """The sources' stored sentence vectors spare re-embedding their abstracts; the
     claims are embedded only when none quotes its source verbatim."""
     by_n = {s.n: s for s in sources}
-    removed: list[str] = []
-    pieces = _split_keep_layout(text)
+    pieces = sentence_pieces(text)
     claim_vecs, sent_vecs = _vectors(pieces, sources, embed)
-    order: dict[int, int] = {}  # original n -> new n
-    quotes: dict[int, tuple[int, float]] = {}
-    supported = cited = 0
-    out_pieces: list[str] = []
-    for piece in pieces:
-        claim = claim_text(piece)
-        all_ok = True
-        had = False
-
-        def rewrite(match: re.Match[str], claim: str = claim) -> str:
-            nonlocal all_ok, had
-            kept: list[str] = []
-            for n in marker_numbers(match.group(1)):
-                had = True
-                if n not in by_n:
-                    removed.append(f"[{n}] removed: there is no source {n} (only {len(sources)} were provided)")
-                    all_ok = False
-                    continue
-                idx, sim = best_support(claim, by_n[n].sentences, sent_vecs.get(n), claim_vecs.get(claim))
-                if sim < threshold:
-                    removed.append(
-                        f"[{n}] removed: {by_n[n].paper.title!r} does not support {claim[:80]!r} (similarity {sim:.2f})"
-                    )
-                    all_ok = False
-                    continue
-                new = order.setdefault(n, len(order) + 1)
-                if n not in quotes or sim > quotes[n][1]:
-                    quotes[n] = (idx, sim)
-                if str(new) not in kept:
-                    kept.append(str(new))
-            return f"[{', '.join(kept)}]" if kept else ""
-
-        new_piece = MARKER.sub(rewrite, piece)
-        if had:
-            cited += 1
-            supported += int(all_ok)
-        out_pieces.append(re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", new_piece)))
-    citations = [_citation(by_n[n], new, *quotes[n]) for n, new in sorted(order.items(), key=lambda kv: kv[1])]
-    return Verified("".join(out_pieces).strip(), citations, removed, supported, cited)
+    check = _Check(by_n, len(sources), threshold, sent_vecs, claim_vecs)
+    checked = "".join(check.piece(p) for p in pieces)
+    return Verified(checked.strip(), check.citations(), check.removed, check.supported, check.cited)
 
 
 def _vectors(pieces: list[str], sources: list[Source],
              embed: Embed) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
-    """The vectors of the cited claims that need the model (a claim needs it unless it
-    quotes a sentence of every source it cites), and the sources' sentence vectors:
-    stored ones, the rest embedded, only when some claim needs the model."""
+    """Claim and source-sentence vectors (the sources' stored ones first), embedded only
+    when needed: a claim needs the model unless it quotes a sentence of every source it cites."""
     by_n = {s.n: s for s in sources}
     claims = [(claim_text(p), {n for m in MARKER.finditer(p) for n in marker_numbers(m.group(1))})
               for p in pieces if MARKER.search(p)]
@@ -261,10 +223,64 @@ def _vectors(pieces: list[str], sources: list[Source],
     return claim_vecs, sent_vecs
 
 
-def _citation(src: Source, n: int, idx: int, sim: float) -> Citation:
-    return Citation(n=n, paper_id=src.paper.paper_id, title=src.paper.title,
-                    quote=src.sentences[idx] if idx >= 0 else "", url=src.paper.url, sentence_index=idx,
-                    support=round(sim, 4), date=src.paper.date)
+@dataclass
+class _Check:
+    """Checks the markers of one answer piece by piece, renumbering the ones that hold
+    in order of first appearance and keeping each source's best-supported quote."""
+
+    by_n: dict[int, Source]
+    provided: int
+    threshold: float
+    sent_vecs: dict[int, np.ndarray]
+    claim_vecs: dict[str, np.ndarray]
+    removed: list[str] = field(default_factory=list)
+    order: dict[int, int] = field(default_factory=dict)  # original n -> new n
+    quotes: dict[int, tuple[int, float]] = field(default_factory=dict)  # original n -> (sentence index, similarity)
+    supported: int = 0
+    cited: int = 0
+
+    def piece(self, piece: str) -> str:
+        """The piece with every marker rewritten to the sources that support its claim."""
+        claim = claim_text(piece)
+        outcomes: list[bool] = []
+        new_piece = MARKER.sub(lambda m: self._marker(m, claim, outcomes), piece)
+        if outcomes:
+            self.cited += 1
+            self.supported += int(all(outcomes))
+        return re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", new_piece))
+
+    def _marker(self, match: re.Match[str], claim: str, outcomes: list[bool]) -> str:
+        kept: list[str] = []
+        for n in marker_numbers(match.group(1)):
+            ok = self._holds(n, claim)
+            outcomes.append(ok)
+            if ok and str(self.order[n]) not in kept:
+                kept.append(str(self.order[n]))
+        return f"[{', '.join(kept)}]" if kept else ""
+
+    def _holds(self, n: int, claim: str) -> bool:
+        if n not in self.by_n:
+            self.removed.append(f"[{n}] removed: there is no source {n} (only {self.provided} were provided)")
+            return False
+        idx, sim = best_support(claim, self.by_n[n].sentences, self.sent_vecs.get(n), self.claim_vecs.get(claim))
+        if sim < self.threshold:
+            self.removed.append(
+                f"[{n}] removed: {self.by_n[n].paper.title!r} does not support {claim[:80]!r} (similarity {sim:.2f})"
+            )
+            return False
+        self.order.setdefault(n, len(self.order) + 1)
+        if n not in self.quotes or sim > self.quotes[n][1]:
+            self.quotes[n] = (idx, sim)
+        return True
+
+    def citations(self) -> list[Citation]:
+        out = []
+        for n, new in sorted(self.order.items(), key=lambda kv: kv[1]):
+            src, (idx, sim) = self.by_n[n], self.quotes[n]
+            out.append(Citation(n=new, paper_id=src.paper.paper_id, title=src.paper.title,
+                                quote=src.sentences[idx] if idx >= 0 else "", url=src.paper.url,
+                                sentence_index=idx, support=round(sim, 4), date=src.paper.date))
+        return out
 
 
 def _quotes(claim: str, sentences: list[str]) -> bool:
@@ -276,29 +292,3 @@ def _quotes(claim: str, sentences: list[str]) -> bool:
         if norm and norm in low:
             return True
     return False
-
-
-def _split_keep_layout(text: str) -> list[str]:
-    """Sentences with the whitespace between them kept, so rejoining restores the layout.
-    A marker after the full stop (`... result. [2]`) stays with its sentence."""
-    out: list[str] = []
-    for line in re.split(r"(\n+)", text):
-        if not line or line.startswith("\n"):
-            out.append(line)
-            continue
-        # Not after "e.g." and the like, nor before a lowercase letter or "%" ("i.i.d.
-        # generalization", "acceleration. %Our code"), as split_sentences does not cut
-        # there either: a cut would leave the marker on a fragment and the first half of
-        # a quoted sentence without one.
-        parts = re.split(_ABBREV + r"(?<=[.!?])(?:\s*(\[[\d,;\-\u2013 ]+\]))?(\s+)(?=\S)(?!\[\d)(?![a-z%])", line)
-        # re.split with groups yields: text, marker|None, space, text, ...
-        buf = parts[0]
-        for j in range(1, len(parts), 3):
-            marker, space, nxt = parts[j], parts[j + 1], parts[j + 2]
-            if marker:
-                buf += " " + marker
-            out.append(buf)
-            out.append(space)
-            buf = nxt
-        out.append(buf)
-    return out

@@ -20,7 +20,7 @@ from assistant.console import err, fail, load_settings, out, progress
 from assistant.corpus import Corpus, CorpusError, load_corpus
 
 if TYPE_CHECKING:
-    from assistant.models import Answer
+    from assistant.models import Answer, Hit, Paper
     from assistant.pipeline import Assistant
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Research assistant over ML paper abstracts.")
@@ -170,7 +170,7 @@ def ask(
 ) -> None:
     """Answer a question from the corpus, with verified citations."""
     from assistant.index import IndexProblem
-    from assistant.pipeline import AnswerReader, QuestionError
+    from assistant.pipeline import QuestionError
 
     if mode not in (None, "offline", "llm") or retriever not in (None, "hybrid", "dense", "bm25"):
         fail("--mode is offline or llm; --retriever is hybrid, dense or bm25", 2)
@@ -196,23 +196,31 @@ def ask(
         if as_json:
             out.print_json(assistant.ask(question, **options).contract().model_dump_json())
             return
-        streamed = False
-        reader = AnswerReader()
-        for event in map(reader.read, assistant.stream(question, **options)):
-            if event.kind == "token" and drafting:  # an LLM draft shows as it is written
-                out.print(escape(event.text), end="")
-                streamed = True
-            elif event.kind == "reset" and streamed:
-                out.print("\n[dim]── verified answer ──[/dim]")
-                streamed = False
-            elif event.kind == "notice":
-                err.print(f"\n[yellow]Note:[/yellow] {escape(event.text)}")
-        if reader.answer is not None:
-            _print_answer(reader.answer, streamed, {n.message for n in reader.notices}, show_all)
+        _ask_streamed(assistant, question, options, drafting, show_all)
     except QuestionError as exc:
         fail(str(exc), 2)
     except IndexProblem as exc:
         fail(str(exc))
+
+
+def _ask_streamed(assistant: Assistant, question: str, options: dict[str, Any], drafting: bool, show_all: bool) -> None:
+    """The answer as the terminal shows it: an LLM draft as it is written, then the
+    verified answer under a rule; notices as they come."""
+    from assistant.pipeline import AnswerReader
+
+    streamed = False
+    reader = AnswerReader()
+    for event in map(reader.read, assistant.stream(question, **options)):
+        if event.kind == "token" and drafting:  # an LLM draft shows as it is written
+            out.print(escape(event.text), end="")
+            streamed = True
+        elif event.kind == "reset" and streamed:
+            out.print("\n[dim]── verified answer ──[/dim]")
+            streamed = False
+        elif event.kind == "notice":
+            err.print(f"\n[yellow]Note:[/yellow] {escape(event.text)}")
+    if reader.answer is not None:
+        _print_answer(reader.answer, streamed, {n.message for n in reader.notices}, show_all)
 
 
 def _ask_bibtex(assistant: Assistant, question: str, options: dict[str, Any], as_json: bool) -> None:
@@ -286,7 +294,11 @@ def paper(query: str = typer.Argument(..., help="Paper id, title (typos fine), n
         for h in found.candidates:
             out.print(f"  - {escape(h.title)}  [dim]({h.paper_id})[/dim]")
         raise typer.Exit(1)
-    p = found.paper
+    _print_paper(found.paper, related)
+
+
+def _print_paper(p: Paper, related: list[Hit]) -> None:
+    """A paper as `assistant paper` shows it: title, authors, metadata, abstract, links, related papers."""
     out.print(f"[bold]{escape(p.title)}[/bold]")
     meta = [f"id {p.paper_id}"]
     meta += [x for x in (p.date and f"date {p.date}", p.authors_count and f"{p.authors_count} authors", p.org) if x]
@@ -313,7 +325,16 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
     settings = load_settings()
     corpus = _load_corpus(settings)
     manifest = read_manifest(settings.index_dir)
-    data: dict[str, Any] = {
+    data = _stats(settings, corpus, manifest)
+    if as_json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    _print_stats(settings, data)
+
+
+def _stats(settings: Settings, corpus: Corpus, manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """What `assistant stats` reports, as `--json` prints it."""
+    return {
         "corpus_dir": str(settings.corpus_dir),
         "files": {f.path.name: {"layout": f.layout, "entries": len(f.entries)} for f in corpus.files},
         "skipped_files": corpus.errors,
@@ -330,9 +351,10 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
         "llm": {"endpoint": settings.llm_endpoint, "model": settings.llm_model if settings.llm_configured else None,
                 "default_mode": settings.answer_mode()},
     }
-    if as_json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-        return
+
+
+def _print_stats(settings: Settings, data: dict[str, Any]) -> None:
+    manifest = data["index"]
     out.print(f"Corpus {data['corpus_dir']}: {data['entries']} entries, {data['unique_papers']} unique papers "
               f"({data['duplicates']} duplicates)")
     for name, f in data["files"].items():

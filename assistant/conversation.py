@@ -48,7 +48,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from assistant.words import content_words, tokens_of
+from assistant.text import words
+from assistant.words import content_words
 
 if TYPE_CHECKING:
     from assistant.models import Answer
@@ -127,7 +128,7 @@ def missing_phrase(question: str, support: dict[str, float]) -> str:
     weak = [w for w in content_words(question) if w not in _ASKING_WORDS and support.get(w, 1.0) < WORD_SUPPORT]
     if not weak:
         return ""
-    tokens = [t for t in tokens_of(question) if t.lower() != "s"]  # "Intel's Loihi chip" is one phrase
+    tokens = [t for t in words(question, keep_case=True) if t.lower() != "s"]  # "Intel's Loihi chip" is one phrase
     keep = {w for w in content_words(question) if w not in _ASKING_WORDS}
     start = next(i for i, t in enumerate(tokens) if t.lower() == weak[0])
     lo = start

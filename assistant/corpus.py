@@ -35,6 +35,7 @@ from assistant.library import (
     parse_library,
 )
 from assistant.models import Occurrence, Paper
+from assistant.text import URL
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +129,11 @@ def paper_id_for(title: str) -> str:
     return f"{slug}-{hashlib.sha1(norm.encode()).hexdigest()[:6]}"
 
 
-URL_RE = re.compile(r"https?\s*:\s*//[^\s{}]+|(?<![\w/.@-])github\.com/[^\s{}]+", re.IGNORECASE)
-
-
 def extract_urls(text: str) -> list[str]:
     """URLs in an abstract, repaired: `https: //`, scheme-less github.com, trailing
     punctuation and braces, `.git` endings, and `x/{x/}` doubles collapse to one."""
     urls: list[str] = []
-    for match in URL_RE.finditer(text):
+    for match in URL.finditer(text):
         url = re.sub(r"^(https?)\s*:\s*//", r"\1://", match.group(0), flags=re.IGNORECASE)
         if not url.lower().startswith("http"):
             url = "https://" + url

@@ -54,7 +54,7 @@ def model_fingerprint(path: Path) -> str:
     return f"{label}:{digest.hexdigest()[:10]}"
 
 
-def _cpu_has_bf16() -> bool:
+def cpu_has_bf16() -> bool:
     import os
 
     setting = os.environ.get("ASSISTANT_EMBED_BF16", "auto").lower()
@@ -157,7 +157,7 @@ class Embedder:
         self.dim = self.model.hidden
         # bfloat16 autocast where the CPU computes it natively: 1.7x faster on the
         # 2-core machine, and vectors agree with float32 to a cosine of 0.99997.
-        self.bf16 = _cpu_has_bf16()
+        self.bf16 = cpu_has_bf16()
         self.name = model_fingerprint(path)
         self._lock = threading.Lock()
 

@@ -46,6 +46,7 @@ from rapidfuzz import fuzz
 
 from assistant.models import Paper
 from assistant.names import GENERIC_ACRONYMS
+from assistant.text import URL, title_head
 
 if TYPE_CHECKING:
     from assistant.citations import Source
@@ -65,7 +66,6 @@ ASKS_FOR_NUMBER = re.compile(r"\b(how (many|much|large|big|fast|long|often|well)
 # "What is X?", "What does X do?": the sentence that introduces X answers it.
 ASKS_WHAT_IS = re.compile(r"^\s*(what|who)\s+(is|are|was|were|does|do)\b", re.I)
 CAPITALISED = re.compile(r"\b[A-Z][\w-]*")
-URL = re.compile(r"https?://\S+|\b\S+\.(com|org|io|net|ai)/\S*")
 ASKS_FOR_LINK = re.compile(r"\b(code|repo(sitory)?|github|link|url|website|project page|download|demo)\b", re.I)
 # Who wrote a paper, where, when: what the abstracts never say, and the listing rarely.
 ASKS_FOR_LISTING = re.compile(r"\bwho\s+(wrote|writes|authored|are the authors|made|created|developed|is behind|"
@@ -294,7 +294,7 @@ def introducer(name: str, titles: dict[int, str], sentences: dict[int, list[str]
         return None
 
     def rank(n: int) -> int:
-        head = re.split(r":\s", titles[n], maxsplit=1)[0]
+        head = title_head(titles[n])
         in_title, introduces = bool(word.search(titles[n])), any(defines(t, [name]) for t in sentences[n])
         return 0 if word.fullmatch(head) or head.startswith(name + " ") and len(head.split()) <= 2 else \
             1 if introduces and not in_title else 2 if introduces else 3 if in_title else 4

@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -41,31 +40,16 @@ from assistant.embed import Embedder, get_embedder, model_dim, model_fingerprint
 from assistant.files import atomic_write_json
 from assistant.keyword import KEYWORD_FORMAT, build_keyword_index
 from assistant.models import Paper
+from assistant.text import split_sentences
 from assistant.words import WORDS_FILE, build_word_vectors
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-UNITS_VERSION = 3  # bump when units_for/split_sentences change: every paper is re-embedded
+UNITS_VERSION = 3  # bump when units_for/text.split_sentences change: every paper is re-embedded
 MANIFEST = "manifest.json"
 SNAPSHOT = "papers.json"
 KEYWORD_DIR = "keyword"
-
-# Sentence boundaries. llama-index's punkt splitter cuts after "e.g." and misses
-# joins glued by the scrape ("time axis.Given"), both common in this corpus;
-# this rule handles both and keeps each sentence an exact substring of the abstract.
-_ABBREV = r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<!\bFig\.)(?<!\bEq\.)(?<!\bresp\.)(?<!\bcf\.)(?<!\bapprox\.)(?<!\bNo\.)(?<!\bU\.S\.)"
-_SENT_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9$\\])")
-_GLUED = re.compile(r"(?<=[a-z]{3}[.!?])(?=[A-Z][a-z]{2,}\b)")
-
-
-def split_sentences(text: str) -> list[str]:
-    out: list[str] = []
-    for part in _SENT_END.split(text):
-        pieces = [part] if "://" in part or "github." in part else _GLUED.split(part)
-        out.extend(p.strip() for p in pieces if p.strip())
-    return out
-
 
 @dataclass
 class Unit:
@@ -469,7 +453,7 @@ def _plan(settings: Settings, store: Store, report: SyncReport, progress: Progre
     old_snapshot = _old_snapshot(settings.index_dir) if kept else {}
     papers = list(desired.values()) + [old_snapshot[pid] for pid in sorted(kept) if pid in old_snapshot]
     papers.sort(key=lambda p: (p.occurrences[0].file, p.occurrences[0].line))
-    fingerprint = _fingerprint(papers)
+    fingerprint = corpus_fingerprint(papers)
     # The local files (snapshot, keyword index, word vectors) come from the corpus alone,
     # so they are written before Chroma is touched: the keyword build then never shares
     # the process's memory with an embedded Chroma's in-memory vector index (docs/scale).
@@ -525,7 +509,8 @@ def _local_digests(index_dir: Path) -> dict[str, str]:
             for p in files if p.is_file()}
 
 
-def _fingerprint(papers: list[Paper]) -> str:
+def corpus_fingerprint(papers: list[Paper]) -> str:
+    """What the manifest records to tell a changed corpus (retrieve.py compares it)."""
     return Corpus(papers=papers, files=[], errors=[]).fingerprint()
 
 

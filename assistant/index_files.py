@@ -17,13 +17,13 @@ from assistant.index import (
     KEYWORD_DIR,
     IndexMissing,
     IndexProblem,
-    _fingerprint,
+    corpus_fingerprint,
     read_manifest,
     read_snapshot,
-    split_sentences,
 )
 from assistant.keyword import KEYWORD_FORMAT, KeywordIndex
 from assistant.models import Paper
+from assistant.text import split_sentences
 from assistant.words import WORDS_FILE, WordVectors
 
 
@@ -114,7 +114,7 @@ class IndexFiles:
             return None
         if stamp != self._corpus_stamp:
             try:
-                current = _fingerprint(load_corpus(folder).papers)
+                current = corpus_fingerprint(load_corpus(folder).papers)
             except Exception:
                 current = None
             self._corpus_stamp = stamp

@@ -16,6 +16,7 @@ import re
 from collections import Counter
 
 from assistant.models import Paper
+from assistant.text import title_head
 
 # Acronyms that name a field or a device, not a paper ("... on a single GPU").
 GENERIC_ACRONYMS = {
@@ -32,7 +33,7 @@ def paper_names(paper: Paper) -> list[str]:
     when it is short ("AdamP", "h-Edit", "TFMQ-DM"), and coined words in the title
     (mixed case or digits, like "FlashRNN" or "TimesNet"); generic acronyms excluded."""
     names: list[str] = []
-    head = re.split(r":\s", paper.title, maxsplit=1)[0].strip()
+    head = title_head(paper.title)
     if head != paper.title and len(head.split()) <= 3 and head.upper() not in GENERIC_ACRONYMS:
         names.append(head)
     for word in re.findall(r"[\w$^\-\.]+", paper.title):
@@ -150,7 +151,7 @@ def _title_names(papers: dict[str, Paper], titled: dict[str, list[str]], titles:
     "FlashRNN" is not)."""
     out = []
     for pid, names in titled.items():
-        head = re.split(r":\s", papers[pid].title, maxsplit=1)[0].strip()
+        head = title_head(papers[pid].title)
         for name in names:
             if titles[name.casefold()] != 1:
                 continue

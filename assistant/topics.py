@@ -36,6 +36,8 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.models import Paper
+from assistant.text import TERM, URL
+from assistant.text import words as text_words
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,6 @@ GENERIC_OTHER = frozenset("""
     use used uses using various way works www yields
 """.split())
 GENERIC_WORDS = GENERIC_NOUNS | GENERIC_OTHER
-_URL = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w.-]+\.(?:com|io|org|net|ai)/\S*", re.IGNORECASE)
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|[0-9][A-Za-z][A-Za-z0-9]*")
 _CLAUSE = re.compile(r"[.;:,!?()\[\]]")  # phrases never span these
 
 _lock = threading.Lock()
@@ -133,7 +133,7 @@ def layout_2d(vectors: np.ndarray, random_state: int = RANDOM_STATE) -> tuple[np
 
     n = len(vectors)
     if n < 5:  # t-SNE needs perplexity < n; a handful of papers is drawn on a line by PCA
-        return _pca(vectors), {"layout": "pca", "sampled": None}
+        return pca(vectors), {"layout": "pca", "sampled": None}
     if n <= TSNE_MAX_PAPERS:
         sample = np.arange(n)
     else:
@@ -172,7 +172,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return unit
 
 
-def _pca(vectors: np.ndarray) -> np.ndarray:
+def pca(vectors: np.ndarray) -> np.ndarray:
     """First two principal components (signs fixed, so reruns give the same picture)."""
     centered = vectors - vectors.mean(axis=0, keepdims=True)
     _, _, vt = np.linalg.svd(centered, full_matrices=False)
@@ -220,7 +220,7 @@ def cluster(xy: np.ndarray, k: int, random_state: int = RANDOM_STATE) -> np.ndar
 
 def paper_text(paper: Paper) -> str:
     """Title and abstract, without links (their host names would name every topic)."""
-    return _URL.sub(" ", f"{paper.title}. {paper.abstract}")
+    return URL.sub(" ", f"{paper.title}. {paper.abstract}")
 
 
 def terms_of(text: str) -> list[str]:
@@ -231,7 +231,7 @@ def terms_of(text: str) -> list[str]:
 
     out: list[str] = []
     for clause in _CLAUSE.split(text):
-        words = [w.lower() for w in _WORD.findall(clause)]
+        words = text_words(clause, TERM)
         usable = [len(w) > 1 and w not in ENGLISH_STOP_WORDS and w not in GENERIC_OTHER for w in words]
         for i, w in enumerate(words):
             if usable[i] and w not in GENERIC_NOUNS:

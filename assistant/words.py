@@ -28,7 +28,6 @@ the pipeline answers it with a notice rather than let abstention refuse it.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import unicodedata
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 
 from assistant.files import atomic_path
 from assistant.models import Paper
+from assistant.text import STOPWORDS, words
 
 WORDS_FILE = "words.npz"
 # Below this share of readable words (corpus words or English function words) a
@@ -45,7 +45,6 @@ WORDS_FILE = "words.npz"
 # questions of the eval sets score 0.60 or more, the five non-English ones 0.26 or less.
 READABLE_SHARE = 0.5
 
-_WORD = re.compile(r"[^\W\d_][\w\-]*")
 # Words that frame a question rather than say what it is about.
 _FRAMING = set(
     "paper papers work works method methods approach approaches model models propose proposes proposed "
@@ -53,16 +52,6 @@ _FRAMING = set(
     "like kind idea ideas research researchers authors collection corpus article remember looking want "
     "does did know tell".split()
 )
-
-
-def _english_stopwords() -> frozenset[str]:
-    """NLTK's English stopword list (Apache-2.0), shipped with the package: the word
-    signals were calibrated with it (importing scikit-learn's list instead would
-    cost 1.3 s of start-up and shift every calibrated threshold)."""
-    return frozenset((Path(__file__).parent / "stopwords_en.txt").read_text(encoding="utf-8").split())
-
-
-ENGLISH_STOPWORDS = _english_stopwords()
 # Function words of the other languages users ask in most (French, Spanish, German,
 # Italian, Portuguese), less those that are English words too. A short English
 # question about something the corpus never mentions ("How to cook pasta
@@ -73,17 +62,8 @@ el los las del una lo es qué cuál cuáles para por su sus como cómo este esta
 der das den dem ein eine einen ist sind welche welcher welches und mit auf für von zu wie warum nicht
 il gli di che è della delle quale quali
 os um uma em da é qual quais seu sua
-""".split()) - ENGLISH_STOPWORDS
-STOPWORDS = ENGLISH_STOPWORDS | _FRAMING
-
-
-def words_of(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def tokens_of(text: str) -> list[str]:
-    """The words of `words_of`, in the text's own case ("EEG", not "eeg")."""
-    return _WORD.findall(text)
+""".split()) - STOPWORDS
+NOT_CONTENT = STOPWORDS | _FRAMING  # what `content_words` leaves out
 
 
 def looks_foreign(question: str) -> bool:
@@ -93,14 +73,14 @@ def looks_foreign(question: str) -> bool:
     latin = sum(1 for c in letters if "LATIN" in unicodedata.name(c, ""))
     if letters and latin * 2 < len(letters):
         return True
-    words = words_of(question)
-    foreign = sum(w in _FOREIGN_FUNCTION_WORDS for w in words)
-    return foreign > 0 and foreign >= sum(w in ENGLISH_STOPWORDS for w in words)
+    found = words(question)
+    foreign = sum(w in _FOREIGN_FUNCTION_WORDS for w in found)
+    return foreign > 0 and foreign >= sum(w in STOPWORDS for w in found)
 
 
 def content_words(question: str) -> list[str]:
     """The words a question is about, in order, once each."""
-    return [w for w in dict.fromkeys(words_of(question)) if w not in STOPWORDS and len(w) >= 3]
+    return [w for w in dict.fromkeys(words(question)) if w not in NOT_CONTENT and len(w) >= 3]
 
 
 def _paper_text(paper: Paper) -> str:
@@ -116,9 +96,9 @@ def build_word_vectors(papers: Iterable[Paper], encode: Callable[[list[str]], np
     n_papers = 0
     for paper in papers:
         n_papers += 1
-        for w in set(words_of(_paper_text(paper))):
+        for w in set(words(_paper_text(paper))):
             df[w] = df.get(w, 0) + 1
-    words = sorted(df)
+    vocabulary = sorted(df)
     old: dict[str, np.ndarray] = {}
     try:
         with np.load(target, allow_pickle=False) as data:
@@ -126,7 +106,7 @@ def build_word_vectors(papers: Iterable[Paper], encode: Callable[[list[str]], np
                 old = dict(zip(data["words"].tolist(), data["vectors"]))
     except Exception:  # noqa: BLE001 - missing, truncated (BadZipFile) or foreign: embed everything
         pass
-    todo = [w for w in words if w not in old]
+    todo = [w for w in vocabulary if w not in old]
     fresh: dict[str, np.ndarray] = {}
     bar = progress(len(todo), "Embedding words") if progress and todo else None
     for start in range(0, len(todo), 512):
@@ -136,10 +116,10 @@ def build_word_vectors(papers: Iterable[Paper], encode: Callable[[list[str]], np
             bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    rows = [fresh[w] if w in fresh else old[w] for w in words]
+    rows = [fresh[w] if w in fresh else old[w] for w in vocabulary]
     vectors = np.stack(rows).astype(np.float16) if rows else np.zeros((0, 0), dtype=np.float16)
     with atomic_path(target, ".npz") as tmp:
-        np.savez(tmp, words=np.array(words), df=np.array([df[w] for w in words], dtype=np.int32), vectors=vectors,
+        np.savez(tmp, words=np.array(vocabulary), df=np.array([df[w] for w in vocabulary], dtype=np.int32), vectors=vectors,
                  model=np.array(model), papers=np.array(n_papers))
     return len(todo)
 
@@ -180,10 +160,10 @@ class WordVectors:
 
     def readable_share(self, question: str) -> float:
         """Share of the question's words that are corpus words or English function words."""
-        words = words_of(question)
-        if not words:
+        found = words(question)
+        if not found:
             return 1.0
-        return sum(w in self.row or w in ENGLISH_STOPWORDS for w in words) / len(words)
+        return sum(w in self.row or w in STOPWORDS for w in found) / len(found)
 
     def readable(self, question: str) -> bool:
         """Whether a question is in a language the model reads: mostly corpus words and
@@ -210,7 +190,7 @@ class WordVectors:
     def _rows_of(self, paper: Paper) -> np.ndarray:
         rows = self._paper_rows.get(paper.paper_id)
         if rows is None:
-            rows = np.array(sorted({self.row[w] for w in words_of(_paper_text(paper)) if w in self.row}), dtype=np.int64)
+            rows = np.array(sorted({self.row[w] for w in words(_paper_text(paper)) if w in self.row}), dtype=np.int64)
             if len(self._paper_rows) > 50_000:
                 self._paper_rows.clear()
             self._paper_rows[paper.paper_id] = rows

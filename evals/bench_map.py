@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from assistant.config import Settings
-from assistant.index import Store, read_snapshot, split_sentences
+from assistant.index import Store, read_snapshot
 from assistant.models import Occurrence, Paper
-from assistant.topics import _pca, build_map, paper_vectors_from_store
+from assistant.text import split_sentences
+from assistant.topics import build_map, paper_vectors_from_store, pca
 
 TRUST_SAMPLE = 3000  # above this many papers, trustworthiness is measured on a random subset of them
 
@@ -99,7 +100,7 @@ def trust(vectors: np.ndarray, xy: np.ndarray, seed: int = 0) -> tuple[float, in
 
 def measure(name: str, ids: list[str], vectors: np.ndarray, papers: dict[str, Paper]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    pca = _pca(vectors)
+    pca_xy = pca(vectors)
     pca_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     corpus_map = build_map(ids, vectors, papers)
@@ -108,7 +109,7 @@ def measure(name: str, ids: list[str], vectors: np.ndarray, papers: dict[str, Pa
     xy = np.array([[p["x"], p["y"]] for p in corpus_map.points])
     v = vectors[order]
     trust_ours, on = trust(v, xy)
-    trust_pca, _ = trust(v, pca[order])
+    trust_pca, _ = trust(v, pca_xy[order])
     m = corpus_map.method
     return {"corpus": name, "papers": len(ids), "pca_trustworthiness_at_10": round(trust_pca, 4),
             "trustworthiness_at_10": round(trust_ours, 4), "trust_measured_on": on, "layout": m["layout"],

@@ -19,7 +19,8 @@ from assistant.evidence import gather
 from assistant.config import PROJECT_ROOT
 from assistant.console import fail, load_settings, out
 from assistant.index import IndexProblem
-from evals.evaluate import Question, display_path, file_sha256, load_questions
+from evals.metrics import Question, load_questions
+from evals.runner import display_path, file_sha256
 
 if TYPE_CHECKING:
     from assistant.pipeline import Assistant

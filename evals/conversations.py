@@ -38,19 +38,10 @@ from typing import Any
 from assistant.config import Settings
 from assistant.corpus import normalize_title
 from assistant.files import atomic_write_json
-from evals.evaluate import (
-    _mean,
-    citation_precision,
-    citation_recall,
-    display_path,
-    fact_first,
-    fact_recall,
-    file_sha256,
-    fmt,
-    git_commit,
-    table,
-)
 from evals.condense import Condenser
+from evals.metrics import citation_precision, citation_recall, fact_first, fact_recall, mean
+from evals.report import fmt, table
+from evals.runner import display_path, file_sha256, git_commit
 from evals.stats import percentile
 
 KINDS = ("first", "follow_up", "switch", "unanswerable")
@@ -189,14 +180,14 @@ def turn_row(conversation: Conversation, i: int, turn: ConversationTurn, answer:
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    score = lambda key: _mean(r["scores"].get(key) for r in rows)  # noqa: E731
+    score = lambda key: mean(r["scores"].get(key) for r in rows)  # noqa: E731
     timed = lambda key: [r["scores"][key] for r in rows if r["scores"].get(key) is not None]  # noqa: E731
     gold_rows = [r for r in rows if r["gold_titles"]]
     return {"n": len(rows), "recall@1": score("recall@1"), "cite_precision": score("cite_precision"),
             "cite_recall": score("cite_recall"), "fact_recall": score("fact_recall"), "fact_first": score("fact_first"),
             "hijack": score("hijacked"), "read_as_follow_up": score("read_as_follow_up"),
-            "declined": _mean(r["scores"]["declined"] for r in gold_rows) if gold_rows else None,
-            "refused_or_not_in_paper": _mean(r["scores"]["declined"] for r in rows if not r["gold_titles"]),
+            "declined": mean(r["scores"]["declined"] for r in gold_rows) if gold_rows else None,
+            "refused_or_not_in_paper": mean(r["scores"]["declined"] for r in rows if not r["gold_titles"]),
             "invalid_citations": sum(r["scores"]["invalid_citations"] for r in rows),
             "fallback": score("fallback"), "condense_p50_ms": percentile(timed("condense_ms"), 0.5),
             "latency_p50_ms": percentile(timed("latency_ms"), 0.5),

@@ -24,7 +24,7 @@ from assistant.config import PROJECT_ROOT, Settings
 from assistant.files import atomic_write_json
 from evals import conversations
 from evals.conversations import is_conversation_set
-from evals.evaluate import file_sha256, git_commit, run_eval
+from evals.runner import file_sha256, git_commit, run_eval
 
 FLOORS_FILE = PROJECT_ROOT / "evals" / "floors.json"
 SETS = {name: f"evals/questions/{name}.jsonl" for name in ("core", "hard", "heldout", "refusal", "lists",

@@ -32,7 +32,9 @@ from typing import Any
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.corpus import normalize_title
-from evals.evaluate import Question, display_path, file_sha256, git_commit, load_questions, table
+from evals.metrics import Question, load_questions
+from evals.report import table
+from evals.runner import display_path, file_sha256, git_commit
 from evals.stats import percentile
 
 RULES = ("naive", "today", "ours")

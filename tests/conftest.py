@@ -74,9 +74,9 @@ def assert_index_exact(settings: Settings) -> None:
         _local_digests,
         read_manifest,
         read_snapshot,
-        split_sentences,
     )
     from assistant.keyword import KeywordIndex
+    from assistant.text import split_sentences
 
     papers = load_corpus(settings.corpus_dir).papers
     ids = {p.paper_id for p in papers}
@@ -93,7 +93,8 @@ def assert_index_exact(settings: Settings) -> None:
     assert manifest["local_files"] == _local_digests(settings.index_dir)
     keyword = KeywordIndex(settings.index_dir / KEYWORD_DIR)
     assert len(keyword) == len(ids) + n_sentences and set(keyword.unit_papers) == ids
-    from assistant.words import WORDS_FILE, WordVectors, words_of
+    from assistant.text import words
+    from assistant.words import WORDS_FILE, WordVectors
 
-    vocabulary = {w for p in papers for w in words_of(f"{p.title} {p.abstract}")}
+    vocabulary = {w for p in papers for w in words(f"{p.title} {p.abstract}")}
     assert set(WordVectors(settings.index_dir / WORDS_FILE, lambda words: None).row) == vocabulary

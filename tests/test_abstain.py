@@ -11,7 +11,7 @@ import pytest
 
 from assistant.abstain import SIGNALS, AbstentionModel, AbstentionModelError, question_signals
 from assistant.config import PROJECT_ROOT, Settings
-from evals.evaluate import file_sha256
+from evals.runner import file_sha256
 from evals.calibrate import fit, group_threshold, margin_threshold, operating_threshold
 
 

@@ -23,7 +23,6 @@ from assistant.answer import (
 )
 from assistant.citations import (
     MARKER,
-    _split_keep_layout,
     claim_text,
     strip_markers,
     verify,
@@ -41,6 +40,7 @@ from assistant.focus import (
 )
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Paper
+from assistant.text import sentence_pieces
 from assistant.words import WordSupport
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 from tests.test_citations import BagOfWords, source
@@ -115,7 +115,7 @@ def test_a_one_paper_question_cites_one_paper_with_the_sentences_that_answer() -
     # The contribution first, the background opener after it, the fragment never.
     assert [s for s, _ in pairs] == [OPT[1], OPT[2], OPT[0]]
     # Every sentence of the answer carries a marker.
-    for piece in _split_keep_layout(text):
+    for piece in sentence_pieces(text):
         claim = claim_text(piece)
         if claim and not claim.endswith(":"):
             assert MARKER.search(piece), piece

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from assistant.config import Settings
-from assistant.index import split_sentences
+from assistant.text import split_sentences
 from evals.servers import ARTIFACTS, free_port, running_server
 from tests.conftest import write_small_corpus
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources

@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from assistant.citations import (
     MARKER,
     Source,
-    _split_keep_layout,
     claim_text,
     marker_numbers,
     strip_markers,
     verify,
 )
 from assistant.models import Occurrence, Paper
+from assistant.text import sentence_pieces
 
 THRESHOLD = 0.55
 STOP = {"a", "an", "the", "of", "on", "in", "and", "or", "to", "is", "are", "by", "with", "for", "its", "it", "we",
@@ -200,7 +200,7 @@ def test_a_quoted_sentence_is_cut_where_the_index_cuts_it(sources, embed) -> Non
     src = [source(1, "p", "Paper", [quoted, "Another sentence of the abstract."])]
     v = verify(f"{quoted} [1]", src, embed, THRESHOLD)
     assert v.removed == [] and v.citations[0].quote == quoted and v.groundedness == 1.0
-    assert [p for p in _split_keep_layout(v.text) if p.strip()] == [f"{quoted} [1]"]
+    assert [p for p in sentence_pieces(v.text) if p.strip()] == [f"{quoted} [1]"]
 
 
 @pytest.mark.parametrize("marker, expected", [("[1-3]", [1, 2, 3]), ("[1\u20132]", [1, 2]), ("[2, 2]", [2, 2]),

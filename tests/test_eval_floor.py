@@ -10,7 +10,7 @@ import json
 import pytest
 
 from assistant.config import PROJECT_ROOT, Settings
-from evals.evaluate import file_sha256
+from evals.runner import file_sha256
 from evals.floors import FLOORS_FILE, SETS, measure, violations
 
 SPEC = json.loads(FLOORS_FILE.read_text(encoding="utf-8"))

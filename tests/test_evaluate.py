@@ -14,7 +14,7 @@ from assistant.cli import app
 from assistant.corpus import normalize_title
 from assistant.models import AnswerContract
 from evals.stats import percentile
-from evals.evaluate import (
+from evals.metrics import (
     EvalRun,
     Output,
     Question,
@@ -23,23 +23,20 @@ from evals.evaluate import (
     all_at_k,
     citation_precision,
     citation_recall,
-    compare_runs,
     fact_first,
     fact_recall,
     gold_ranks,
     invalid_citations,
     load_questions,
-    miss_reason,
     ndcg_at_k,
-    parse_configs,
     recall_at_k,
     reciprocal_rank,
-    result_row,
     score_question,
     summarize,
     summarize_config,
-    write_outputs,
 )
+from evals.report import compare_runs, miss_reason, write_outputs
+from evals.runner import parse_configs, result_row
 
 RANKED = ["Xenon Paper", "alpha: A Study", "Yak", "Zebra", "Beta-Net"]  # gold A at 2, B at 5
 GOLD = ["Alpha: a study!", "Beta Net"]  # differently cased/punctuated on purpose
@@ -366,7 +363,7 @@ def test_llm_mode_scores_the_draft_before_verification(full_index) -> None:
     from pydantic import SecretStr
 
     from assistant.pipeline import Assistant
-    from evals.evaluate import pipeline_output
+    from evals.runner import pipeline_output
     from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 
     def reply(body: dict) -> Reply:
@@ -391,7 +388,7 @@ def test_llm_mode_scores_the_draft_before_verification(full_index) -> None:
 
 
 def test_headline_separates_single_paper_multi_paper_and_unanswerable_questions() -> None:
-    from evals.evaluate import headline
+    from evals.metrics import headline
 
     def row(gold: list[str], expects: bool, abstained: float | None, **scores: float) -> dict:
         return {"gold_titles": gold, "expects_abstention": expects, "scores": {"abstained": abstained, **scores}}
@@ -418,7 +415,7 @@ def test_headline_separates_single_paper_multi_paper_and_unanswerable_questions(
 def test_headline_measures_the_answer_and_refusals_by_kind() -> None:
     """Citation precision and recall and fact recall over answerable questions (a
     refusal counts 0 for recall, nothing for precision); refusals per kind."""
-    from evals.evaluate import headline
+    from evals.metrics import headline
 
     def row(gold: list[str], abstained: float, kind: str | None = None, **scores: float) -> dict:
         return {"gold_titles": gold, "expects_abstention": not gold, "unanswerable_kind": kind,

@@ -23,7 +23,7 @@ from assistant.corpus import (
     normalize_ws,
     parse_file,
 )
-from assistant.index import split_sentences
+from assistant.text import split_sentences
 from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.slow  # ~15 s: 900 examples

@@ -18,11 +18,11 @@ from assistant.index import (
     Store,
     index_lock,
     read_manifest,
-    split_sentences,
     sync,
     units_for,
 )
 from assistant.pipeline import Assistant
+from assistant.text import split_sentences
 from evals.servers import ChromaServer
 from tests.conftest import assert_index_exact, write_small_corpus
 

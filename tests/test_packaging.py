@@ -6,6 +6,7 @@ model ship inside it)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -20,6 +21,10 @@ from assistant.config import PROJECT_ROOT
 from tests.conftest import write_small_corpus
 
 BIN = Path(sys.executable).parent
+# What a question runs through, from the question to the checked answer.
+RUNTIME_PATH = ("pipeline", "retrieve", "answer", "focus", "citations", "decide", "abstain")
+RUNTIME_PATH_MAX_LINES = 50
+MAX_LINES = 60
 
 
 def run(cmd: list[str], cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None,
@@ -47,6 +52,46 @@ def test_the_runtime_type_checks_strictly() -> None:
 def test_runtime_never_imports_the_lab_and_nothing_imports_in_a_circle() -> None:
     result = run([str(BIN / "lint-imports")])
     assert result.returncode == 0 and "0 broken" in result.stdout, result.stdout + result.stderr
+
+
+def function_lengths(path: Path) -> list[tuple[str, int]]:
+    """Every function and method in a file, nested ones too, with its length in lines
+    from `def` to its last line (docstring included, decorators not)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.name}", (node.end_lineno or node.lineno) - node.lineno + 1)
+            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_functions_are_short() -> None:
+    """No function in assistant/ or ui/ over 60 lines, none on the runtime path
+    (assistant/pipeline.py, retrieve.py, answer.py, focus.py, citations.py, decide.py,
+    abstain.py) over 50: a newcomer reads each on one screen."""
+    too_long = []
+    for path in sorted([*(PROJECT_ROOT / "assistant").glob("*.py"), *(PROJECT_ROOT / "ui").glob("*.py")]):
+        limit = RUNTIME_PATH_MAX_LINES if path.parent.name == "assistant" and path.stem in RUNTIME_PATH else MAX_LINES
+        too_long += [f"{name}: {n} lines (at most {limit})" for name, n in function_lengths(path) if n > limit]
+    assert not too_long, "\n".join(too_long)
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """`from assistant.index import _x` or `topics._x` across modules couples one module to
+    another's internals; what is shared is public (assistant/text.py holds the text helpers)."""
+    found = []
+    for path in sorted(p for root in ("assistant", "ui", "evals") for p in (PROJECT_ROOT / root).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        ours = {"assistant", "ui", "evals"}
+        modules = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                   and (n.module or "").split(".")[0] in ours for a in n.names}
+        modules |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                    for a in n.names if a.name.split(".")[0] in ours}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ours:
+                found += [f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.module}.{a.name}"
+                          for a in node.names if a.name.startswith("_")]
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                  and node.attr.startswith("_") and not node.attr.startswith("__")):
+                found.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.value.id}.{node.attr}")
+    assert not found, "\n".join(found)
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from assistant.corpus import CHROME, load_corpus, normalize_title, parse_file
-from assistant.index import split_sentences
+from assistant.text import split_sentences
 from evals.bench.synth import (
     CachedEmbedder,
     VectorCache,

@@ -52,7 +52,7 @@ def test_layout_keeps_neighbours_better_than_pca_and_is_deterministic() -> None:
     x, _ = blobs()
     xy, method = layout_2d(x)
     assert method["layout"] == "t-SNE" and xy.shape == (len(x), 2) and np.isfinite(xy).all()
-    trust, trust_pca = trustworthiness_at(x, xy), trustworthiness_at(x, topics._pca(x))
+    trust, trust_pca = trustworthiness_at(x, xy), trustworthiness_at(x, topics.pca(x))
     assert trust is not None and trust_pca is not None and trust >= 0.9 and trust > trust_pca
     assert np.array_equal(xy, layout_2d(x)[0])  # same papers, same picture
 

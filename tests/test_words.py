@@ -12,13 +12,13 @@ import pytest
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.corpus import load_corpus
+from assistant import text
 from assistant.words import (
     WORDS_FILE,
     WordVectors,
     build_word_vectors,
     content_words,
     looks_foreign,
-    words_of,
 )
 from tests.conftest import write_small_corpus
 
@@ -48,7 +48,7 @@ def test_vocabulary_vectors_are_the_models_and_only_new_words_are_embedded_again
     encoder = CountingEncoder(settings)
     target = tmp_path / WORDS_FILE
     three = load_corpus(settings.corpus_dir).papers
-    vocabulary = {w for p in three for w in words_of(f"{p.title} {p.abstract}")}
+    vocabulary = {w for p in three for w in text.words(f"{p.title} {p.abstract}")}
     assert build_word_vectors(three, encoder.encode, "m1", target) == len(vocabulary)
     words = WordVectors(target, encoder.encode)
     assert set(words.row) == vocabulary and words.n_papers == 3
@@ -58,7 +58,7 @@ def test_vocabulary_vectors_are_the_models_and_only_new_words_are_embedded_again
     assert int(words.df[words.row["the"]]) == 3  # every abstract uses it
 
     six = load_corpus(write_small_corpus(tmp_path / "c6", n_papers=6)).papers
-    bigger = {w for p in six for w in words_of(f"{p.title} {p.abstract}")}
+    bigger = {w for p in six for w in text.words(f"{p.title} {p.abstract}")}
     encoder.seen.clear()
     assert build_word_vectors(six, encoder.encode, "m1", target) == len(bigger - vocabulary)
     assert set(encoder.seen) == bigger - vocabulary  # the three papers' words were reused

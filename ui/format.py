@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from assistant.citations import MARKER
 from assistant.cite import from_listing, to_bibtex
-from assistant.index import split_sentences
+from assistant.text import split_sentences
 from assistant.models import Answer, Citation, Hit, Notice, Paper
 
 INFORMING = ("listing", "follow_up")  # notice kinds shown as information, not as a warning

@@ -22,7 +22,7 @@ from typing import Any
 
 import uvicorn
 
-from ui.server import _send_json
+from ui.server import send_json
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class DrainGate:
             await self.app(scope, receive, send)
             return
         if self.draining:
-            await _send_json(send, 503, {"error": "The server is shutting down; try again in a moment."},
+            await send_json(send, 503, {"error": "The server is shutting down; try again in a moment."},
                              [(b"retry-after", str(RETRY_AFTER_S).encode()), (b"connection", b"close")])
             return
         counted = not any(method in (None, scope.get("method")) and part in scope.get("path", "")

@@ -40,7 +40,7 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-async def _send_json(send: Any, status: int, body: dict[str, Any],
+async def send_json(send: Any, status: int, body: dict[str, Any],
                      headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status,
@@ -81,7 +81,7 @@ class BasicAuth:
         message = "Authentication required (HTTP basic auth)."
         body = openai_error_body(message, "authentication_error", "invalid_api_key") \
             if scope.get("path", "").startswith("/v1/") else {"error": message}
-        await _send_json(send, 401, body, [(b"www-authenticate", b'Basic realm="assistant", charset="UTF-8"')])
+        await send_json(send, 401, body, [(b"www-authenticate", b'Basic realm="assistant", charset="UTF-8"')])
 
 
 class BodyLimit:
@@ -100,7 +100,7 @@ class BodyLimit:
         too_big = openai_error_body(message, "invalid_request_error", "request_too_large") if self.openai \
             else {"error": message}
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await _send_json(send, 413, too_big)
+            await send_json(send, 413, too_big)
             return
         seen = 0
 
@@ -123,7 +123,7 @@ class BodyLimit:
             await self.app(scope, counted, tracking_send)
         except _TooBig:
             if not started:
-                await _send_json(send, 413, too_big)
+                await send_json(send, 413, too_big)
 
 
 class _TooBig(Exception):

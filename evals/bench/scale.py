@@ -363,7 +363,7 @@ def _machine() -> dict[str, Any]:
     import chromadb
     import torch
 
-    from assistant.embed import _cpu_has_bf16
+    from assistant.embed import cpu_has_bf16
 
     cpu = ""
     try:
@@ -374,7 +374,7 @@ def _machine() -> dict[str, Any]:
 
     return {"cpus": os.cpu_count(), "cpu": cpu, "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "python": platform.python_version(), "chromadb": chromadb.__version__, "torch": torch.__version__,
-            "bf16": _cpu_has_bf16(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+            "bf16": cpu_has_bf16(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _derive(results: dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ from assistant.corpus import (
     paper_id_for,
 )
 from assistant.files import atomic_path
-from assistant.index import split_sentences
+from assistant.text import split_sentences
 from assistant.models import Paper
 
 HEADER = ["new", "Get trending papers in your email inbox!", "Subscribe", "byAK and the research community", "Mar 14"]
