@@ -41,8 +41,7 @@ from assistant.files import atomic_write_json
 from assistant.index import IndexProblem
 
 if TYPE_CHECKING:
-    from assistant.answer import Evidence
-    from assistant.retrieve import Index, Ranking
+    from assistant.evidence import Evidence
 
 SIGNALS = ("best_sentence", "paper_similarity", "keyword", "word_support_min", "word_support_weighted")
 
@@ -95,21 +94,15 @@ class AbstentionModel:
             ) from None
 
 
-def question_signals(query: str, ranking: Ranking, evidence: Evidence, index: Index) -> dict[str, float]:
-    """The model's inputs for one question, mostly from what answering computes anyway;
-    keyword-only retrieval needs one more Chroma query (the paper similarity)."""
-    paper_similarity = ranking.paper_similarity
-    if paper_similarity is None:
-        vector = ranking.query_vector
-        paper_similarity = index.paper_similarity(vector) if vector is not None else 0.0
-    weakest, weighted = (0.0, 0.0)
-    if evidence.sources:
-        top = evidence.sources[0]
-        weakest, weighted = evidence.support.get(top.n) or index.words.support(query, [top.paper])[0]
+def question_signals(evidence: Evidence) -> dict[str, float]:
+    """The model's inputs for one question, all measured once for answering
+    (assistant/evidence.py): its top paper's record and the question-wide signals."""
+    top = evidence.sources[0] if evidence.sources else None
+    support = top.support if top is not None else None
     return {
-        "best_sentence": evidence.best(1) if evidence.sources else 0.0,
-        "paper_similarity": paper_similarity,
-        "keyword": ranking.keyword_top,
-        "word_support_min": weakest,
-        "word_support_weighted": weighted,
+        "best_sentence": top.best if top is not None else 0.0,
+        "paper_similarity": evidence.paper_similarity,
+        "keyword": evidence.keyword_top,
+        "word_support_min": support.weakest if support is not None else 0.0,
+        "word_support_weighted": support.weighted if support is not None else 0.0,
     }

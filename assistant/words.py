@@ -31,7 +31,7 @@ import math
 import threading
 import unicodedata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
 
@@ -124,6 +124,17 @@ def build_word_vectors(papers: Iterable[Paper], encode: Callable[[list[str]], np
     return len(todo)
 
 
+class WordSupport(NamedTuple):
+    """How near a paper's words come to a question's content words: the least supported
+    word's best similarity, the idf-weighted mean, and each word's own (the "does not
+    mention" answer to a follow-up names the words that come nowhere near,
+    assistant/conversation.py)."""
+
+    weakest: float
+    weighted: float
+    per_word: dict[str, float]
+
+
 class WordVectors:
     """The stored vocabulary, read once per process."""
 
@@ -185,24 +196,14 @@ class WordVectors:
             self._paper_rows[paper.paper_id] = rows
         return rows
 
-    def best_per_word(self, question: str, paper: Paper) -> dict[str, float]:
-        """Each content word of the question: its best similarity to a word of the paper
-        (what `support` aggregates); the "does not mention" answer to a follow-up names
-        the words that come nowhere near (assistant/conversation.py)."""
-        words = content_words(question)
-        rows = self._rows_of(paper)
-        if not words or not len(rows):
-            return dict.fromkeys(words, 0.0)
-        return dict(zip(words, (self._question_vectors(words) @ self.vectors[rows].T).max(axis=1).tolist()))
-
-    def support(self, question: str, papers: list[Paper]) -> list[tuple[float, float]]:
+    def support(self, question: str, papers: list[Paper]) -> list[WordSupport]:
         """Per paper: (weakest, idf-weighted mean) over the question's content words of
         each word's best similarity to a word of the paper. The question's words, vectors
         and weights are worked out once for all the papers. A question without content
         words lacks nothing: (1, 1)."""
         words = content_words(question)
         if not words:
-            return [(1.0, 1.0)] * len(papers)
+            return [WordSupport(1.0, 1.0, {})] * len(papers)
         vectors = self._question_vectors(words)
         idf = np.array([math.log((self.n_papers + 1) / (int(self.df[self.row[w]]) + 1 if w in self.row else 1))
                         for w in words])
@@ -210,9 +211,9 @@ class WordVectors:
         for paper in papers:
             rows = self._rows_of(paper)
             if not len(rows):
-                out.append((0.0, 0.0))
+                out.append(WordSupport(0.0, 0.0, dict.fromkeys(words, 0.0)))
                 continue
             best = (vectors @ self.vectors[rows].T).max(axis=1)
             weighted = float((best * idf).sum() / idf.sum()) if idf.sum() > 0 else float(best.mean())
-            out.append((float(best.min()), weighted))
+            out.append(WordSupport(float(best.min()), weighted, dict(zip(words, best.tolist()))))
         return out

@@ -37,7 +37,7 @@ TRUST_SAMPLE = 3000  # above this many papers, trustworthiness is measured on a 
 
 def real_corpus(settings: Settings) -> tuple[list[str], np.ndarray, dict[str, Paper], dict[str, np.ndarray]]:
     """Paper ids, paper vectors, papers and each paper's sentence vectors, from the index."""
-    store = Store(settings, create=False)
+    store = Store(settings.store_config, create=False)
     papers = {p.paper_id: p for p in read_snapshot(settings.index_dir)}
     ids, vectors = paper_vectors_from_store(store)
     keep = [i for i, pid in enumerate(ids) if pid in papers]

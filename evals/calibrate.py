@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from assistant.abstain import SIGNALS, AbstentionModel, question_signals
+from assistant.evidence import gather
 from assistant.config import PROJECT_ROOT
 from assistant.console import fail, load_settings, out
 from assistant.index import IndexProblem
@@ -138,11 +139,12 @@ def calibration_rows(assistant: Assistant, questions: Sequence[Question],
     usable = [q for q in questions if not q.is_heldout]
     for q in tqdm(usable, desc="calibrating", unit="q", disable=not progress, mininterval=0.5):
         query = assistant.clean_question(q.question)
-        ranking = assistant.index.search(query, k=max(settings.retrieve_k, 10))
-        evidence = assistant.evidence(ranking, query, settings.top_k)
-        if evidence.named or not assistant.readable(query):
+        index = assistant.index
+        ranking = index.search(query, k=max(settings.retrieve_k, 10))
+        evidence = gather(index, ranking, query, settings.top_k)
+        if evidence.named or not assistant.readable(query, index):
             continue
-        rows.append((question_signals(query, ranking, evidence, assistant.index), not q.expects_abstention))
+        rows.append((question_signals(evidence), not q.expects_abstention))
     return rows
 
 

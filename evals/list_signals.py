@@ -76,13 +76,13 @@ def paper_signals(question: str, evidence: Any, encode: Callable[[list[str]], np
     core = {w for w in stems(subject(question)) if w not in GENERIC_STEMS}
     vectors = encode([subject(question)] + [s.paper.title for s in evidence.sources])
     subject_vector, title_vectors = vectors[0], vectors[1:]
-    means = [evidence.vectors[s.n].mean(axis=0) for s in evidence.sources]
+    means = [s.vectors.mean(axis=0) for s in evidence.sources]
     means = [m / max(float(np.linalg.norm(m)), 1e-9) for m in means]
     rows = []
     for rank, (src, title_vector, mean) in enumerate(zip(evidence.sources, title_vectors, means)):
-        sims, sentence_stems = np.array(evidence.similarities[src.n] or [0.0]), [stems(t) for t in src.sentences]
-        to_subject = evidence.vectors[src.n] @ subject_vector if len(evidence.vectors[src.n]) else np.zeros(1)
-        row = {"best": float(sims.max()), "support": evidence.support[src.n][1], "bm25": evidence.keyword.get(src.n, 0.0),
+        sims, sentence_stems = np.array(src.similarities or [0.0]), [stems(t) for t in src.sentences]
+        to_subject = src.vectors @ subject_vector if len(src.vectors) else np.zeros(1)
+        row = {"best": float(sims.max()), "support": src.support.weighted, "bm25": src.keyword,
                "rank": float(rank), "sim_first": float(mean @ means[0]), "share_near": float((sims >= 0.5).mean()),
                "best_position": float(sims.argmax()) / len(sims), "title_subject": float(title_vector @ subject_vector),
                "subject_best": float(to_subject.max()),
@@ -105,15 +105,16 @@ def _share(words: set[str], found: frozenset[str]) -> float:
 def collect(settings: Settings) -> list[dict[str, Any]]:
     """Per tune question: its id and, per paper read, the signals and whether it is gold."""
     from assistant.corpus import normalize_title
+    from assistant.evidence import gather
     from assistant.pipeline import Assistant
 
     assistant = Assistant(settings)
     out = []
     for q in tune_questions():
-        ranking = assistant.index.search(q.question, k=max(settings.retrieve_k, 10, settings.list_top_k),
-                                         retriever="hybrid")
-        evidence = assistant.evidence(ranking, q.question, settings.list_top_k)
-        signals = paper_signals(q.question, evidence, assistant.index.embedder.encode)
+        index = assistant.index
+        ranking = index.search(q.question, k=max(settings.retrieve_k, 10, settings.list_top_k), retriever="hybrid")
+        evidence = gather(index, ranking, q.question, settings.list_top_k)
+        signals = paper_signals(q.question, evidence, index.dense.encode)
         gold = [normalize_title(s.paper.title) in q.gold for s in evidence.sources]
         out.append({"id": q.id, "set": q.id.split("-")[0], "n_gold": len(q.gold), "signals": signals, "gold": gold})
     return out

@@ -123,20 +123,21 @@ def todays_rule(question: str, evidence: Any) -> list[int]:
     """Source numbers the answer cited before issue 29 (module docstring)."""
     from assistant import focus as f
 
-    best = {n: max(s) for n, s in evidence.similarities.items() if s}
+    best = {s.n: s.best for s in evidence.sources if s.similarities}
     named = sorted(evidence.named)
     order = [n for n in sorted(best) if best[n] >= f.FLOOR or n in named]
     if not order:
         return []
-    support = {n: weighted for n, (_, weighted) in evidence.support.items()}
+    support = {s.n: s.support.weighted for s in evidence.sources if s.support is not None}
     if not (f.PLURAL.search(question) or f.COMPARE.search(question) or len(named) > 1):
         papers = [named[0] if named else order[0]]
     elif len(named) > 1:
         papers = named
     else:
-        papers = f.near_the_best(order, best, evidence.scores, named, support)
+        papers = f.near_the_best(order, best, {s.n: s.score for s in evidence.sources}, named, support)
     papers = papers[:f.SEVERAL_MAX_PAPERS]
-    if extra := f.sides(question, evidence.part_similarities) - set(papers):
+    parts = {s.n: s.part_similarities for s in evidence.sources if s.part_similarities}
+    if extra := f.sides(question, parts) - set(papers):
         papers = sorted(set(papers) | extra)[:f.SEVERAL_MAX_PAPERS]
     return papers
 
@@ -144,15 +145,18 @@ def todays_rule(question: str, evidence: Any) -> list[int]:
 def naive_rule(evidence: Any) -> list[int]:
     from assistant.focus import FLOOR
 
-    return [s.n for s in evidence.sources if evidence.best(s.n) >= FLOOR]
+    return [s.n for s in evidence.sources if s.best >= FLOOR]
 
 
 def run_question(assistant: Any, lq: ListQuestion) -> list[dict[str, Any]]:
     """One question through the pipeline (ours) and the two baselines on its retrieval."""
     q, s = lq.question, assistant.settings
     answer = assistant.ask(q.question, mode="offline", retriever="hybrid", qid=q.id)
-    ranking = assistant.index.search(q.question, k=max(s.retrieve_k, 10, s.list_top_k), retriever="hybrid")
-    wide, narrow = (assistant.evidence(ranking, q.question, k) for k in (s.list_top_k, s.top_k))
+    from assistant.evidence import gather
+
+    index = assistant.index
+    ranking = index.search(q.question, k=max(s.retrieve_k, 10, s.list_top_k), retriever="hybrid")
+    wide, narrow = (gather(index, ranking, q.question, k) for k in (s.list_top_k, s.top_k))
     titles = {src.n: src.paper.title for src in wide.sources}
     cited = {
         "naive": [titles[n] for n in naive_rule(wide)],

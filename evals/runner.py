@@ -50,10 +50,11 @@ def _progress(total: int, desc: str) -> Any:
 def answer_evidence(assistant: Any, question: str, hits: list[Any], index: Any) -> Any:
     """The numbered sources an answer was drafted from, rebuilt from its hits (the
     Answer does not carry sentence vectors), for the LLM draft's groundedness."""
+    from assistant.evidence import gather
     from assistant.retrieve import Ranking
 
     named = [pid for pid in index.named_papers(question) if pid in index.papers]
-    return assistant.evidence(Ranking(hits=hits, query_vector=None, named=named), question, assistant.settings.top_k)
+    return gather(index, Ranking(hits=hits, query_vector=None, named=named), question, assistant.settings.top_k)
 
 
 def final_groundedness(answer: Any, index: Any, threshold: float) -> float | None:
@@ -63,11 +64,11 @@ def final_groundedness(answer: Any, index: Any, threshold: float) -> float | Non
 
     if answer.abstained or not answer.citations:
         return None
-    sources = [Source(n=c.n, paper=index.papers[c.paper_id], sentences=index.sentences[c.paper_id])
-               for c in answer.citations if c.paper_id in index.papers]
-    vectors = index.sentence_vectors([s.paper.paper_id for s in sources])
-    by_n = {s.n: vectors[s.paper.paper_id] for s in sources}
-    checked = verify(answer.answer, sources, index.embedder.encode, threshold, by_n)
+    cited = [c for c in answer.citations if c.paper_id in index.papers]
+    vectors = index.dense.sentence_vectors([c.paper_id for c in cited])
+    sources = [Source(n=c.n, paper=index.papers[c.paper_id], sentences=index.sentences[c.paper_id],
+                      vectors=vectors[c.paper_id]) for c in cited]
+    checked = verify(answer.answer, sources, index.dense.encode, threshold)
     return checked.groundedness if checked.cited_claims else None
 
 
@@ -79,7 +80,7 @@ def draft_groundedness(draft: str, evidence: Any, index: Any, threshold: float) 
 
     if not draft.strip() or NO_ANSWER in draft:
         return None
-    checked = verify(draft, evidence.sources, index.embedder.encode, threshold, evidence.vectors)
+    checked = verify(draft, evidence.sources, index.dense.encode, threshold)
     return checked.groundedness if checked.cited_claims else 0.0
 
 

@@ -81,7 +81,7 @@ def assert_index_exact(settings: Settings) -> None:
     papers = load_corpus(settings.corpus_dir).papers
     ids = {p.paper_id for p in papers}
     n_sentences = sum(len(split_sentences(p.abstract)) for p in papers)
-    store = Store(settings)
+    store = Store(settings.store_config)
     complete = store.complete_papers()
     assert set(complete) == ids, f"missing {ids - set(complete)}, extra {set(complete) - ids}"
     assert all(complete[p.paper_id]["content_hash"] == f"{p.content_hash()}-u{UNITS_VERSION}" for p in papers)

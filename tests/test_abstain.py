@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.abstain import SIGNALS, AbstentionModel, AbstentionModelError
+from assistant.abstain import SIGNALS, AbstentionModel, AbstentionModelError, question_signals
 from assistant.config import PROJECT_ROOT, Settings
 from evals.runner import file_sha256
 from evals.calibrate import fit, group_threshold, margin_threshold, operating_threshold
@@ -226,3 +226,24 @@ def test_calibrate_refuses_a_question_set_without_unanswerable_questions(full_in
     result = run_calibrate(full_index, monkeypatch, "--questions", str(questions), "--out", str(target))
     assert result.exit_code == 1 and "both answerable and unanswerable" in result.output
     assert not target.exists()  # nothing half-written
+
+
+def test_the_signals_come_from_the_records_alone() -> None:
+    """Abstention reads one thing, the evidence: its top paper's record and the two
+    question-wide signals, with no ranking or index beside it."""
+    from assistant.citations import Source
+    from assistant.evidence import Evidence
+    from assistant.models import Occurrence, Paper
+    from assistant.words import WordSupport
+
+    paper = Paper(paper_id="p", title="A paper", abstract="One. Two.", occurrences=[Occurrence(file="t.txt", line=1)])
+    top = Source(n=1, paper=paper, sentences=["One.", "Two."], similarities=[0.2, 0.7],
+                 support=WordSupport(0.3, 0.6, {"one": 0.3}))
+    second = Source(n=2, paper=paper, sentences=["One."], similarities=[0.9], support=WordSupport(0.9, 0.9, {}))
+    signals = question_signals(Evidence([top, second], paper_similarity=0.5, keyword_top=7.0))
+    assert signals == {"best_sentence": 0.7, "paper_similarity": 0.5, "keyword": 7.0,
+                       "word_support_min": 0.3, "word_support_weighted": 0.6}
+    assert set(signals) == set(SIGNALS)
+    nothing = question_signals(Evidence([], paper_similarity=0.4, keyword_top=0.0))
+    assert nothing == {"best_sentence": 0.0, "paper_similarity": 0.4, "keyword": 0.0,
+                       "word_support_min": 0.0, "word_support_weighted": 0.0}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from assistant.focus import (
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Paper
 from assistant.text import sentence_pieces
+from assistant.words import WordSupport
 from tests.fake_llm_server import FakeLLM, Reply, parse_sources
 from tests.test_citations import BagOfWords, source
 
@@ -73,9 +75,9 @@ def evidence(sims: dict[int, list[float]], named: set[int] = frozenset()) -> Evi
         source(4, "birds", "Bird Song Species Identification in the Wild", FAR),
     ]
     # Word support and BM25 scores as retrieval gives them: the first three papers share the question's words.
-    return Evidence(sources=sources, similarities=sims, named=set(named), vectors={},
-                    support={1: (0.8, 0.9), 2: (0.8, 0.9), 3: (0.8, 0.9), 4: (0.2, 0.2)},
-                    keyword={1: 3.0, 2: 3.0, 3: 3.0, 4: 0.0})
+    fits = {1: ((0.8, 0.9), 3.0), 2: ((0.8, 0.9), 3.0), 3: ((0.8, 0.9), 3.0), 4: ((0.2, 0.2), 0.0)}
+    return Evidence([replace(s, similarities=sims.get(s.n, []), named=s.n in named,
+                             support=WordSupport(*fits[s.n][0], {}), keyword=fits[s.n][1]) for s in sources])
 
 
 SIMS = {1: [0.55, 0.85, 0.81, 0.30], 2: [0.79, 0.60], 3: [0.78, 0.50], 4: [0.10, 0.05]}
@@ -135,8 +137,8 @@ def test_a_question_asking_for_several_papers_cites_each_that_answers() -> None:
 def test_a_paper_matching_only_some_of_the_question_is_not_among_several() -> None:
     """"Which papers predict stock prices with transformers?": a transformer paper with
     nothing on prices comes near one of the question's words, not all of them."""
-    ev = evidence(SIMS)
-    ev.support = {1: (0.8, 0.90), 2: (0.7, 0.85), 3: (0.4, 0.60), 4: (0.2, 0.30)}  # fit 0.97, 0.84 (< 0.88)
+    support = {1: (0.8, 0.90), 2: (0.7, 0.85), 3: (0.4, 0.60), 4: (0.2, 0.30)}  # fit 0.97, 0.84 (< 0.88)
+    ev = Evidence([replace(s, support=WordSupport(*support[s.n], {})) for s in evidence(SIMS).sources])
     pairs = cited_sentences(draft(ev, SEVERAL))
     assert [n for n in dict.fromkeys(n for _, n in pairs)] == [1, 2]  # 3 comes near the question on one word
 
@@ -450,12 +452,12 @@ SOPHIA = [
 def test_a_comparison_cites_the_paper_a_name_is_introduced_in_even_when_only_its_abstract_has_it() -> None:
     """"Compare Lion and Sophia optimizers": the paper titled with Lion studies it; the
     one introducing it names it only in its abstract."""
-    ev = Evidence(sources=[source(1, "sophia", "Sophia: A Scalable Stochastic Second-order Optimizer", SOPHIA),
-                           source(2, "lion-study", "Lion Secretly Solves Constrained Optimization", LION_STUDY),
-                           source(3, "lion", "Symbolic Discovery of Optimization Algorithms", LION),
-                           source(4, "birds", "Bird Song Species Identification in the Wild", FAR)],
-                  similarities={1: [0.62, 0.40], 2: [0.55, 0.50], 3: [0.35, 0.45], 4: [0.1, 0.1]}, named={1},
-                  vectors={})
+    sims = {1: [0.62, 0.40], 2: [0.55, 0.50], 3: [0.35, 0.45], 4: [0.1, 0.1]}
+    ev = Evidence([replace(s, similarities=sims[s.n], named=s.n == 1) for s in [
+        source(1, "sophia", "Sophia: A Scalable Stochastic Second-order Optimizer", SOPHIA),
+        source(2, "lion-study", "Lion Secretly Solves Constrained Optimization", LION_STUDY),
+        source(3, "lion", "Symbolic Discovery of Optimization Algorithms", LION),
+        source(4, "birds", "Bird Song Species Identification in the Wild", FAR)]])
     text = draft(ev, "Compare Lion and Sophia optimizers")
     assert {n for _, n in cited_sentences(text)} == {1, 3}
     assert LION[1] in text  # the sentence that says what Lion is

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -259,9 +260,8 @@ def test_verbatim_quote_of_another_source_is_still_checked_against_the_cited_one
 
 
 def test_stored_sentence_vectors_spare_re_embedding(sources, embed) -> None:
-    vectors = {s.n: BagOfWords()(s.sentences) for s in sources}
-    v = verify("The kernel skips negligible blocks of the attention matrix [2].", sources, embed, THRESHOLD,
-               sentence_vectors=vectors)
+    stored = [replace(s, vectors=BagOfWords()(s.sentences)) for s in sources]
+    v = verify("The kernel skips negligible blocks of the attention matrix [2].", stored, embed, THRESHOLD)
     assert embed.calls == [["The kernel skips negligible blocks of the attention matrix."]]
     assert v.citations[0].quote == SPARSE[1]
 
@@ -309,7 +309,7 @@ def adamp(assistant) -> Source:
 ])
 def test_real_embedder_supports_paraphrases(assistant, adamp: Source, claim: str) -> None:
     threshold = assistant.settings.support_threshold
-    v = verify(f"{claim} [1]", [adamp], assistant.index.embedder.encode, threshold)
+    v = verify(f"{claim} [1]", [adamp], assistant.index.dense.encode, threshold)
     assert v.removed == [], v.removed
     (c,) = v.citations
     assert threshold <= c.support < 1.0 and c.quote in adamp.sentences
@@ -322,7 +322,7 @@ def test_real_embedder_supports_paraphrases(assistant, adamp: Source, claim: str
     "Protein structures are predicted with an equivariant graph network.",
 ])
 def test_real_embedder_rejects_unrelated_claims(assistant, adamp: Source, claim: str) -> None:
-    v = verify(f"{claim} [1]", [adamp], assistant.index.embedder.encode, assistant.settings.support_threshold)
+    v = verify(f"{claim} [1]", [adamp], assistant.index.dense.encode, assistant.settings.support_threshold)
     assert v.citations == [] and len(v.removed) == 1 and "does not support" in v.removed[0]
     assert v.text == claim
 
@@ -330,9 +330,9 @@ def test_real_embedder_rejects_unrelated_claims(assistant, adamp: Source, claim:
 @pytest.mark.slow
 def test_real_embedder_with_stored_vectors_matches_fresh_embeddings(assistant, adamp: Source) -> None:
     index = assistant.index
-    stored = index.sentence_vectors([adamp.paper.paper_id])[adamp.paper.paper_id]
+    stored = index.dense.sentence_vectors([adamp.paper.paper_id])[adamp.paper.paper_id]
     claim = "Momentum makes the effective step sizes of scale-invariant weights shrink much faster [1]."
-    a = verify(claim, [adamp], index.embedder.encode, 0.5, {1: stored})
-    b = verify(claim, [adamp], index.embedder.encode, 0.5)
+    a = verify(claim, [replace(adamp, vectors=stored)], index.dense.encode, 0.5)
+    b = verify(claim, [adamp], index.dense.encode, 0.5)
     assert a.citations[0].sentence_index == b.citations[0].sentence_index
     assert abs(a.citations[0].support - b.citations[0].support) < 0.02

@@ -47,7 +47,7 @@ def store_settings(request, tmp_path: Path) -> Settings:
 
 
 def counts(settings: Settings) -> tuple[int, int]:
-    return Store(settings).counts()
+    return Store(settings.store_config).counts()
 
 
 def expected_units(settings: Settings) -> tuple[int, int]:
@@ -124,7 +124,7 @@ def test_papers_of_an_unparseable_file_are_kept(store_settings: Settings) -> Non
 
 def test_model_mismatch_is_detected_and_rebuilt(store_settings: Settings) -> None:
     sync(store_settings)
-    store = Store(store_settings)
+    store = Store(store_settings.store_config)
     store.papers.modify(metadata={"embed_model": "some-other-model", "schema": 1})
     report = sync(store_settings)
     assert report.rebuilt_reason and "some-other-model" in report.rebuilt_reason
@@ -143,21 +143,21 @@ def _index_process(settings: Settings, round_papers: int = 64) -> subprocess.Pop
 
 def test_sigkill_mid_index_is_repaired_and_old_papers_stay_answerable(store_settings: Settings) -> None:
     sync(store_settings)  # 6 papers complete
-    old_ids = set(Store(store_settings).complete_papers())
+    old_ids = set(Store(store_settings.store_config).complete_papers())
     write_small_corpus(store_settings.corpus_dir, n_papers=40)  # the whole file: 34 new papers, committed 2 per round
     proc = _index_process(store_settings, round_papers=2)
     # Kill -9 as soon as the first new round is committed: the kill
     # lands mid-way however fast the machine embeds (16 rounds still to go).
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(Store(store_settings).complete_papers()) > len(old_ids):
+        if len(Store(store_settings.store_config).complete_papers()) > len(old_ids):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
 
-    store = Store(store_settings)
+    store = Store(store_settings.store_config)
     complete = store.complete_papers()
     assert old_ids <= set(complete), "papers indexed before the crash must stay answerable"
     assert len(old_ids) < len(complete) < 40, "the kill should have landed mid-way"

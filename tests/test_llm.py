@@ -677,11 +677,14 @@ def evidence(sims: dict[int, list[float]], sentences: dict[int, list[str]],
     (word support and BM25 as a paper that speaks of it gets them); the rest have none."""
     import numpy as np
 
-    sources = [_paper(n, sentences[n]) for n in sorted(sentences)]
+    from dataclasses import replace
+
+    from assistant.words import WordSupport
+
     fits = fits or set()
-    return Evidence(sources=sources, similarities=sims, named=set(), vectors={n: np.zeros((1, 1)) for n in sims},
-                    support={n: (0.9, 0.9) if n in fits else (0.1, 0.1) for n in sims},
-                    keyword={n: 5.0 if n in fits else 0.0 for n in sims})
+    return Evidence([replace(_paper(n, sentences[n]), vectors=np.zeros((1, 1)), similarities=sims[n],
+                             support=WordSupport(*((0.9, 0.9) if n in fits else (0.1, 0.1)), {}),
+                             keyword=5.0 if n in fits else 0.0) for n in sorted(sentences)])
 
 
 def long(word: str, n: int = 12) -> str:

@@ -144,6 +144,41 @@ def test_follow_up_is_resolved_against_the_previous_turn(assistant: Assistant) -
     assert not alone.citations or not alone.citations[0].title.startswith("AdamP")
 
 
+def test_a_reload_during_an_answer_does_not_mix_indexes(assistant: Assistant, monkeypatch) -> None:
+    """The UI's build thread may swap the shared index (`open_index(reload=True)`) while a
+    question is answered. Every stage after retrieval (reading a follow-up, the evidence,
+    abstention, verification) must read the index the answer started with, or its
+    sources and their vectors could come from two builds."""
+    from assistant.dense import DenseRetriever
+    from assistant.index_files import IndexFiles
+    from assistant.retrieve import Index, open_index
+    from assistant.words import WordVectors
+
+    earlier = assistant.ask("What does AdamP change in the optimizer step?", mode="offline")
+    used: list[object] = []
+    for cls, names in ((DenseRetriever, ("sentence_vectors", "encode", "embed_query", "paper_similarity")),
+                       (WordVectors, ("support", "readable")), (IndexFiles, ("stale_notice",))):
+        for name in names:
+            def spy(self, *args, _original=getattr(cls, name), **kwargs):
+                used.append(self)
+                return _original(self, *args, **kwargs)
+            monkeypatch.setattr(cls, name, spy)
+    search = Index.search
+
+    def search_then_reload(self, *args, **kwargs):
+        ranking = search(self, *args, **kwargs)
+        open_index(assistant.settings, reload=True)  # what a finished rebuild does
+        return ranking
+
+    monkeypatch.setattr(Index, "search", search_then_reload)
+    first = assistant.index
+    follow = assistant.ask("and where is its code?", history=[Turn(earlier.question, earlier)], mode="offline")
+    assert assistant.index is not first  # the shared index was replaced mid-answer
+    assert follow.citations and follow.citations[0].title.startswith("AdamP")
+    assert first.dense in used and first.words in used  # the follow-up was read, its evidence measured
+    assert all(part in (first.dense, first.words, first.files) for part in used)
+
+
 # ------------------------------------------------------------ bad input
 
 

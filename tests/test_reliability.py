@@ -72,7 +72,7 @@ def test_gradio_analytics_and_chroma_telemetry_are_off(tmp_path: Path) -> None:
     with running_server(settings, free_port(), name="analytics-off", GRADIO_ANALYTICS_ENABLED="True") as base:
         config = httpx.get(f"{base}/config", timeout=60).json()
     assert config["analytics_enabled"] is False  # even with the environment asking for them
-    assert chroma_client(settings).get_settings().anonymized_telemetry is False
+    assert chroma_client(settings.store_config).get_settings().anonymized_telemetry is False
 
 
 # ---------------------------------------------------------------- questions not in English

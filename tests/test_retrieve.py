@@ -14,12 +14,8 @@ import Stemmer
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.keyword import TOKEN_PATTERN, bm25_scores
-from assistant.retrieve import (
-    RERANK_DEPTH,
-    WORD_RERANK_DEPTH,
-    open_index,
-    question_parts,
-)
+from assistant.rerank import RERANK_DEPTH, WORD_RERANK_DEPTH
+from assistant.retrieve import Index, open_index
 
 QUESTION_FILES = ["core.jsonl", "hard.jsonl", "heldout.jsonl"]
 
@@ -105,22 +101,6 @@ def test_a_query_with_no_known_word_has_no_keyword_scores(full_index: Settings) 
     assert open_index(full_index).keyword_scores("zxqv wqpj", 200) == {}
 
 
-def test_question_parts_are_its_clauses_that_say_something() -> None:
-    question = ("For vision-language assistants with many images in the prompt, which method shrinks the "
-                "stored attention state by favouring text entries and merging evicted pairs back in?")
-    assert question_parts(question) == [
-        "For vision-language assistants",
-        "many images in the prompt",
-        "method shrinks the stored attention state",
-        "favouring text entries",
-        "merging evicted pairs back in",
-    ]
-    # One part (the common case for short questions): nothing to re-rank by.
-    assert question_parts("How can diffusion models be quantized to low bit widths?") == [
-        "How can diffusion models be quantized to low bit widths"]
-    assert question_parts("Spiking nets, or SNNs?") == []  # fragments under three words say nothing
-
-
 LONG_QUESTION = ("For vision-language assistants with many images in the prompt, which method shrinks the stored "
                  "attention state by favouring text entries and merging evicted pairs back in?")
 
@@ -164,3 +144,31 @@ def test_a_question_naming_a_paper_is_not_re_ranked(full_index: Settings) -> Non
     ranking = open_index(full_index).search("In AdamP, how is the momentum term projected, and which layers use it?", k=10)
     assert ranking.hits[0].title.startswith("AdamP")
     assert "rerank" not in ranking.timings_ms and "words" not in ranking.timings_ms
+
+
+@pytest.mark.slow
+def test_the_index_cache_key_is_what_the_index_reads(full_index: Settings) -> None:
+    """One loaded index per `IndexConfig`: a setting outside it (answering, serving, the
+    LLM) shares the loaded index, a ranking knob gets its own, and the key has no
+    hand-kept list to forget a new knob in."""
+    index = open_index(full_index)
+    assert isinstance(index, Index) and index.config == full_index.index_config
+    for setting, value in (("top_k", 3), ("support_threshold", 0.9), ("llm_model", "other"), ("port", 1)):
+        assert open_index(full_index.model_copy(update={setting: value})) is index, setting
+    knobs = set(full_index.ranking.model_fields)
+    assert {"rrf_k", "keyword_weight", "word_support_weight", "dense_candidates"} <= knobs
+    other = full_index.model_copy(update={"rrf_k": full_index.rrf_k + 1})
+    assert other.index_config != full_index.index_config and other.ranking.rrf_k == full_index.rrf_k + 1
+    with pytest.raises(ValueError):  # frozen: a loaded index's knobs cannot change under it
+        full_index.ranking.rrf_k = 1
+
+
+@pytest.mark.slow
+def test_stored_vectors_have_the_models_width(full_index: Settings) -> None:
+    from assistant.embed import model_dim
+
+    index = open_index(full_index)
+    pid = next(iter(index.papers))
+    rows = index.dense.sentence_vectors([pid])[pid]
+    assert rows.shape == (len(index.sentences[pid]), model_dim(full_index.embed_model_path))
+    assert index.dense.width == rows.shape[1] == index.dense.embed_query("adaptive optimizers").shape[0]

@@ -221,7 +221,7 @@ def test_a_topic_name_moves_off_the_retrieved_papers_it_would_cover() -> None:
 @pytest.mark.slow
 def test_real_corpus_map_keeps_neighbours_and_names_recognisable_topics(assistant) -> None:
     index = assistant.index
-    m = load_map(index.settings, papers=index.papers, store=index.store)
+    m = load_map(assistant.settings, papers=index.papers, store=index.store)
     assert len(m.points) == len(index.papers) == 356  # every paper placed
     assert m.method["layout"] == "t-SNE" and m.method["trustworthiness_at_10"] >= 0.9
     assert 8 <= len(m.topics) <= 30

@@ -261,7 +261,7 @@ def health_report(assistant: Assistant) -> dict[str, Any]:
         idx = assistant.index
         _ = idx.keyword  # loaded on first use: a damaged keyword index fails every question, so health says so
         index.update(ok=True, papers=len(idx.papers), built_at=idx.manifest.get("built_at"),
-                     corpus_fingerprint=idx.manifest.get("corpus_fingerprint"), stale=idx.stale_notice())
+                     corpus_fingerprint=idx.manifest.get("corpus_fingerprint"), stale=idx.files.stale_notice())
         idx.store.client.heartbeat()
         chroma.update(ok=True, papers=idx.store.papers.count(), sentences=idx.store.sentences.count())
     except IndexProblem as exc:

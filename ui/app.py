@@ -52,7 +52,7 @@ def warm_up(assistant: Assistant) -> None:
     the first user does not wait. A missing index is fine here (the UI offers to build it)."""
     try:
         assistant.index.search("warm up", k=1)
-        assistant.index.stale_notice()
+        assistant.index.files.stale_notice()
     except IndexProblem:
         pass
 

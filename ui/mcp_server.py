@@ -202,8 +202,8 @@ def best_sentences(assistant: Assistant, query: str, hits: list[Hit]) -> dict[st
     best = {h.paper_id: index.sentences[h.paper_id][h.best_sentences[0][0]] for h in hits if h.best_sentences}
     missing = [h.paper_id for h in hits if h.paper_id not in best and index.sentences[h.paper_id]]
     if missing:
-        vector = index.embed_query(query)
-        for pid, rows in index.sentence_vectors(missing).items():
+        vector = index.dense.embed_query(query)
+        for pid, rows in index.dense.sentence_vectors(missing).items():
             best[pid] = index.sentences[pid][int((rows @ vector).argmax())]
     return best
 

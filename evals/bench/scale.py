@@ -217,7 +217,7 @@ def child_query(out: Path, repeats: int) -> None:
     # collections); bm25s's own top-k retrieval beside our scoring (`keyword_scores`).
     pool = settings.dense_candidates
     n_pap = max(pool // 2, 50)
-    vectors = {q: index.embed_query(q) for q in QUESTIONS}
+    vectors = {q: index.dense.embed_query(q) for q in QUESTIONS}
     keyword = index.keyword
     parts: dict[str, list[float]] = {"chroma_sentences_top%d" % pool: [], "chroma_papers_top%d" % n_pap: [],
                                      "chroma_two_counts_removed": [], "bm25s_retrieve_top%d" % pool: [],

@@ -130,7 +130,7 @@ def bench_query(repeats: int = 5) -> None:
     questions = QUESTIONS + LONG_QUESTIONS
     for q in questions:  # warm-up: model, BM25 and Chroma caches
         assistant.ask(q)
-    vectors = {q: index.embed_query(q) for q in questions}
+    vectors = {q: index.dense.embed_query(q) for q in questions}
     keys = ("chroma", "plain", "dense", "bm25", "hybrid", "answer")
     timings: dict[str, dict[str, list[float]]] = {q: {k: [] for k in keys} for q in questions}
     for _ in range(repeats):
@@ -139,7 +139,7 @@ def bench_query(repeats: int = 5) -> None:
             index.store.sentences.query(query_embeddings=[vectors[q]], n_results=10)
             timings[q]["chroma"].append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            index.store.papers.query(query_embeddings=[index.embed_query(q)], n_results=10)
+            index.store.papers.query(query_embeddings=[index.dense.embed_query(q)], n_results=10)
             timings[q]["plain"].append((time.perf_counter() - t) * 1000)
             for name in ("dense", "bm25", "hybrid"):
                 t = time.perf_counter()
