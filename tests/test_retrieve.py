@@ -155,7 +155,7 @@ def test_the_index_cache_key_is_what_the_index_reads(full_index: Settings) -> No
     assert isinstance(index, Index) and index.config == full_index.index_config
     for setting, value in (("top_k", 3), ("support_threshold", 0.9), ("llm_model", "other"), ("port", 1)):
         assert open_index(full_index.model_copy(update={setting: value})) is index, setting
-    knobs = set(full_index.ranking.model_fields)
+    knobs = set(type(full_index.ranking).model_fields)
     assert {"rrf_k", "keyword_weight", "word_support_weight", "dense_candidates"} <= knobs
     other = full_index.model_copy(update={"rrf_k": full_index.rrf_k + 1})
     assert other.index_config != full_index.index_config and other.ranking.rrf_k == full_index.rrf_k + 1
