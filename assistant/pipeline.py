@@ -440,8 +440,9 @@ class Assistant:
         if len(named) == 1:
             return Lookup("found", q, index.papers[named[0]])
         if len(named) > 1:
-            return Lookup("ambiguous", q, None, [self._hit(pid) for pid in named], f"{len(named)} papers match {q!r}.")
-        fuzzy = self._fuzzy(q, norm, titles)
+            hits = [Hit(paper_id=pid, title=index.papers[pid].title, score=1.0) for pid in named]
+            return Lookup("ambiguous", q, None, hits, f"{len(named)} papers match {q!r}.")
+        fuzzy = self._fuzzy(q, norm, titles, index.papers)
         if fuzzy:
             return Lookup("found", q, index.papers[fuzzy])
         ranking = index.search(q, k=5)
@@ -454,8 +455,9 @@ class Assistant:
             return Lookup("ambiguous", q, None, hits, f"Several papers could match {q!r}:")
         return Lookup("not_found", q, None, hits[:3], f"No paper matches {q!r}. The nearest titles are:")
 
-    def _fuzzy(self, q: str, norm: str, titles: dict[str, str]) -> str | None:
-        """Typos in a title ("Atention as an RNN"), part of a title, or a typo in a name ("FlashRN")."""
+    def _fuzzy(self, q: str, norm: str, titles: dict[str, str], papers: dict[str, Paper]) -> str | None:
+        """Typos in a title ("Atention as an RNN"), part of a title, or a typo in a name
+        ("FlashRN"); `papers` is the index the lookup took, so a reload cannot mix two."""
         best = process.extract(norm, list(titles), scorer=fuzz.ratio, limit=2)
         if best and best[0][1] >= 88 and (len(best) < 2 or best[0][1] - best[1][1] >= 3):
             return titles[best[0][0]]
@@ -465,15 +467,12 @@ class Assistant:
             return titles[best[0][0]]
         if len(q.split()) <= 2 and len(q) >= 4:
             # A hyphenated name's parts too: "TFMQ" is what people type for TFMQ-DM.
-            names = [(part.casefold(), pid) for pid, p in self.index.papers.items() for n in paper_names(p)
+            names = [(part.casefold(), pid) for pid, p in papers.items() for n in paper_names(p)
                      for part in dict.fromkeys([n, *(x for x in n.split("-") if len(x) >= 3 and x != n)])]
             scored = sorted(((fuzz.ratio(q.casefold(), n), pid) for n, pid in names), reverse=True)
             if scored and scored[0][0] >= 80 and (len(scored) < 2 or scored[0][0] - scored[1][0] >= 5 or scored[0][1] == scored[1][1]):
                 return scored[0][1]
         return None
-
-    def _hit(self, paper_id: str) -> Hit:
-        return Hit(paper_id=paper_id, title=self.index.papers[paper_id].title, score=1.0)
 
 
 def abstain_text(nearest: list[Hit]) -> str:

@@ -345,3 +345,21 @@ def test_unknown_paper_id_is_a_clear_error(assistant: Assistant) -> None:
 
     with pytest.raises(UnknownPaper, match="No paper with id 'nope-000000'"):
         assistant.paper("nope-000000")
+
+
+@pytest.mark.parametrize("query", ["FlashRN", "tfmq"])
+def test_a_lookup_reads_one_index_however_far_it_searches(assistant: Assistant, monkeypatch, query: str) -> None:
+    """A lookup that falls through to typo matching or lists several named papers must
+    read the index it started with, as answers do: a rebuild swapping the shared index
+    mid-lookup would otherwise mix titles and names of two builds."""
+    opened: list[object] = []
+    original = type(assistant).index
+
+    def counted(self):
+        opened.append(original.fget(self))
+        return opened[-1]
+
+    monkeypatch.setattr(type(assistant), "index", property(counted))
+    found = assistant.lookup(query)
+    assert found.paper is not None or found.candidates
+    assert len(opened) == 1
