@@ -75,12 +75,19 @@ REFERS_BACK = re.compile(r"\b(it|its|they|them|their|this|these|those)\b", re.IG
 # The paper under discussion answers a follow-up when every content word of the
 # question comes this near a word of its title and abstract (word vectors, assistant/words.py).
 WORD_SUPPORT = 0.55
-# Words that frame a follow-up ("did they *try* it", "how *much* does it *save*"), not its topic.
+# Words that frame a follow-up ("did they *try* it", "how *much* does it *save*"), not its
+# topic, and the kinds of thing an abstract answers by naming instances ("which
+# *datasets*": TriviaQA and HumanEval; "what *results*", "how large a *gain*": the
+# figures) and seldom names as such. Without them "What speedup does it report?"
+# got "does not mention report".
 _ASKING_WORDS = frozenset(
     "try tried apply applied work works worked run runs handle handles test tested evaluate evaluated support "
     "supports train trained compare compared beat beats reach reaches get gets need needs cover covers include "
     "includes mention mentions generate generated been also well much many long take takes save saves written "
-    "change changes learned offer offers".split()
+    "change changes learned offer offers report reports reported claim claims claimed achieve achieves achieved "
+    "obtain obtains obtained demonstrate demonstrates demonstrated describe describes described find finds found "
+    "say says state states measure measured result results dataset datasets benchmark benchmarks experiment "
+    "experiments metric metrics baseline baselines finding findings gain gains improvement improvements".split()
 )
 _TRAILING = frozenset("model models method methods network networks".split())
 

@@ -76,6 +76,17 @@ def model_dim(path: Path) -> int:
     return int(json.loads((path / "config.json").read_text())["hidden_size"])
 
 
+@lru_cache(maxsize=4)
+def model_words(path: Path) -> frozenset[str]:
+    """The whole words of the model's vocabulary (~20k for MiniLM's uncased WordPiece):
+    a cheap test of whether a string is an English word, read from the tokenizer file
+    without loading the model."""
+    import json
+
+    vocab = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    return frozenset(w for w in vocab if w.isalpha())
+
+
 class _MiniBert:
     """Inference-only BERT encoder over a safetensors state dict (the layout of
     transformers' BertModel). Query, key and value are fused into one matmul."""

@@ -24,6 +24,10 @@ class Evidence:
     sources: list[Source]
     paper_similarity: float = 0.0  # best whole-paper vector similarity of any paper
     keyword_top: float = 0.0  # best BM25 score of any paper
+    # Abstention judged the first source (a question in a language the model reads):
+    # it is cited even below the similarity floor, rather than a lower-ranked paper
+    # nothing judged ("what is bffg?" quoted a paper on steps-per-second).
+    judged: bool = False
 
     @property
     def named(self) -> list[int]:
@@ -33,7 +37,7 @@ class Evidence:
     def focus(self, question: str) -> list[Pick]:
         """The sources that answer and their sentences, best first (assistant/focus.py);
         a list of the latest papers on a subject puts the newest first (undated last)."""
-        picks = focus(question, self.sources)
+        picks = focus(question, self.sources, self.judged)
         if asks_for_recent(question) and asks_for_list(question, len(self.named)):
             dates = {s.n: s.paper.published or "" for s in self.sources}
             picks.sort(key=lambda p: dates[p.n], reverse=True)

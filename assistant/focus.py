@@ -211,12 +211,16 @@ def sentence_scores(question: str, sentences: list[str], similarities: list[floa
 
 
 def choose_papers(question: str, best: dict[int, float], scores: dict[int, float], named: list[int],
-                  support: dict[int, float] | None = None, keyword: dict[int, float] | None = None) -> list[int]:
+                  support: dict[int, float] | None = None, keyword: dict[int, float] | None = None,
+                  judged: bool = False) -> list[int]:
     """Source numbers to cite, in retrieval order. `best`: each source's best sentence
     similarity; `scores`: its fused retrieval score; `named`: sources the question names;
     `support`: how near each source's words come to all the question's (idf-weighted);
-    `keyword`: its BM25 score."""
-    order = [n for n in sorted(best) if best[n] >= FLOOR or n in named]
+    `keyword`: its BM25 score; `judged`: abstention found the first source answers, so
+    the floor does not drop it (a short question, "what is sps?", is far from every
+    sentence while its word is in the first paper's)."""
+    first = min(best, default=None) if judged else None
+    order = [n for n in sorted(best) if best[n] >= FLOOR or n in named or n == first]
     if not order:
         return []
     if not asks_for_several(question, len(named)):
@@ -307,16 +311,19 @@ def name_sides(question: str, titles: dict[int, str], sentences: dict[int, list[
     return list(dict.fromkeys(n for n in found if n is not None))
 
 
-def focus(question: str, sources: Sequence[Source]) -> list[Pick]:
+def focus(question: str, sources: Sequence[Source], judged: bool = False) -> list[Pick]:
     """The papers that answer and, for each, the sentences that carry the answer, best
     first, skipping a sentence another cited paper already says (the corpus has papers
-    sharing sentences). A comparison whose names point at two sources cites those."""
+    sharing sentences). A comparison whose names point at two sources cites those.
+    `judged`: abstention judged the first source, which is then cited whatever its
+    similarity (`choose_papers`)."""
     sentences = {s.n: s.sentences for s in sources}
     best = {s.n: max(s.similarities) for s in sources if s.similarities}
     by_name = name_sides(question, {s.n: s.paper.title for s in sources}, sentences)
     named = sorted(by_name) if len(by_name) > 1 else sorted(s.n for s in sources if s.named)
     papers = choose_papers(question, best, {s.n: s.score for s in sources}, named,
-                           {s.n: s.support.weighted for s in sources if s.support is not None}, {s.n: s.keyword for s in sources})
+                           {s.n: s.support.weighted for s in sources if s.support is not None},
+                           {s.n: s.keyword for s in sources}, judged)
     parts = {s.n: s.part_similarities for s in sources if s.part_similarities}
     if len(by_name) < 2 and (extra := sides(question, parts) - set(papers)):
         papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Collection
 
 from assistant.models import Paper
 from assistant.text import title_head
@@ -126,25 +127,45 @@ def defined_names(abstract: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def name_pattern(name: str) -> re.Pattern[str]:
+def name_pattern(name: str, any_case: bool = False) -> re.Pattern[str]:
     """Coined names match in any case; a plain capitalised word ("Trace", "Hydra")
-    must match exactly, so ordinary words in a question do not trigger it."""
+    must match exactly, so ordinary words in a question do not trigger it, and so
+    must an acronym unless `any_case` (`lower_case_safe`)."""
     coined = bool(re.search(r"[a-z][A-Z]|\d|[a-z]-[A-Z]|[A-Z]-[a-z]", name))
-    flags = re.IGNORECASE if coined else 0
+    flags = re.IGNORECASE if coined or any_case else 0
     return re.compile(r"(?<![\w-])" + re.escape(name) + r"(?![\w-])", flags)
 
 
-def distinctive_names(papers: dict[str, Paper]) -> list[tuple[str, str, re.Pattern[str]]]:
+def lower_case_safe(name: str, texts: list[tuple[str, str]], words: Collection[str]) -> bool:
+    """Whether an all-capital acronym ("BFFG", "EDA-DM") may match a question that
+    writes it in lower case ("what is bffg?"), as people type: its lower-case form is
+    no word of `words` (the English the model reads: "car", "lamp", "nirvana") and no
+    abstract writes it in lower case ("guide", "help")."""
+    letters = re.sub(r"[^A-Za-z]", "", name)
+    lowered = name.lower()
+    if len(letters) < 3 or not letters.isupper() or lowered in words:
+        return False
+    exact = name_pattern(lowered)
+    return not any(lowered in low and exact.search(text) for text, low in texts)
+
+
+def distinctive_names(papers: dict[str, Paper],
+                      words: Collection[str] = frozenset()) -> list[tuple[str, str, re.Pattern[str]]]:
     """Names that point at one paper: its title's (`paper_names`) and its abstract's
-    (`defined_names`), as (paper id, name, pattern)."""
+    (`defined_names`), as (paper id, name, pattern). `words`: English words, which an
+    acronym written in lower case would be rather than a name (`lower_case_safe`)."""
     texts = [(text, text.lower()) for text in (f"{p.title} {p.abstract}" for p in papers.values())]
     titled = {pid: paper_names(p) for pid, p in papers.items()}
     titles = Counter(n.casefold() for names in titled.values() for n in set(names))
-    return _title_names(papers, titled, titles, texts) + _abstract_names(papers, titles, texts)
+    def pattern(name: str) -> re.Pattern[str]:
+        return name_pattern(name, bool(words) and lower_case_safe(name, texts, words))
+
+    return _title_names(papers, titled, titles, texts, pattern) + _abstract_names(papers, titles, texts, pattern)
 
 
 def _title_names(papers: dict[str, Paper], titled: dict[str, list[str]], titles: Counter[str],
-                 texts: list[tuple[str, str]]) -> list[tuple[str, str, re.Pattern[str]]]:
+                 texts: list[tuple[str, str]],
+                 pattern_of: Callable[[str], re.Pattern[str]]) -> list[tuple[str, str, re.Pattern[str]]]:
     """The part of a title before its colon is the paper's own name unless another
     title uses it too; a coined word elsewhere in a title counts only when at most
     two abstracts mention it ("LoRA", "DDPM" and "NVIDIA" are common currency,
@@ -155,15 +176,15 @@ def _title_names(papers: dict[str, Paper], titled: dict[str, list[str]], titles:
         for name in names:
             if titles[name.casefold()] != 1:
                 continue
-            pattern = name_pattern(name)
+            pattern = pattern_of(name)
             if name != head and _mentions(name, pattern, texts) > 2:
                 continue
             out.append((pid, name, pattern))
     return out
 
 
-def _abstract_names(papers: dict[str, Paper], titles: Counter[str],
-                    texts: list[tuple[str, str]]) -> list[tuple[str, str, re.Pattern[str]]]:
+def _abstract_names(papers: dict[str, Paper], titles: Counter[str], texts: list[tuple[str, str]],
+                    pattern_of: Callable[[str], re.Pattern[str]]) -> list[tuple[str, str, re.Pattern[str]]]:
     """A name an abstract defines counts when it is no title's name, no other
     abstract spells it out or defines it, and at most two abstracts mention it: a
     shared baseline or a field's acronym names no one paper."""
@@ -175,7 +196,7 @@ def _abstract_names(papers: dict[str, Paper], titles: Counter[str],
         for name in names:
             if titles[name.casefold()] or claims[name.casefold()] != 1:
                 continue
-            pattern = name_pattern(name)
+            pattern = pattern_of(name)
             if _mentions(name, pattern, texts) <= 2:
                 out.append((pid, name, pattern))
     return out
@@ -192,8 +213,8 @@ def _mentions(name: str, pattern: re.Pattern[str], texts: list[tuple[str, str]])
 class NameMatcher:
     """The corpus's distinctive names, compiled once per index."""
 
-    def __init__(self, papers: dict[str, Paper]) -> None:
-        self.names = distinctive_names(papers)
+    def __init__(self, papers: dict[str, Paper], words: Collection[str] = frozenset()) -> None:
+        self.names = distinctive_names(papers, words)
 
     def named(self, query: str) -> list[str]:
         """Ids of the papers the question names, longest name first (the most

@@ -369,7 +369,7 @@ class Assistant:
                           readable=named or self.readable(query, index),
                           follow_up_about=reading.about if reading.follow_up else None,
                           not_in_paper=declined[0] if declined else None)
-        return Measured(ranking, evidence, signals, declined)
+        return Measured(ranking, replace(evidence, judged=signals.readable), signals, declined)
 
     def thresholds(self) -> Thresholds:
         s = self.settings

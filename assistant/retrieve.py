@@ -23,6 +23,7 @@ import numpy as np
 from assistant import rerank
 from assistant.config import IndexConfig, Settings
 from assistant.dense import DenseRetriever, DenseScores
+from assistant.embed import model_words
 from assistant.index import Store
 from assistant.index_files import IndexFiles
 from assistant.keyword import KeywordIndex
@@ -112,7 +113,7 @@ class Index:
         self.words: WordVectors = self.files.words
         self.store = Store(config.store, create=False)
         self.dense = DenseRetriever(self.store, config.store, config.ranking, self.papers, self.sentences)
-        self._names = NameMatcher(self.papers)
+        self._names = NameMatcher(self.papers, model_words(config.store.embed_model_path))
 
     @property
     def keyword(self) -> KeywordIndex:

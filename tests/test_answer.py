@@ -417,6 +417,17 @@ def test_a_list_judges_each_paper_on_its_own_with_no_cap() -> None:
     assert choose_papers("Which paper quantizes diffusion models?", best, scores, [], support, keyword) == [1]
 
 
+def test_the_paper_abstention_judged_is_cited_even_below_the_similarity_floor() -> None:
+    """"what is bffg?" is far from every sentence (0.28) while its one word is the first
+    paper's; the floor dropped that paper and the answer quoted the next one over it, a
+    paper on steps-per-second. Judged, the first paper is cited; unjudged (a question
+    in a language the model does not read) the floor still holds."""
+    best, scores = {1: 0.28, 2: 0.31, 3: 0.2}, {1: 0.9, 2: 0.5, 3: 0.4}
+    assert choose_papers("what is bffg?", best, scores, [], judged=True) == [1]
+    assert choose_papers("what is bffg?", best, scores, []) == [2]
+    assert choose_papers("what is bffg?", {1: 0.1}, {1: 0.9}, []) == []
+
+
 def test_a_list_answer_is_one_line_per_paper_with_its_short_name() -> None:
     ev = evidence(SIMS)
     text = draft(ev, SEVERAL)

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -105,3 +106,19 @@ def test_serve_applies_the_settings_and_zero_turns_each_off() -> None:
     trimmer.stop()
     trimmer.join(5)
     assert not trimmer.is_alive()
+
+
+def test_the_stdio_mcp_server_takes_the_same_care(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`assistant mcp` runs as long as the agent that started it; it trims like `serve`."""
+    import ui.mcp_server
+    from ui.cli import mcp
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(ui.mcp_server, "serve_stdio",  # stdin/stdout are the client's: not here
+                        lambda assistant: seen.append([t.name for t in threading.enumerate()]))
+    monkeypatch.setenv("ASSISTANT_MALLOC_ARENAS", "0")  # leave this test process's arenas alone
+    mcp()
+    assert seen and "heap-trim" in seen[0]
+    for thread in threading.enumerate():
+        if isinstance(thread, heap.Trimmer):
+            thread.stop()

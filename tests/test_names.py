@@ -106,3 +106,20 @@ def test_a_title_name_wins_over_an_abstract_that_defines_the_same_name() -> None
 
 def test_a_question_naming_two_defined_names_names_both_longest_first() -> None:
     assert matcher(BFFG, KVP).named("Compare BFFG with KV Prediction") == ["kvp", "bffg"]
+
+
+def test_an_acronym_typed_in_lower_case_names_its_paper_unless_it_is_a_word() -> None:
+    """People type "what is bffg?". An acronym matches in lower case when its lower-case
+    form is no English word the model knows ("car") and no abstract writes it in lower
+    case ("guide"); a plain capitalised name still matches only as written."""
+    car = paper("car", "CAR: Collaborative Alerts Ranking for anomaly detection", "We rank alerts collaboratively.")
+    guide = paper("guide", "GUIDE: Graph Unlearning with Informed Deletion", "A deletion method to guide unlearning.")
+    papers = {p.paper_id: p for p in (BFFG, car, guide, PASS)}
+    words = frozenset({"car", "what", "is"})
+    names = NameMatcher(papers, words)
+    assert names.named("what is bffg?") == ["bffg"]
+    assert names.named("What is BFFG?") == ["bffg"]
+    assert names.named("which car models drive themselves?") == []
+    assert names.named("What is CAR?") == ["car"]
+    assert names.named("how do I guide a model?") == [] and names.named("What is GUIDE?") == ["guide"]
+    assert NameMatcher(papers).named("what is bffg?") == []  # no word list: as written only

@@ -288,6 +288,23 @@ def test_a_name_an_abstract_defines_is_answered_from_that_paper(assistant: Assis
     assert not answer.abstained and answer.citations[0].title.startswith(title_start)
 
 
+@pytest.mark.parametrize(("question", "title_start"), [
+    ("what is bffg?", "Automatic Backward Filtering Forward Guiding"),  # answered from Galactic before
+    ("what does eda-dm improve?", "Enhanced Distribution Alignment"),
+    ("what is sps?", "Galactic"),  # refused before: its paper fell below the similarity floor
+])
+def test_a_question_in_lower_case_is_answered_from_the_paper_it_asks_about(assistant: Assistant, question: str,
+                                                                         title_start: str) -> None:
+    answer = assistant.ask(question)
+    assert not answer.abstained and [c.title[:len(title_start)] for c in answer.citations] == [title_start]
+
+
+def test_a_word_that_is_also_an_acronym_names_no_paper(assistant: Assistant) -> None:
+    """"CAR" is a paper's name; "car" in a question is a car."""
+    assert assistant.index.named_papers("What is CAR?")
+    assert assistant.index.named_papers("which car models drive themselves?") == []
+
+
 def test_what_an_acronym_stands_for_is_quoted_from_the_abstract_that_defines_it(assistant: Assistant) -> None:
     answer = assistant.ask("What does BFFG stand for?")
     assert "Backward Filtering Forward Guiding (BFFG)" in answer.answer

@@ -59,6 +59,9 @@ def mcp() -> None:
     """Serve the assistant as an MCP server over stdio, for desktop MCP clients (tools ask, search_papers,
     get_paper; resources paper://{paper_id}). `assistant serve` offers the same at /mcp over HTTP."""
     from assistant.pipeline import Assistant
+    from ui.heap import configure
     from ui.mcp_server import serve_stdio
 
-    serve_stdio(Assistant(load_settings()))
+    settings = load_settings()
+    configure(settings.malloc_arenas, settings.malloc_trim_interval)  # an agent's session runs for hours too
+    serve_stdio(Assistant(settings))
