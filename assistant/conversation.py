@@ -72,6 +72,8 @@ FOLLOW_UP_MARGIN = 0.10
 # confidently; with a word referring back, it is about the paper under discussion.
 UNSURE_ALONE = 0.45
 REFERS_BACK = re.compile(r"\b(it|its|they|them|their|this|these|those)\b", re.IGNORECASE)
+# Referring back to one paper: after a list answer, the paper it led with.
+ONE_PAPER = re.compile(r"\b(it|its|it's|this (paper|method|model|work|approach))\b", re.IGNORECASE)
 # The paper under discussion answers a follow-up when every content word of the
 # question comes this near a word of its title and abstract (word vectors, assistant/words.py).
 WORD_SUPPORT = 0.55
@@ -112,6 +114,11 @@ def discussed(history: Sequence[tuple[str, Answer]]) -> list[tuple[str, str]]:
         if cited:
             return cited
     return []
+
+
+def listed(history: Sequence[tuple[str, Answer]]) -> bool:
+    """Whether the papers under discussion came from a list answer ("Which papers ...?")."""
+    return next((answer.shape == "list" for _, answer in reversed(history) if answer.citations), False)
 
 
 def word_list_follows_up(question: str) -> bool:

@@ -18,10 +18,11 @@ from assistant.answer import NO_ANSWER, LLMAnswerer, OfflineAnswerer, UnusableAn
 from assistant.citations import Verified, strip_markers, verify
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.decide import LLMOutcome, Signals, Thresholds, after_llm, decide
-from assistant.conversation import Reading, discussed, follows_up, missing_phrase, word_list_follows_up
+from assistant.conversation import (ONE_PAPER, Reading, discussed, follows_up, listed, missing_phrase,
+                                    word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
-from assistant.focus import COMPARE, asks_for_list, listing_note
+from assistant.focus import COMPARE, asks_for_list, asks_for_several, listing_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
 from assistant.names import paper_names
@@ -260,8 +261,8 @@ class Assistant:
         a question that names a paper is always its own."""
         if not history or ranking.named or self.settings.follow_up_rule == "never":
             return Reading(False)
-        papers = [(pid, title) for pid, title in discussed([(t.question, t.answer) for t in history])
-                  if pid in index.papers]
+        turns = [(t.question, t.answer) for t in history]
+        papers = [(pid, title) for pid, title in discussed(turns) if pid in index.papers]
         if not papers:
             return Reading(False)
         ids = [pid for pid, _ in papers]
@@ -270,6 +271,8 @@ class Assistant:
         alone = max((h.dense for h in ranking.hits), default=0.0)
         if not follows_up(text, alone, best):
             return Reading(False)
+        if listed(turns) and ONE_PAPER.search(text) and not asks_for_several(text):
+            ids = ids[:1]  # "What accuracy does it reach?" after a list: the paper it led with
         return Reading(True, ids, short_name(index.papers[ids[0]].title))
 
     def pin(self, index: Index, ranking: Ranking, paper_ids: list[str]) -> Ranking:

@@ -85,6 +85,19 @@ def test_a_follow_up_asking_for_what_a_paper_reports_is_answered(assistant: Assi
     assert "does not mention EEG signals" in eeg.answer
 
 
+def test_it_after_a_list_answer_is_the_paper_the_list_led_with(assistant: Assistant) -> None:
+    """After a list of seven spiking-network papers, "it" is one paper: every one of
+    the seven was cited again for "What accuracy does it get on ImageNet?". "they"
+    still means all of them."""
+    first = assistant.ask("How can a spiking neural network do inference in a single timestep?")
+    assert first.shape == "list" and len(first.citations) > 2
+    lead = first.citations[0].title
+    one = assistant.ask("What accuracy does it get on ImageNet?", [Turn(first.question, first)])
+    assert [c.title for c in one.citations] == [lead] and one.has_notice("follow_up")
+    all_of_them = assistant.ask("How do they compare?", [Turn(first.question, first)])
+    assert len(all_of_them.citations) > 2
+
+
 def test_a_named_paper_wins_over_the_conversation(assistant: Assistant) -> None:
     first = assistant.ask(DPM)
     other = assistant.ask("What is AdamP and what does it change?", [Turn(first.question, first)])
