@@ -117,8 +117,13 @@ def discussed(history: Sequence[tuple[str, Answer]]) -> list[tuple[str, str]]:
 
 
 def listed(history: Sequence[tuple[str, Answer]]) -> bool:
-    """Whether the papers under discussion came from a list answer ("Which papers ...?")."""
-    return next((answer.shape == "list" for _, answer in reversed(history) if answer.citations), False)
+    """Whether the papers under discussion came from a list answer ("Which papers ...?"):
+    its shape, or (a client that passes back only text and citations, the OpenAI face)
+    more than the two papers a comparison cites."""
+    for _, answer in reversed(history):
+        if answer.citations:
+            return answer.shape == "list" or len({c.paper_id for c in answer.citations}) > 2
+    return False
 
 
 def word_list_follows_up(question: str) -> bool:

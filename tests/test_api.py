@@ -93,6 +93,18 @@ def test_follow_up_and_not_in_paper_notices_come_back_through_the_api(client: ht
     assert no["answer"].startswith("The abstract of DPM-Solver does not mention protein structures.")
 
 
+def test_it_after_a_list_answer_through_the_api_is_the_paper_the_list_led_with(client: httpx.Client) -> None:
+    """The list answer passed back whole (its `shape`) or as text and citations only."""
+    first = client.post("/api/ask", json={"question": "How can a spiking neural network do inference in a "
+                                                      "single timestep?"}).json()
+    assert first["shape"] == "list" and len(first["citations"]) > 2
+    lead = first["citations"][0]["title"]
+    for passed in (first, {"answer": first["answer"], "citations": first["citations"]}):
+        follow = client.post("/api/ask", json={"question": "What accuracy does it get on ImageNet?",
+                                               "history": [{"question": first["question"], "answer": passed}]}).json()
+        assert [c["title"] for c in follow["citations"]] == [lead]
+
+
 def test_off_topic_question_abstains(client: httpx.Client) -> None:
     data = client.post("/api/ask", json={"question": "How do I cook pasta carbonara?"}).json()
     assert data["abstained"] is True and data["citations"] == []

@@ -48,6 +48,7 @@ class PreviousAnswer(BaseModel):
     answer: str = ""
     abstained: bool = False
     citations: list[CitationIn] = Field(default_factory=list)
+    shape: Literal["text", "list"] = "text"
 
 
 class HistoryTurn(BaseModel):
@@ -95,13 +96,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (4
 
 
 def to_turns(history: list[HistoryTurn]) -> list[Turn]:
-    """API history items as pipeline turns (only question, text and citations matter)."""
+    """API history items as pipeline turns (only question, text, citations and shape matter)."""
     turns = []
     for item in history:
         prev = item.answer if isinstance(item.answer, PreviousAnswer) else PreviousAnswer(answer=item.answer)
         citations = [Citation(n=c.n, paper_id=c.paper_id, title=c.title, quote=c.quote, url=c.url) for c in prev.citations]
         answer = Answer(question=item.question, answer=prev.answer, abstained=prev.abstained, citations=citations,
-                        retrieved=[], mode="offline", timings_ms={})
+                        retrieved=[], mode="offline", timings_ms={}, shape=prev.shape)
         turns.append(Turn(item.question, answer))
     return turns
 
