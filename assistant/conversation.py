@@ -72,6 +72,15 @@ FOLLOW_UP_MARGIN = 0.10
 # confidently; with a word referring back, it is about the paper under discussion.
 UNSURE_ALONE = 0.45
 REFERS_BACK = re.compile(r"\b(it|its|they|them|their|this|these|those)\b", re.IGNORECASE)
+# Asking which of the papers under discussion do something: "Which of them learn
+# delays?", "Do any of these use ImageNet?", "Which one was trained on video?".
+NARROWS = re.compile(r"\b(which|what|any|how many)\s+(one|ones|of (them|these|those|the (papers|works|methods)))(?![\w-])",
+                     re.IGNORECASE)
+_NARROWING_WORDS = frozenset("one ones".split())
+# Narrowing a list needs the word itself or a form of it ("image" for "images": word
+# support 0.85-1.0); 0.55 lets through neighbours that every paper of a field has
+# ("latency" for "delays": 0.6-0.7 in all seven spiking-network papers).
+NARROW_SUPPORT = 0.8
 # Referring back to one paper: after a list answer, the paper it led with.
 ONE_PAPER = re.compile(r"\b(it|its|it's|this (paper|method|model|work|approach))\b", re.IGNORECASE)
 # The paper under discussion answers a follow-up when every content word of the
@@ -124,6 +133,18 @@ def listed(history: Sequence[tuple[str, Answer]]) -> bool:
         if answer.citations:
             return answer.shape == "list" or len({c.paper_id for c in answer.citations}) > 2
     return False
+
+
+def narrowed(question: str, supports: dict[str, dict[str, float]]) -> list[str]:
+    """For "Which of them ...?": the papers under discussion (id -> its word support,
+    in discussion order) that name every thing the question asks about, in so many
+    words (NARROW_SUPPORT); all of them when none does, so the answer says what the
+    first does not mention rather than pick one at random."""
+    asked = [w for w in content_words(question) if w not in _ASKING_WORDS and w not in _NARROWING_WORDS]
+    if not asked or not NARROWS.search(question):
+        return list(supports)
+    return [pid for pid, support in supports.items()
+            if all(support.get(w, 0.0) >= NARROW_SUPPORT for w in asked)] or list(supports)
 
 
 def word_list_follows_up(question: str) -> bool:

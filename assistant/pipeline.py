@@ -18,8 +18,8 @@ from assistant.answer import NO_ANSWER, LLMAnswerer, OfflineAnswerer, UnusableAn
 from assistant.citations import Verified, strip_markers, verify
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.decide import LLMOutcome, Signals, Thresholds, after_llm, decide
-from assistant.conversation import (ONE_PAPER, Reading, discussed, follows_up, listed, missing_phrase,
-                                    word_list_follows_up)
+from assistant.conversation import (NARROWS, ONE_PAPER, Reading, discussed, follows_up, listed, missing_phrase,
+                                    narrowed, word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
 from assistant.focus import COMPARE, asks_for_list, asks_for_several, listing_note
@@ -271,9 +271,13 @@ class Assistant:
         alone = max((h.dense for h in ranking.hits), default=0.0)
         if not follows_up(text, alone, best):
             return Reading(False)
-        if listed(turns) and ONE_PAPER.search(text) and not asks_for_several(text):
+        if len(ids) > 1 and NARROWS.search(text):  # "Which of them learn delays?"
+            ids = narrowed(text, dict(zip(ids, (w.per_word for w in index.words.support(
+                text, [index.papers[p] for p in ids])))))
+        elif listed(turns) and ONE_PAPER.search(text) and not asks_for_several(text):
             ids = ids[:1]  # "What accuracy does it reach?" after a list: the paper it led with
-        return Reading(True, ids, short_name(index.papers[ids[0]].title))
+        more = f" and {len(ids) - 1} more" if len(ids) > 1 else ""
+        return Reading(True, ids, short_name(index.papers[ids[0]].title) + more)
 
     def pin(self, index: Index, ranking: Ranking, paper_ids: list[str]) -> Ranking:
         """The ranking with the papers under discussion first, as named papers are."""
@@ -284,19 +288,24 @@ class Assistant:
         rest = [h for h in ranking.hits if h.paper_id not in paper_ids]
         return replace(ranking, hits=(first + rest)[:max(len(ranking.hits), len(first))], named=list(paper_ids))
 
-    def not_in_paper(self, text: str, evidence: Evidence) -> tuple[str, str] | None:
+    def not_in_paper(self, text: str, evidence: Evidence, discussed: int = 1) -> tuple[str, str] | None:
         """For a follow-up the paper under discussion does not answer: the notice and the
-        plain answer ("The abstract of X does not mention Y."), quoting its nearest
-        sentence with its citation. None when the paper speaks of what is asked."""
+        plain answer ("The abstract of X does not mention Y.", or "None of the 7 papers
+        under discussion mentions Y." for "Which of them ...?"), quoting the first
+        paper's nearest sentence with its citation. None when it speaks of what is asked."""
         source = evidence.sources[0]
         phrase = missing_phrase(text, source.support.per_word if source.support is not None else {})
         if not phrase:
             return None
         sims = source.similarities or [0.0]
         nearest = max(range(len(sims)), key=sims.__getitem__)
-        message = f"The abstract of {short_name(source.paper.title)} does not mention {phrase}."
+        name = short_name(source.paper.title)
+        if discussed > 1 and NARROWS.search(text):
+            message, lead = f"None of the {discussed} papers under discussion mentions {phrase}.", f"Nearest in {name}:"
+        else:
+            message, lead = f"The abstract of {name} does not mention {phrase}.", "The nearest it comes:"
         quote = strip_markers(source.sentences[nearest]) if source.sentences else ""
-        return message, (f"{message} The nearest it comes: {quote} [{source.n}]" if quote else message)
+        return message, (f"{message} {lead} {quote} [{source.n}]" if quote else message)
 
     # ------------------------------------------------------------ answering
 
@@ -366,7 +375,7 @@ class Assistant:
         query, ranking, vector, reading = self.search_in_conversation(index, text, history, retriever or s.retriever,
                                                                       filters, k=max(s.retrieve_k, 10, top_k))
         evidence = gather(index, ranking, query, top_k, vector)
-        declined = self.not_in_paper(text, evidence) if reading.follow_up else None
+        declined = self.not_in_paper(text, evidence, len(reading.papers)) if reading.follow_up else None
         named = bool(evidence.named)
         signals = Signals(answerability=self.answerability(evidence), named=named,
                           readable=named or self.readable(query, index),

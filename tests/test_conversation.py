@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.conversation import discussed, missing_phrase, word_list_follows_up
+from assistant.conversation import discussed, missing_phrase, narrowed, word_list_follows_up
 from assistant.models import Answer, Citation
 from assistant.pipeline import Assistant, Turn
 from evals.conversations import headline, load_conversations, run_conversations
@@ -96,6 +96,39 @@ def test_it_after_a_list_answer_is_the_paper_the_list_led_with(assistant: Assist
     assert [c.title for c in one.citations] == [lead] and one.has_notice("follow_up")
     all_of_them = assistant.ask("How do they compare?", [Turn(first.question, first)])
     assert len(all_of_them.citations) > 2
+
+
+def test_which_of_them_keeps_the_papers_that_name_what_is_asked() -> None:
+    """A neighbouring word ("latency" for "delays", 0.6-0.7) is no mention; none
+    naming it keeps them all (the answer then says none mentions it)."""
+    supports = {"a": {"learn": 0.6, "delays": 0.68}, "b": {"learn": 1.0, "delays": 1.0},
+                "c": {"learn": 0.81, "delays": 0.95}}
+    assert narrowed("Which of them learn delays?", supports) == ["b", "c"]
+    assert narrowed("Which ones were evaluated on delays?", supports) == ["b", "c"]  # framing words aside
+    assert narrowed("Which of them cook pasta?", supports) == ["a", "b", "c"]
+    assert narrowed("How do they learn delays?", supports) == ["a", "b", "c"]  # not a narrowing question
+
+
+@pytest.mark.parametrize(("follow_up", "expected"), [
+    ("Which of them learn delays?", ["Learning Delays in Spiking Neural Networks",
+                                     "Learning heterogeneous delays in a layer of spiking neurons"]),
+    ("Which of them use transformers?", ["STEP: A Unified Spiking Transformer Evaluation Platform"]),
+    ("Do any of them generate images?", ["Spiking Diffusion Models"]),
+])
+def test_which_of_them_after_a_list_answer_cites_the_ones_that_do(assistant: Assistant, follow_up: str,
+                                                                 expected: list[str]) -> None:
+    first = assistant.ask("How can a spiking neural network do inference in a single timestep?")
+    answer = assistant.ask(follow_up, [Turn(first.question, first)])
+    assert [c.title[:len(e)] for c, e in zip(answer.citations, expected)] == expected
+    assert len({c.paper_id for c in answer.citations}) == len(expected)
+
+
+def test_which_of_them_when_none_does_says_so_of_all_of_them(assistant: Assistant) -> None:
+    first = assistant.ask("How can a spiking neural network do inference in a single timestep?")
+    answer = assistant.ask("Which of them cook pasta?", [Turn(first.question, first)])
+    n = len({c.paper_id for c in first.citations})
+    assert answer.answer.startswith(f"None of the {n} papers under discussion mentions cook pasta.")
+    assert answer.has_notice("not_in_paper")
 
 
 def test_a_named_paper_wins_over_the_conversation(assistant: Assistant) -> None:

@@ -131,6 +131,33 @@ def test_paper_resources(server: Any, assistant: Any) -> None:
     run(test)
 
 
+def test_the_resource_list_comes_in_pages(server: Any, assistant: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large reference library is listed a page at a time; following nextCursor gives
+    every paper once, and a made-up cursor is refused by name."""
+    import ui.mcp_server
+
+    monkeypatch.setattr(ui.mcp_server, "RESOURCES_PAGE", 100)
+
+    async def test() -> None:
+        async with Client(server) as c:
+            uris: list[str] = []
+            cursor = None
+            pages = 0
+            while True:
+                page = await c.list_resources(cursor=cursor)
+                pages += 1
+                assert len(page.resources) <= 100
+                uris += [str(r.uri) for r in page.resources]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            assert pages == -(-len(assistant.index.papers) // 100)
+            assert sorted(uris) == sorted(f"paper://{pid}" for pid in assistant.index.papers)
+            with pytest.raises(Exception, match="Unknown resources cursor 'abc'"):
+                await c.list_resources(cursor="abc")
+    run(test)
+
+
 BAD_CALLS = [
     ("ask", {}, "question"),
     ("ask", {"question": 42}, "question"),

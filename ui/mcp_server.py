@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import Resource, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, ListResourcesResult, PaginatedRequestParams, Resource, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from assistant.index import IndexProblem
@@ -173,8 +174,14 @@ class Tools:
                 for p in papers]
 
 
+# Resources per resources/list page: a reference library of 50,000 papers would
+# otherwise be one ~10 MB reply; clients follow `nextCursor` (the protocol's paging).
+RESOURCES_PAGE = 500
+
+
 class AssistantMCP(MCPServer):
-    """MCPServer whose resource list is the index's papers (one template serves them all)."""
+    """MCPServer whose resource list is the index's papers (one template serves them
+    all), RESOURCES_PAGE at a time."""
 
     def __init__(self, tools: Tools) -> None:
         super().__init__("research-assistant", instructions=INSTRUCTIONS, log_level="WARNING")
@@ -182,6 +189,16 @@ class AssistantMCP(MCPServer):
 
     async def list_resources(self) -> list[Resource]:
         return await self.tools.resources()
+
+    async def _handle_list_resources(self, ctx: Any, params: PaginatedRequestParams | None) -> ListResourcesResult:
+        """One page; the cursor is the offset of the next (MCPServer's own handler sends all)."""
+        cursor = params.cursor if params is not None else None
+        if cursor is not None and not cursor.isdigit():
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown resources cursor {cursor!r}: pass back nextCursor.")
+        start = int(cursor or 0)
+        resources = await self.list_resources()
+        end = start + RESOURCES_PAGE
+        return ListResourcesResult(resources=resources[start:end], next_cursor=str(end) if end < len(resources) else None)
 
 
 def build_server(api: Api) -> AssistantMCP:
