@@ -46,7 +46,7 @@ from rapidfuzz import fuzz
 
 from assistant.models import Paper
 from assistant.names import GENERIC_ACRONYMS
-from assistant.text import URL, title_head
+from assistant.text import STOPWORDS, URL, title_head
 
 if TYPE_CHECKING:
     from assistant.citations import Source
@@ -173,11 +173,15 @@ def stems(text: str) -> frozenset[str]:
 
 
 def defined_names(question: str) -> list[str]:
-    """The names a "What is X?" / "What does X do?" question asks about (its
-    capitalised words after the first); none for other questions."""
+    """The names a "What is X?" / "What does X do?" question asks about: its
+    capitalised words after the first, and a short word in lower case as the acronym
+    it may be typed for ("what is sps?" -> "SPS", which a sentence must then spell out
+    in capitals to count); none for other questions."""
     if not ASKS_WHAT_IS.search(question):
         return []
-    return [w for w in CAPITALISED.findall(question.split(None, 1)[1] if " " in question else "") if len(w) > 1]
+    rest = question.split(None, 1)[1] if " " in question else ""
+    typed = [w.upper() for w in re.findall(r"\b[a-z][a-z0-9-]{1,7}\b", rest) if w not in STOPWORDS]
+    return [w for w in CAPITALISED.findall(rest) if len(w) > 1] + typed
 
 
 def defines(text: str, names: list[str]) -> bool:

@@ -417,6 +417,15 @@ def test_a_list_judges_each_paper_on_its_own_with_no_cap() -> None:
     assert choose_papers("Which paper quantizes diffusion models?", best, scores, [], support, keyword) == [1]
 
 
+def test_an_acronym_typed_in_lower_case_is_answered_by_the_sentence_that_spells_it_out() -> None:
+    """"what is sps?" quoted a sentence using "SPS" before the one defining it."""
+    uses = "In terms of simulation and learning speed, the framework achieves over 108,000 SPS on one node."
+    spells = "The framework achieves over 421,000 steps-per-second (SPS) on an 8-GPU node in simulation."
+    assert defined_names("what is sps?") == ["SPS"] and defined_names("What is AdamP?") == ["AdamP"]
+    scores = sentence_scores("what is sps?", [uses, spells], [0.50, 0.28])
+    assert scores[1] > scores[0]
+
+
 def test_the_paper_abstention_judged_is_cited_even_below_the_similarity_floor() -> None:
     """"what is bffg?" is far from every sentence (0.28) while its one word is the first
     paper's; the floor dropped that paper and the answer quoted the next one over it, a
