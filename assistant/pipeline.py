@@ -225,6 +225,9 @@ class Assistant:
         text = " ".join(text.split())
         if not text:
             raise QuestionError("The question is empty. Ask about a topic, method or paper.")
+        if not any(c.isalnum() for c in text):  # "?" was answered from whichever paper came first
+            raise QuestionError(f"The question {text[:20]!r} has no words to search for. "
+                                "Ask about a topic, method or paper.")
         if len(text) > self.settings.max_question_chars:
             raise QuestionTooLong(
                 f"The question is {len(text)} characters long; the limit is {self.settings.max_question_chars}. "

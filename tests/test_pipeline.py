@@ -188,6 +188,14 @@ def test_empty_questions_are_refused(assistant: Assistant, question) -> None:
         assistant.ask(question)
 
 
+@pytest.mark.parametrize("question", ["?", "??!", "🤔", "- ... -"])
+def test_a_question_with_no_words_is_refused_not_answered(assistant: Assistant, question: str) -> None:
+    """"?" was answered, from whichever paper happened to come first."""
+    with pytest.raises(QuestionError, match="has no words to search for"):
+        assistant.ask(question)
+    assert not assistant.ask("什么是扩散模型？").answer.startswith("The question")  # other scripts have words
+
+
 def test_over_long_questions_are_refused_with_the_limit(assistant: Assistant) -> None:
     with pytest.raises(QuestionError, match=r"2001 characters long; the limit is 2000"):
         assistant.ask("a" * 2001)
