@@ -87,7 +87,7 @@ class Citation(BaseModel):
 
 
 NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing",
-                     "follow_up", "not_in_paper"]
+                     "follow_up", "not_in_paper", "spelling"]
 
 
 class Notice(BaseModel):
@@ -102,7 +102,8 @@ class Notice(BaseModel):
                              "abstracts do not say, and the notice gives what the corpus's listing does; "
                              "follow_up: the question was read as a follow-up about the paper the conversation is "
                              "about, and answered from it; not_in_paper: that paper's abstract does not mention what the "
-                             "follow-up asks, and the answer says so.")
+                             "follow-up asks, and the answer says so; spelling: misspelt words were read as the "
+                             "corpus words they were meant for (assistant/spelling.py).")
     message: str
 
 

@@ -34,6 +34,7 @@ from assistant.retrieve import (
     RetrieverName,
     open_index,
 )
+from assistant.spelling import corrected, corrections, spelling_notice
 
 
 class QuestionError(ValueError):
@@ -345,6 +346,9 @@ class Assistant:
         index = self.index
         if stale := index.files.stale_notice():
             yield out.notice(Notice(kind="stale_index", message=stale))
+        if fixes := corrections(text, index.words.frequencies):
+            text = corrected(text, fixes)  # searched and answered as meant; the answer keeps the question as asked
+            yield out.notice(Notice(kind="spelling", message=spelling_notice(fixes)))
         measured = self.measure(index, text, history, retriever, top_k, filters)
         out.measured(measured)
         decision = decide(measured.signals, self.thresholds(), used_mode)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import threading
+from functools import cached_property
 import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple
@@ -157,6 +158,11 @@ class WordVectors:
         self._paper_rows: dict[str, np.ndarray] = {}
         self._unknown: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # the server answers several questions at once
+
+    @cached_property
+    def frequencies(self) -> dict[str, int]:
+        """Each corpus word and how many papers use it (spelling correction reads these)."""
+        return {w: int(self.df[i]) for w, i in self.row.items()}
 
     def readable_share(self, question: str) -> float:
         """Share of the question's words that are corpus words or English function words."""
