@@ -77,15 +77,20 @@ ASKS_FOR_LISTING = re.compile(r"\bwho\s+(wrote|writes|authored|are the authors|m
 # for papers on ...", "What has been done on ...", "Ways to ...", "How do people ...": every
 # paper that answers. "Is there work that ...?" is left out: the conversation set asks it
 # of one paper (conv-003, conv-010).
+COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+_COUNT = r"(\d{1,2}|" + "|".join(COUNTS) + ")"
 LIST = re.compile(r"\bwhat\s+(work|research)\b|\b(any|all)\s+(papers|works|studies)\b|"
+                  r"\bany\s+(work|research)\s+(on|about|in|into)\b|"
                   r"\b(what|which)\s+(\w+\s+)?(approaches|methods|techniques|ways)\s+(to|for|of)\b|"
-                  r"\b(looking for|show me|give me|point me to|suggest|recommend)\s+(some\s+|any\s+|a few\s+|the\s+)?"
-                  r"(papers|works|work|studies|research|articles)\b|\bwhat\s+has\s+been\s+done\b|"
+                  r"\b(looking for|show me|give me|point me to|suggest|recommend)\s+(some\s+|any\s+|a few\s+|the\s+|"
+                  + _COUNT + r"\s+)?(papers|works|work|studies|research|articles)\b|\bwhat\s+has\s+been\s+done\b|"
                   r"^\s*(ways|approaches|methods)\s+(to|for|of)\b|^\s*how\s+(do|did)\s+(people|researchers|others)\b", re.I)
 # A short "How can X be done?" asks for the ways; a long one describes one paper's way
 # (the single-paper "How can ..." questions of core and hard have 18 words or more);
 # "How does X work?" asks about one thing.
 HOW = re.compile(r"^\s*how\s+(can|could|to|might|should|would)\b", re.I)
+# "Give me three papers on ...", "list 5 papers about ...": that many, no more.
+ASKED_COUNT = re.compile(r"\b" + _COUNT + r"\s+(\w+[\s-]+){0,2}?(papers|works|studies|articles)\b", re.I)
 HOW_MAX_WORDS = 14
 RECENT = re.compile(r"\b(latest|recent(ly)?|newest|most recent)\b", re.I)
 NAME = re.compile(r"\b[A-Z][a-z]*[A-Z][A-Za-z0-9-]*\b|\b[A-Z]{2,}[A-Za-z0-9-]*\b")
@@ -153,6 +158,15 @@ def asks_for_list(question: str, named: int = 0) -> bool:
         return False
     short_how = bool(HOW.search(question)) and len(question.split()) <= HOW_MAX_WORDS
     return bool(PLURAL.search(question) or LIST.search(question) or short_how)
+
+
+def asked_count(question: str) -> int | None:
+    """How many papers a list question asks for ("three papers on ..."), if it says."""
+    found = ASKED_COUNT.search(question)
+    if found is None:
+        return None
+    word = found.group(1).lower()
+    return int(word) if word.isdigit() else COUNTS[word]
 
 
 def asks_for_recent(question: str) -> bool:
@@ -232,7 +246,10 @@ def choose_papers(question: str, best: dict[int, float], scores: dict[int, float
     if len(named) > 1:
         return sorted(named)
     if asks_for_list(question):
-        return fitting(order, best, support or {}, keyword or {})
+        listed = fitting(order, best, support or {}, keyword or {})
+        if (wanted := asked_count(question)) is not None:  # as many as asked: the fitting ones first
+            listed = sorted((listed + [n for n in order if n not in listed])[:wanted], key=order.index)
+        return listed
     return near_the_best(order, best, scores, named, support)
 
 

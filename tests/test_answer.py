@@ -31,6 +31,7 @@ from assistant.config import PROJECT_ROOT, Settings
 from assistant.focus import (
     NEAR_DUPLICATE,
     asks_for_list,
+    asked_count,
     asks_for_several,
     choose_papers,
     defined_names,
@@ -384,9 +385,33 @@ def test_nothing_is_cited_when_no_sentence_comes_near_the_question() -> None:
     "I'm looking for papers about continual learning.", "Show me work on recommender systems.",
     "Give me papers on Monte Carlo tree search.", "What has been done on test-time scaling?",
     "Ways to make diffusion models faster?", "How do people compress the KV cache?",
+    "Any work on graph neural networks?", "Give me three papers on reinforcement learning from human feedback",
 ])
 def test_questions_asking_for_every_paper_on_a_subject_are_lists(question: str) -> None:
     assert asks_for_list(question) and asks_for_several(question)
+
+
+@pytest.mark.parametrize(("question", "count"), [
+    ("Give me three papers on RLHF", 3), ("list 5 papers about spiking networks", 5),
+    ("Which two recent papers quantize diffusion models?", 2), ("Which papers quantize diffusion models?", None),
+    ("Which paper reports 4-bit results on three datasets?", None),
+])
+def test_a_list_question_may_say_how_many_papers_it_wants(question: str, count: int | None) -> None:
+    assert asked_count(question) == count
+
+
+def test_as_many_papers_as_asked_for_the_fitting_ones_first() -> None:
+    """"Give me three papers": the three it lists are the fitting ones, topped up in
+    retrieval order when fewer fit; "two" keeps the first two of those that fit."""
+    best = {1: 0.92, 2: 0.48, 3: 0.44, 4: 0.60, 5: 0.28, 6: 0.50}
+    support = {1: 0.95, 2: 0.80, 3: 0.78, 4: 0.50, 5: 0.95, 6: 0.60}
+    keyword = {1: 12.0, 2: 6.0, 3: 8.0, 4: 2.0, 5: 9.0, 6: 0.0}
+    scores = {n: 1.0 / n for n in best}
+    assert choose_papers("Which papers quantize diffusion models?", best, scores, [], support, keyword) == [1, 2, 3]
+    assert choose_papers("Give me four papers on quantized diffusion models", best, scores, [], support,
+                         keyword) == [1, 2, 3, 4]
+    assert choose_papers("Give me two papers on quantized diffusion models", best, scores, [], support,
+                         keyword) == [1, 2]
 
 
 @pytest.mark.parametrize("question", [
