@@ -232,6 +232,11 @@ def test_script_question_renders_as_text(page: Any) -> None:
 def test_bad_input_is_explained_in_the_chat(page: Any) -> None:
     ask(page, "   ")
     assert "The question is empty" in bot_messages(page).last.inner_text()
+    ask(page, "?")
+    assert "has no words to search for" in bot_messages(page).last.inner_text()
+    ask(page, "quantizaton of diffusion modles")  # typos: answered as meant, and the page says how it was read
+    typo = bot_messages(page).last.inner_text()
+    assert "Read “quantizaton” as “quantization”, “modles” as “models”." in typo and "[1]" in typo
     ask(page, "word " * 450)
     assert "the limit is 2000" in bot_messages(page).last.inner_text()
     page.locator("#settings").get_by_text("Settings").first.click()
