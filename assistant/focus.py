@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz
 
 from assistant.models import Paper
-from assistant.names import GENERIC_ACRONYMS
+from assistant.names import GENERIC_ACRONYMS, long_form
 from assistant.text import STOPWORDS, URL, title_head
 
 if TYPE_CHECKING:
@@ -200,11 +200,15 @@ def defined_names(question: str) -> list[str]:
 
 def defines(text: str, names: list[str]) -> bool:
     """Whether a sentence introduces one of `names`: with a contribution verb ("we
-    propose X") or its expansion beside it ("Reward-based Noise Optimization (ReNO)")."""
+    propose X") or its expansion beside it ("Reward-based Noise Optimization (ReNO)").
+    The name as a word of its own: "Step-DPO" does not name DPO."""
     def expanded(name: str) -> bool:
-        return bool(re.search(rf"{re.escape(name)}\s*\(|\(\s*{re.escape(name)}\b", text))
+        return bool(re.search(rf"(?<![\w-]){re.escape(name)}\s*\(|\(\s*{re.escape(name)}\b", text))
 
-    return any(name in text and (bool(CLAIM.search(text)) or expanded(name)) for name in names)
+    def named(name: str) -> bool:
+        return bool(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text))
+
+    return any(named(name) and (bool(CLAIM.search(text)) or expanded(name)) for name in names)
 
 
 def sentence_scores(question: str, sentences: list[str], similarities: list[float]) -> list[float]:
@@ -332,6 +336,26 @@ def name_sides(question: str, titles: dict[int, str], sentences: dict[int, list[
     return list(dict.fromkeys(n for n in found if n is not None))
 
 
+def spelling_out(question: str, sources: Sequence[Source], chosen: int) -> int:
+    """For "What is DPO?" when no paper is named DPO: the first source (in retrieval
+    order, above the floor) whose abstract spells the term out ("Direct Preference
+    Optimization (DPO)") unless the chosen one does; a paper that only uses the term
+    ("Step-DPO: ...") tells the user nothing of what it is."""
+    names = defined_names(question)
+    if not names:
+        return chosen
+
+    def spells(source: Source) -> bool:
+        text = source.paper.abstract
+        return any(long_form(text[:m.start()], name) is not None for name in names
+                   for m in re.finditer(rf"\(\s*{re.escape(name)}s?\s*\)", text))
+
+    by_n = {s.n: s for s in sources}
+    if chosen in by_n and spells(by_n[chosen]):
+        return chosen
+    return next((s.n for s in sources if s.similarities and max(s.similarities) >= FLOOR and spells(s)), chosen)
+
+
 def focus(question: str, sources: Sequence[Source], judged: bool = False) -> list[Pick]:
     """The papers that answer and, for each, the sentences that carry the answer, best
     first, skipping a sentence another cited paper already says (the corpus has papers
@@ -345,6 +369,8 @@ def focus(question: str, sources: Sequence[Source], judged: bool = False) -> lis
     papers = choose_papers(question, best, {s.n: s.score for s in sources}, named,
                            {s.n: s.support.weighted for s in sources if s.support is not None},
                            {s.n: s.keyword for s in sources}, judged)
+    if len(papers) == 1 and not named:
+        papers = [spelling_out(question, sources, papers[0])]
     parts = {s.n: s.part_similarities for s in sources if s.part_similarities}
     if len(by_name) < 2 and (extra := sides(question, parts) - set(papers)):
         papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]

@@ -36,6 +36,7 @@ from assistant.focus import (
     choose_papers,
     defined_names,
     defines,
+    focus,
     listing_note,
     sentence_scores,
 )
@@ -449,6 +450,23 @@ def test_an_acronym_typed_in_lower_case_is_answered_by_the_sentence_that_spells_
     assert defined_names("what is sps?") == ["SPS"] and defined_names("What is AdamP?") == ["AdamP"]
     scores = sentence_scores("what is sps?", [uses, spells], [0.50, 0.28])
     assert scores[1] > scores[0]
+
+
+def test_a_name_inside_another_name_is_not_defined_by_it() -> None:
+    """"Step-DPO (...)" introduces Step-DPO, not DPO."""
+    assert not defines("We propose Step-DPO (step-wise preference optimization) for long reasoning.", ["DPO"])
+    assert defines("Direct Preference Optimization (DPO) aligns models without a reward model.", ["DPO"])
+
+
+def test_what_is_a_term_no_paper_is_named_by_is_answered_from_the_paper_that_spells_it_out() -> None:
+    """core-062 "What is REPA in diffusion transformer training?" cited a paper that only
+    uses REPA; the paper spelling it out ("REPresentation Alignment (REPA)") is second."""
+    uses = source(1, "music", "A Music Generation Model", ["Our model adds a REPA loss to train faster than before."])
+    spells = source(2, "repa", "Training Diffusion Transformers Is Easier Than You Think",
+                    ["We introduce a simple regularization called REPresentation Alignment (REPA) for training."])
+    found = [replace(uses, similarities=[0.6]), replace(spells, similarities=[0.5])]
+    assert [p.n for p in focus("What is REPA in diffusion transformer training?", found)] == [2]
+    assert [p.n for p in focus("How is the music model trained?", found)] == [1]  # no "What is": retrieval's order
 
 
 def test_the_paper_abstention_judged_is_cited_even_below_the_similarity_floor() -> None:
