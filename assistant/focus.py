@@ -344,16 +344,29 @@ def spelling_out(question: str, sources: Sequence[Source], chosen: int) -> int:
     names = defined_names(question)
     if not names:
         return chosen
-
-    def spells(source: Source) -> bool:
-        text = source.paper.abstract
-        return any(long_form(text[:m.start()], name) is not None for name in names
-                   for m in re.finditer(rf"\(\s*{re.escape(name)}s?\s*\)", text))
-
     by_n = {s.n: s for s in sources}
-    if chosen in by_n and spells(by_n[chosen]):
+    if chosen in by_n and spells_out(by_n[chosen].paper.abstract, names):
         return chosen
-    return next((s.n for s in sources if s.similarities and max(s.similarities) >= FLOOR and spells(s)), chosen)
+    return next((s.n for s in sources if s.similarities and max(s.similarities) >= FLOOR
+                 and spells_out(s.paper.abstract, names)), chosen)
+
+
+def spells_out(text: str, names: list[str]) -> bool:
+    """Whether a text gives one of `names` with the long form it abbreviates
+    ("Direct Preference Optimization (DPO)")."""
+    return any(long_form(text[:m.start()], name) is not None for name in names
+               for m in re.finditer(rf"\(\s*{re.escape(name)}s?\s*\)", text))
+
+
+def ranked_sentences(question: str, source: Source) -> list[int]:
+    """A source's sentences, best first (`sentence_scores`). For "What is DPO?" asked of a
+    paper that only uses DPO, the sentence spelling DPO out comes first: what the term
+    stands for is all such a paper says of it."""
+    ranks = sentence_scores(question, source.sentences, source.similarities)
+    ranked = sorted(range(len(source.sentences)), key=lambda i: -ranks[i])
+    names = [] if source.named else defined_names(question)
+    lead = next((i for i in ranked if names and spells_out(source.sentences[i], names)), None)
+    return ranked if lead is None else [lead] + [i for i in ranked if i != lead]
 
 
 def focus(question: str, sources: Sequence[Source], judged: bool = False) -> list[Pick]:
@@ -374,16 +387,14 @@ def focus(question: str, sources: Sequence[Source], judged: bool = False) -> lis
     parts = {s.n: s.part_similarities for s in sources if s.part_similarities}
     if len(by_name) < 2 and (extra := sides(question, parts) - set(papers)):
         papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]
-    similarities = {s.n: s.similarities for s in sources}
+    by_n = {s.n: s for s in sources}
     per_paper = LEAD_SENTENCES if len(papers) == 1 else 1 if asks_for_list(question) else SENTENCES_EACH
     used: list[str] = []
     picks = []
     for n in papers:
         texts = sentences[n]
-        ranks = sentence_scores(question, texts, similarities[n])
-        ranked = sorted(range(len(texts)), key=lambda i: -ranks[i])
         chosen: list[int] = []
-        for i in ranked:
+        for i in ranked_sentences(question, by_n[n]):
             if len(chosen) == per_paper:
                 break
             if len(texts[i]) < MIN_CHARS or any(fuzz.ratio(texts[i], u) >= NEAR_DUPLICATE for u in used):

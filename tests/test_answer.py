@@ -469,6 +469,18 @@ def test_what_is_a_term_no_paper_is_named_by_is_answered_from_the_paper_that_spe
     assert [p.n for p in focus("How is the music model trained?", found)] == [1]  # no "What is": retrieval's order
 
 
+def test_what_is_a_borrowed_term_leads_with_the_sentence_spelling_it_out() -> None:
+    """"What is DPO?" asked of a paper that only uses DPO led with "We also observe that
+    in DPO, ..."; what DPO stands for is the one thing such a paper says of it."""
+    paper = source(1, "step", "Step-wise Preference Optimization", [
+        "We also observe that in DPO, self-generated data is more effective than human data.",
+        "However, Direct Preference Optimization (DPO) has shown limited benefits for long reasoning.",
+        "Our method reaches 70.8% on MATH with a large model."])
+    found = [replace(paper, similarities=[0.48, 0.34, 0.30])]
+    assert focus("What is DPO?", found)[0].sentences[0] == 1
+    assert focus("Why does self-generated data help DPO?", found)[0].sentences[0] != 1  # not a "What is"
+
+
 def test_the_paper_abstention_judged_is_cited_even_below_the_similarity_floor() -> None:
     """"what is bffg?" is far from every sentence (0.28) while its one word is the first
     paper's; the floor dropped that paper and the answer quoted the next one over it, a

@@ -307,6 +307,17 @@ def test_a_question_in_lower_case_is_answered_from_the_paper_it_asks_about(assis
     assert not answer.abstained and [c.title[:len(title_start)] for c in answer.citations] == [title_start]
 
 
+@pytest.mark.parametrize(("question", "spelled"), [
+    ("What is LoRA?", "Low-Rank Adaptation (LoRA)"), ("What is MCTS?", "Monte Carlo Tree Search (MCTS)"),
+    ("What is RLHF?", "Reinforcement Learning from Human Feedback (RLHF)"),
+])
+def test_what_a_field_term_stands_for_comes_first(assistant: Assistant, question: str, spelled: str) -> None:
+    """No paper is named LoRA; the answer used to open with a sentence of the first
+    paper that uses it, saying nothing of what it is."""
+    answer = assistant.ask(question)
+    assert spelled in answer.answer.split("[1]")[0]
+
+
 def test_a_word_that_is_also_an_acronym_names_no_paper(assistant: Assistant) -> None:
     """"CAR" is a paper's name; "car" in a question is a car."""
     assert assistant.index.named_papers("What is CAR?")
