@@ -114,25 +114,25 @@ class Reading:
     about: str = ""
 
 
+def _latest_citing(history: Sequence[tuple[str, Answer]]) -> Answer | None:
+    """The latest answer that cites a paper: a refusal in between (an off-topic
+    question) does not end the discussion of the papers before it."""
+    return next((answer for _, answer in reversed(history) if any(c.paper_id for c in answer.citations)), None)
+
+
 def discussed(history: Sequence[tuple[str, Answer]]) -> list[tuple[str, str]]:
     """(paper id, title) of the papers the conversation is about: those the latest
-    answer that cites anything cites, in citation order. A refusal in between (an
-    off-topic question) does not end the discussion of the paper before it."""
-    for _, answer in reversed(history):
-        cited = list(dict.fromkeys((c.paper_id, c.title) for c in answer.citations if c.paper_id))
-        if cited:
-            return cited
-    return []
+    answer that cites anything cites, in citation order."""
+    answer = _latest_citing(history)
+    return [] if answer is None else list(dict.fromkeys((c.paper_id, c.title) for c in answer.citations if c.paper_id))
 
 
 def listed(history: Sequence[tuple[str, Answer]]) -> bool:
     """Whether the papers under discussion came from a list answer ("Which papers ...?"):
     its shape, or (a client that passes back only text and citations, the OpenAI face)
     more than the two papers a comparison cites."""
-    for _, answer in reversed(history):
-        if answer.citations:
-            return answer.shape == "list" or len({c.paper_id for c in answer.citations}) > 2
-    return False
+    answer = _latest_citing(history)
+    return answer is not None and (answer.shape == "list" or len({c.paper_id for c in answer.citations}) > 2)
 
 
 def narrowed(question: str, supports: dict[str, dict[str, float]]) -> list[str]:
