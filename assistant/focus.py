@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 from rapidfuzz import fuzz
 
 from assistant.models import Paper
-from assistant.names import GENERIC_ACRONYMS, long_form
+from assistant.names import GENERIC_ACRONYMS, spells_out
 from assistant.text import STOPWORDS, URL, title_head
 
 if TYPE_CHECKING:
@@ -349,13 +349,6 @@ def spelling_out(question: str, sources: Sequence[Source], chosen: int) -> int:
         return chosen
     return next((s.n for s in sources if s.similarities and max(s.similarities) >= FLOOR
                  and spells_out(s.paper.abstract, names)), chosen)
-
-
-def spells_out(text: str, names: list[str]) -> bool:
-    """Whether a text gives one of `names` with the long form it abbreviates
-    ("Direct Preference Optimization (DPO)")."""
-    return any(long_form(text[:m.start()], name) is not None for name in names
-               for m in re.finditer(rf"\(\s*{re.escape(name)}s?\s*\)", text))
 
 
 def ranked_sentences(question: str, source: Source) -> list[int]:

@@ -115,6 +115,13 @@ def spelled_out(abstract: str) -> list[tuple[str, bool]]:
     return found
 
 
+def spells_out(text: str, names: list[str]) -> bool:
+    """Whether a text gives one of `names`, field acronyms included, with the long form
+    it abbreviates ("Direct Preference Optimization (DPO)"): what "What is DPO?" asks."""
+    return any(long_form(text[:m.start()], name) is not None for name in names
+               for m in re.finditer(rf"\(\s*{re.escape(name)}s?\s*\)", text))
+
+
 def defined_names(abstract: str) -> list[str]:
     """Names an abstract defines: acronyms it introduces ("we introduce the automatic
     Backward Filtering Forward Guiding (BFFG)") and coined names ("a novel method
