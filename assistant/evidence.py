@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.citations import Source
-from assistant.focus import COMPARE, Pick, asks_for_list, asks_for_recent, focus
+from assistant.focus import COMPARE, Pick, asks_for_list, asks_for_recent, focus, introduced, introducer, side_names, side_phrases
 from assistant.rerank import question_parts
 from assistant.retrieve import Index, Ranking
 from assistant.words import WordSupport
@@ -28,6 +28,9 @@ class Evidence:
     # it is cited even below the similarity floor, rather than a lower-ranked paper
     # nothing judged ("what is bffg?" quoted a paper on steps-per-second).
     judged: bool = False
+    # Sides of a comparison no paper of the corpus is named by ("DDIM" in "Compare
+    # DPM-Solver and DDIM"): the answer quotes abstracts that mention them and says so.
+    unnamed: tuple[str, ...] = ()
 
     @property
     def named(self) -> list[int]:
@@ -37,7 +40,7 @@ class Evidence:
     def focus(self, question: str) -> list[Pick]:
         """The sources that answer and their sentences, best first (assistant/focus.py);
         a list of the latest papers on a subject puts the newest first (undated last)."""
-        picks = focus(question, self.sources, self.judged)
+        picks = focus(question, self.sources, self.judged, self.unnamed)
         if asks_for_recent(question) and asks_for_list(question, len(self.named)):
             dates = {s.n: s.paper.published or "" for s in self.sources}
             picks.sort(key=lambda p: dates[p.n], reverse=True)
@@ -70,7 +73,10 @@ def gather(index: Index, ranking: Ranking, query: str, top_k: int, vector: np.nd
     similarity = ranking.paper_similarity
     if similarity is None:  # keyword-only retrieval: one more Chroma query
         similarity = index.dense.paper_similarity(vector)
-    return Evidence(sources, similarity, ranking.keyword_top)
+    titles, sentences = {s.n: s.paper.title for s in sources}, {s.n: s.sentences for s in sources}
+    unnamed = tuple(name for name in side_names(query) if not index.named_papers(name)
+                    and introducer(name, titles, sentences) is None and not introduced(name, sources))
+    return Evidence(sources, similarity, ranking.keyword_top, unnamed=unnamed)
 
 
 def _word_support(index: Index, query: str, ranking: Ranking, paper_ids: list[str]) -> Mapping[str, WordSupport]:
@@ -86,8 +92,12 @@ def _part_similarities(index: Index, query: str, ranking: Ranking,
                        vectors: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
     """Each paper's best sentence similarity to each part of a comparison; none for
     other questions (only comparisons read them, assistant/focus.py)."""
-    parts = question_parts(query)
-    if len(parts) < 2 or not COMPARE.search(query):
-        return {}
-    part_vectors = ranking.part_vectors if ranking.part_vectors is not None else index.dense.encode(parts)
+    sides = side_phrases(query)
+    if sides:
+        part_vectors = index.dense.encode(sides)
+    else:
+        parts = question_parts(query)
+        if len(parts) < 2 or not COMPARE.search(query):
+            return {}
+        part_vectors = ranking.part_vectors if ranking.part_vectors is not None else index.dense.encode(parts)
     return {pid: (rows @ part_vectors.T).max(axis=0).tolist() for pid, rows in vectors.items() if len(rows)}

@@ -46,6 +46,7 @@ from rapidfuzz import fuzz
 
 from assistant.models import Paper
 from assistant.names import GENERIC_ACRONYMS, spells_out
+from assistant.names import defined_names as abstract_names
 from assistant.text import STOPWORDS, URL, title_head
 
 if TYPE_CHECKING:
@@ -179,9 +180,9 @@ def stems(text: str) -> frozenset[str]:
     """Content words, stemmed and without stopwords, as the keyword index reads them."""
     import bm25s
 
-    from assistant.keyword import TOKEN_PATTERN, stemmer
+    from assistant.keyword import TOKEN_PATTERN, stemmer, with_compounds
 
-    tokens = bm25s.tokenize(text, stopwords="en", stemmer=stemmer(), token_pattern=TOKEN_PATTERN,
+    tokens = bm25s.tokenize(with_compounds(text), stopwords="en", stemmer=stemmer(), token_pattern=TOKEN_PATTERN,
                             return_ids=False, show_progress=False)
     return frozenset(tokens[0]) if tokens else frozenset()
 
@@ -311,6 +312,59 @@ def compared_names(question: str) -> list[str]:
     return [w for w in dict.fromkeys(w.strip("-") for w in found) if len(w) > 2 and w.upper() not in GENERIC_ACRONYMS]
 
 
+# The words on either side of a comparison's connector: the sides it names
+# ("DPM-Solver and DDIM"), not every capitalised word ("... on ImageNet").
+SIDE = re.compile(r"([\w-]+)\s+(?:and|or|vs\.?|versus|against|with|to)\s+(?:the\s+)?([\w-]+)", re.I)
+
+
+_CLAUSE = re.compile(r"[:;,?]\s*")
+_CONNECTOR = re.compile(r"\s+(?:versus|vs\.?|and|or)\s+", re.I)
+_LEAD_IN = re.compile(r"^(?:compare|contrast|how (?:do|does|did)|what (?:is|are) the differences? between|"
+                      r"(?:the )?differences? between|between)\s+(?:the\s+)?", re.I)
+
+
+def side_phrases(question: str) -> list[str]:
+    """A comparison's two sides as phrases: "ProDiff versus forward-backward decoding:
+    how does each ..." -> ["ProDiff", "forward-backward decoding"], from the first
+    clause joining two things; none for other questions. Its clauses
+    (`rerank.question_parts`) would put both sides in one part and make the "how does
+    each ..." clause a side of its own, citing whatever paper matches it best."""
+    if not COMPARE.search(question):
+        return []
+    for clause in _CLAUSE.split(question):
+        pieces = _CONNECTOR.split(_LEAD_IN.sub("", clause.strip()), maxsplit=1)
+        if len(pieces) == 2 and all(p.strip() for p in pieces):
+            return [p.strip() for p in pieces]
+    return []
+
+
+def side_names(question: str) -> list[str]:
+    """The names a comparison puts on its sides: coined or capitalised words beside a
+    connector, the question's first word included ("Lion versus Sophia: ...")."""
+    if not COMPARE.search(question):
+        return []
+    around = [w.strip("-") for m in SIDE.finditer(question) for w in m.groups()]
+    return [w for w in dict.fromkeys(around) if (NAME.fullmatch(w) or CAPITALISED.fullmatch(w)) and len(w) > 2
+            and w.lower() not in STOPWORDS and w.upper() not in GENERIC_ACRONYMS]
+
+
+def introduced(name: str, sources: Sequence[Source]) -> bool:
+    """Whether a source is about `name`: its title has it, or its abstract introduces
+    it, as a name it defines (assistant/names.py) or followed by what it stands for
+    ("Lion (EvoLved Sign Momentum)": no title names Lion). A claim sentence that only
+    uses it ("we propose an adapter ... with DDIM inversion") does not count."""
+    word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.I)  # "Multi-student" titles Multi-Student
+    coined = re.compile(rf"(?<![\w-]){re.escape(name)}\s*\(")
+    return any(word.search(s.paper.title) or name in abstract_names(s.paper.abstract)
+               or coined.search(s.paper.abstract) for s in sources)
+
+
+def mentioning(name: str, sources: Sequence[Source]) -> list[int]:
+    """The sources whose abstracts use `name` as a word of its own, in retrieval order."""
+    word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+    return [s.n for s in sources if any(word.search(t) for t in s.sentences)]
+
+
 def introducer(name: str, titles: dict[int, str], sentences: dict[int, list[str]]) -> int | None:
     """The source that introduces `name`: the one whose title opens with it, else whose
     abstract introduces it without its title being about it ("Lion Secretly Solves ..."
@@ -331,8 +385,14 @@ def introducer(name: str, titles: dict[int, str], sentences: dict[int, list[str]
 
 
 def name_sides(question: str, titles: dict[int, str], sentences: dict[int, list[str]]) -> list[int]:
-    """For a comparison, the source introducing each name it uses, in question order."""
+    """For a comparison, the source introducing each name it uses, in question order,
+    and the first source whose title holds a side's phrase as written ("ProDiff versus
+    forward-backward decoding": the paper titled "Forward-Backward Decoding for ...",
+    which similarity alone puts below a paper on speculative Jacobi decoding)."""
     found = [introducer(name, titles, sentences) for name in compared_names(question)]
+    for phrase in (p for p in side_phrases(question) if len(p.split()) > 1):  # one word: a name, as above
+        words = re.compile(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", re.I)
+        found.append(next((n for n in sorted(titles) if words.search(titles[n])), None))
     return list(dict.fromkeys(n for n in found if n is not None))
 
 
@@ -351,23 +411,31 @@ def spelling_out(question: str, sources: Sequence[Source], chosen: int) -> int:
                  and spells_out(s.paper.abstract, names)), chosen)
 
 
-def ranked_sentences(question: str, source: Source) -> list[int]:
+def ranked_sentences(question: str, source: Source, side: str | None = None) -> list[int]:
     """A source's sentences, best first (`sentence_scores`). For "What is DPO?" asked of a
     paper that only uses DPO, the sentence spelling DPO out comes first: what the term
-    stands for is all such a paper says of it."""
+    stands for is all such a paper says of it. `side`: a compared name this source is
+    cited for (`focus`); the best sentence using it comes first."""
     ranks = sentence_scores(question, source.sentences, source.similarities)
     ranked = sorted(range(len(source.sentences)), key=lambda i: -ranks[i])
-    names = [] if source.named else defined_names(question)
-    lead = next((i for i in ranked if names and spells_out(source.sentences[i], names)), None)
+    if side is not None:
+        word = re.compile(rf"(?<![\w-]){re.escape(side)}(?![\w-])")
+        lead = next((i for i in ranked if word.search(source.sentences[i])), None)
+    else:
+        names = [] if source.named else defined_names(question)
+        lead = next((i for i in ranked if names and spells_out(source.sentences[i], names)), None)
     return ranked if lead is None else [lead] + [i for i in ranked if i != lead]
 
 
-def focus(question: str, sources: Sequence[Source], judged: bool = False) -> list[Pick]:
+def focus(question: str, sources: Sequence[Source], judged: bool = False,
+          unnamed: Sequence[str] = ()) -> list[Pick]:
     """The papers that answer and, for each, the sentences that carry the answer, best
     first, skipping a sentence another cited paper already says (the corpus has papers
     sharing sentences). A comparison whose names point at two sources cites those.
     `judged`: abstention judged the first source, which is then cited whatever its
-    similarity (`choose_papers`)."""
+    similarity (`choose_papers`). `unnamed`: sides of a comparison no paper of the
+    corpus is named by ("DDIM"); the first source that mentions one is cited for it,
+    leading with the sentence that does (what the corpus says of that side)."""
     sentences = {s.n: s.sentences for s in sources}
     best = {s.n: max(s.similarities) for s in sources if s.similarities}
     by_name = name_sides(question, {s.n: s.paper.title for s in sources}, sentences)
@@ -378,8 +446,15 @@ def focus(question: str, sources: Sequence[Source], judged: bool = False) -> lis
     if len(papers) == 1 and not named:
         papers = [spelling_out(question, sources, papers[0])]
     parts = {s.n: s.part_similarities for s in sources if s.part_similarities}
-    if len(by_name) < 2 and (extra := sides(question, parts) - set(papers)):
+    if len(by_name) < 2 and not unnamed and (extra := sides(question, parts) - set(papers)):
         papers = sorted(set(papers) | extra)[:SEVERAL_MAX_PAPERS]
+    leads: dict[int, str] = {}
+    for name in unnamed:
+        if users := mentioning(name, sources):
+            cited = next((n for n in users if n in papers), None)
+            leads[cited if cited is not None else users[0]] = name
+    if leads:
+        papers = sorted(set(papers) | set(leads))
     by_n = {s.n: s for s in sources}
     per_paper = LEAD_SENTENCES if len(papers) == 1 else 1 if asks_for_list(question) else SENTENCES_EACH
     used: list[str] = []
@@ -387,7 +462,7 @@ def focus(question: str, sources: Sequence[Source], judged: bool = False) -> lis
     for n in papers:
         texts = sentences[n]
         chosen: list[int] = []
-        for i in ranked_sentences(question, by_n[n]):
+        for i in ranked_sentences(question, by_n[n], leads.get(n)):
             if len(chosen) == per_paper:
                 break
             if len(texts[i]) < MIN_CHARS or any(fuzz.ratio(texts[i], u) >= NEAR_DUPLICATE for u in used):
@@ -415,6 +490,13 @@ def listing_note(question: str, paper: Paper, name: str) -> str | None:
     gives = ", ".join(known) if known else "none of them (no author count, organisation or date)"
     return (f"The corpus holds titles and abstracts, without author names; of who wrote {name}, where and when, "
             f"its listing gives {gives}.")
+
+
+def side_note(name: str, mentioned: bool) -> str:
+    """What the answer to a comparison says of a side no paper of the corpus is about."""
+    if mentioned:
+        return f"No paper in the corpus is about {name}; what is quoted of it comes from abstracts that mention it."
+    return f"No paper in the corpus is about {name}, and no retrieved abstract mentions it: only the other side is answered."
 
 
 def library_note(paper: Paper, name: str) -> str:

@@ -10,6 +10,7 @@ rebuilt by the next `assistant index` (no paper is re-embedded)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -18,9 +19,22 @@ import numpy as np
 
 from assistant.files import atomic_path
 
-KEYWORD_FORMAT = 2  # 1 was llama-index's BM25Retriever folder (node JSON beside the bm25s arrays)
+KEYWORD_FORMAT = 3  # 2 indexed hyphenated words as their parts only; 1 was llama-index's BM25Retriever folder
 UNIT_PAPERS = "unit_papers.json"
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+COMPOUND = re.compile(r"\b[^\W\d_]+(?:-[^\W\d_]+)+\b")  # "pre-training", "text-to-image"; not "GPT-2"
+
+
+def with_compounds(text: str) -> str:
+    """The text with each hyphenated compound also written as one word. Abstracts
+    spell the same word both ways ("pre-training" and "pretraining", "multi-modal"
+    and "multimodal"), and TOKEN_PATTERN splits at the hyphen, so "LLM pretraining"
+    missed every "pre-training" abstract. Units are indexed with both forms, so a
+    question spelling it either way meets both; questions are not given the joined
+    form too, which would count a hyphenated word twice (and lifted near-miss
+    questions past abstention, evals/README.md)."""
+    joined = [m.group().replace("-", "") for m in COMPOUND.finditer(text)]
+    return f"{text} {' '.join(joined)}" if joined else text
 
 
 @lru_cache(maxsize=1)  # one stemmer; PyStemmer's own word cache holds at most 10,000 words (~1 MB)
@@ -42,7 +56,7 @@ def build_keyword_index(units: Iterable[tuple[str, str]], target: Path) -> int:
     def texts() -> Iterator[str]:
         for paper_id, text in units:
             paper_ids.append(paper_id)
-            yield text
+            yield with_compounds(text)
 
     tokens = bm25s.tokenize(texts(), stopwords="en", stemmer=stemmer(), token_pattern=TOKEN_PATTERN,
                             show_progress=False)

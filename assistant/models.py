@@ -87,7 +87,7 @@ class Citation(BaseModel):
 
 
 NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing",
-                     "follow_up", "not_in_paper", "spelling"]
+                     "follow_up", "not_in_paper", "spelling", "unnamed_side"]
 
 
 class Notice(BaseModel):
@@ -103,7 +103,8 @@ class Notice(BaseModel):
                              "follow_up: the question was read as a follow-up about the paper the conversation is "
                              "about, and answered from it; not_in_paper: that paper's abstract does not mention what the "
                              "follow-up asks, and the answer says so; spelling: misspelt words were read as the "
-                             "corpus words they were meant for (assistant/spelling.py).")
+                             "corpus words they were meant for (assistant/spelling.py); unnamed_side: a side of a "
+                             "comparison no paper of the corpus is about, quoted from abstracts that mention it.")
     message: str
 
 

@@ -92,7 +92,12 @@ def _introduced_here(before: str) -> bool:
     if re.search(r"\bour$", text, re.IGNORECASE):
         return True
     cues = list(_INTRODUCING.finditer(text))
-    return bool(cues) and not _LINKING.search(text[cues[-1].end():])
+    if not cues:
+        return False
+    after = text[cues[-1].end():]
+    if cues[-1].group().lower() in ("called", "named", "dubbed", "termed"):
+        after = re.sub(r"^\s+as\b", "", after)  # "an algorithm, dubbed as Reinforced Token Optimization"
+    return not _LINKING.search(after)
 
 
 def _coined(word: str) -> bool:

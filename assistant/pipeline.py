@@ -22,7 +22,7 @@ from assistant.conversation import (NARROWS, ONE_PAPER, Reading, discussed, foll
                                     narrowed, word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
-from assistant.focus import COMPARE, asks_for_list, asks_for_several, listing_note
+from assistant.focus import COMPARE, asks_for_list, asks_for_several, listing_note, mentioning, side_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
 from assistant.names import paper_names
@@ -155,6 +155,10 @@ class _Output:
         first = verified.citations[0]
         if note := listing_note(self.question, index.papers[first.paper_id], f"“{short_name(first.title)}”"):
             yield self.notice(Notice(kind="listing", message=note))
+        assert self.found is not None, "measured before answered"
+        sources = self.found.evidence.sources
+        for name in self.found.evidence.unnamed:
+            yield self.notice(Notice(kind="unnamed_side", message=side_note(name, bool(mentioning(name, sources)))))
         yield Event("reset")
         yield Event("token", verified.text)
         yield Event("answer", answer=self.answer(verified.text, False, mode, verified))

@@ -39,6 +39,8 @@ from assistant.focus import (
     focus,
     listing_note,
     sentence_scores,
+    side_names,
+    side_phrases,
 )
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Paper
@@ -536,3 +538,48 @@ def test_a_comparison_cites_the_paper_a_name_is_introduced_in_even_when_only_its
     text = draft(ev, "Compare Lion and Sophia optimizers")
     assert {n for _, n in cited_sentences(text)} == {1, 3}
     assert LION[1] in text  # the sentence that says what Lion is
+
+
+SOLVER = [
+    "We propose Fast-Solver, a dedicated high-order solver for diffusion ODEs.",
+    "Fast-Solver generates high-quality samples in only 10 to 20 function evaluations.",
+]
+INVERSION = [
+    "Exact inversion lets diffusion models edit real images.",
+    "Integrated with DDIM, our method reaches better FID with 10 sampling steps than vanilla DDIM with 100.",
+]
+
+
+def test_a_compared_side_no_paper_is_about_is_quoted_from_an_abstract_that_mentions_it() -> None:
+    """"Compare Fast-Solver and DDIM": no paper is about DDIM; the answer used to quote
+    Fast-Solver alone and say nothing of the other side."""
+    sims = {1: [0.70, 0.65], 2: [0.40, 0.45], 3: [0.1, 0.1]}
+    ev = Evidence([replace(s, similarities=sims[s.n], named=s.n == 1) for s in [
+        source(1, "solver", "Fast-Solver: A Fast ODE Solver for Diffusion Sampling", SOLVER),
+        source(2, "inversion", "Exact Diffusion Inversion", INVERSION),
+        source(3, "birds", "Bird Song Species Identification in the Wild", FAR)]], unnamed=("DDIM",))
+    text = draft(ev, "Compare Fast-Solver and DDIM")
+    cited = cited_sentences(text)
+    assert {n for _, n in cited} == {1, 2}
+    assert (INVERSION[1], 2) in cited
+
+
+@pytest.mark.parametrize(("question", "sides"), [
+    ("Compare DPM-Solver and DDIM on ImageNet", ["DPM-Solver", "DDIM"]),
+    ("How do ReMax and RTO differ?", ["ReMax", "RTO"]),
+    ("Lion versus Sophia: which trains faster?", ["Lion", "Sophia"]),
+    ("Which papers use DDIM?", []),
+])
+def test_the_sides_of_a_comparison_are_the_names_beside_its_connector(question: str, sides: list[str]) -> None:
+    assert side_names(question) == sides
+
+
+@pytest.mark.parametrize(("question", "phrases"), [
+    ("ProDiff versus forward-backward decoding: how does each improve text-to-speech?",
+     ["ProDiff", "forward-backward decoding"]),
+    ("What is the difference between LoRA and full fine-tuning?", ["LoRA", "full fine-tuning"]),
+    ("Which reports the better FID: DMD2 or Multi-Student Distillation?", ["DMD2", "Multi-Student Distillation"]),
+    ("Which papers use DDIM and DDPM?", []),
+])
+def test_a_comparison_has_two_side_phrases_not_its_clauses(question: str, phrases: list[str]) -> None:
+    assert side_phrases(question) == phrases

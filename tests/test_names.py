@@ -50,6 +50,14 @@ def test_an_acronym_the_abstract_introduces_names_its_paper_and_a_borrowed_one_d
     assert defined_names(abstract) == ["TSF", "Time-aware Structured Fusion"]  # "we propose X (" names X too
 
 
+def test_an_acronym_dubbed_as_is_introduced() -> None:
+    """"an algorithm, dubbed as Reinforced Token Optimization (RTO)" introduces RTO; "as"
+    after a naming word is no preposition making RTO what something else is of."""
+    abstract = ("We introduce an algorithm, dubbed as Reinforced Token Optimization (RTO), which learns rewards. "
+                "We propose a variant of Stochastic Weight Averaging (SWA) for tokens.")
+    assert spelled_out(abstract) == [("RTO", True), ("SWA", False)]
+
+
 @pytest.mark.parametrize("abstract", [
     "In this work, we introduce a novel method called KV Prediction. It is fast.",
     "We present PassUntil, an evaluation strategy with massive sampling.",

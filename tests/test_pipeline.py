@@ -318,6 +318,47 @@ def test_what_a_field_term_stands_for_comes_first(assistant: Assistant, question
     assert spelled in answer.answer.split("[1]")[0]
 
 
+def test_a_compared_side_no_paper_is_about_is_said_and_quoted_from_a_mention(assistant: Assistant) -> None:
+    """"Compare DPM-Solver and DDIM": no paper is about DDIM. The answer used to quote
+    DPM-Solver alone and say nothing of DDIM."""
+    answer = assistant.ask("Compare DPM-Solver and DDIM")
+    assert [n.message for n in answer.notices if n.kind == "unnamed_side"] == [
+        "No paper in the corpus is about DDIM; what is quoted of it comes from abstracts that mention it."]
+    assert answer.citations[0].title.startswith("DPM-Solver")
+    assert any("DDIM" in c.quote for c in answer.citations[1:])
+
+
+def test_a_side_named_by_a_phrase_in_a_title_is_cited(assistant: Assistant) -> None:
+    """The side "forward-backward decoding" is a paper's title; similarity alone chose a
+    paper on speculative Jacobi decoding for it."""
+    answer = assistant.ask("Forward-backward decoding versus ProDiff: which makes text-to-speech better?")
+    assert sorted(c.title.split(":")[0].split(" for ")[0] for c in answer.citations) == [
+        "Forward-Backward Decoding", "ProDiff"]
+
+
+def test_a_compared_side_nothing_mentions_is_said_plainly(assistant: Assistant) -> None:
+    answer = assistant.ask("Compare ProDiff and Grad-TTS")
+    assert [c.title.split(":")[0] for c in answer.citations] == ["ProDiff"]
+    assert any(n.kind == "unnamed_side" and "only the other side is answered" in n.message for n in answer.notices)
+
+
+@pytest.mark.parametrize("question", ["Compare Lion and Sophia optimizers", "How do ReMax and RTO differ?"])
+def test_sides_papers_introduce_raise_no_notice(assistant: Assistant, question: str) -> None:
+    """Lion is introduced inside an abstract ("Lion (EvoLved Sign Momentum)"), RTO by its paper's title."""
+    answer = assistant.ask(question)
+    assert len(answer.citations) >= 2
+    assert not any(n.kind == "unnamed_side" for n in answer.notices)
+
+
+def test_a_question_spelling_a_compound_as_one_word_finds_the_hyphenated_one(assistant: Assistant) -> None:
+    """Abstracts write "pre-training" and "pretraining"; the keyword index split the
+    first at the hyphen, so "pretraining" never met it."""
+    sophia = next(pid for pid, p in assistant.index.papers.items() if p.title.startswith("Sophia"))
+    assert "pretraining" not in assistant.index.papers[sophia].abstract.lower()
+    assert sophia in assistant.index.keyword_scores("pretraining", 200)
+    assert sophia in assistant.index.keyword_scores("pre-training", 200)
+
+
 def test_a_word_that_is_also_an_acronym_names_no_paper(assistant: Assistant) -> None:
     """"CAR" is a paper's name; "car" in a question is a car."""
     assert assistant.index.named_papers("What is CAR?")

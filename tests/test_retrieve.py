@@ -13,7 +13,7 @@ import pytest
 import Stemmer
 
 from assistant.config import PROJECT_ROOT, Settings
-from assistant.keyword import TOKEN_PATTERN, bm25_scores
+from assistant.keyword import TOKEN_PATTERN, bm25_scores, with_compounds
 from assistant.rerank import RERANK_DEPTH, WORD_RERANK_DEPTH
 from assistant.retrieve import Index, open_index
 
@@ -68,7 +68,8 @@ def test_keyword_ranking_matches_bm25s_retrieve(full_index: Settings) -> None:
 def test_keyword_scores_equal_the_llama_index_retriever_the_index_was_built_with(full_index: Settings,
                                                                                  tmp_path) -> None:
     """Scores identical to llama-index's BM25Retriever (what built the keyword index
-    before it moved to bm25s directly) over the same units: the move changed no ranking."""
+    before it moved to bm25s directly) over the same units, their hyphenated words
+    also joined as the index writes them: the move changed no ranking."""
     from llama_index.core.schema import QueryBundle, TextNode
     from llama_index.retrievers.bm25 import BM25Retriever
 
@@ -77,7 +78,7 @@ def test_keyword_scores_equal_the_llama_index_retriever_the_index_was_built_with
     index = open_index(full_index)
     papers = list(index.papers.values())
     papers.sort(key=lambda p: (p.occurrences[0].file, p.occurrences[0].line))
-    nodes = [TextNode(id_=u.id, text=_keyword_text(p, u), metadata={"paper_id": u.paper_id},
+    nodes = [TextNode(id_=u.id, text=with_compounds(_keyword_text(p, u)), metadata={"paper_id": u.paper_id},
                       excluded_embed_metadata_keys=["paper_id"], excluded_llm_metadata_keys=["paper_id"])
              for p in papers for u in units_for(p)]
     theirs_retriever = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=200, verbose=False)
