@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from assistant.config import Settings
@@ -531,6 +532,28 @@ def test_a_focused_answer_and_a_plain_refusal(page: Any) -> None:
 LIST_Q = "Which papers compress diffusion models with quantization (post-training or quantization-aware)?"
 
 
+SORTED_BY_TITLE_JS = """() => {
+  const cells = Array.from(document.querySelectorAll('#chat table.list-table'))
+    .pop().querySelectorAll('tbody tr:not(.group-head) td:nth-child(2)');
+  const t = Array.from(cells, c => c.innerText.trim().toLowerCase());
+  return t.every((x, i) => i === 0 || t[i - 1] <= x);
+}"""
+
+
+def sort_by_title(page: Any, table: Any) -> None:
+    """Clicks the Paper header until the rows read A to Z. On a loaded machine Gradio can
+    render the finished message once more just after it appears, which puts back a
+    table sorted a moment before (seen once in a full run); a user's click after that
+    sticks, and so does the test's second one."""
+    for _ in range(3):
+        table.locator("thead a", has_text="Paper").click()
+        try:
+            page.wait_for_function(SORTED_BY_TITLE_JS, timeout=2_000)
+            return
+        except PlaywrightTimeout:  # rendered again under the click: click once more
+            continue
+
+
 def test_a_list_question_renders_a_table_with_every_cited_paper(page: Any) -> None:
     """"Which papers ...?": a table (paper, date, the sentence showing it fits, link) with
     one row per cited paper, each opening its source card; sortable; copyable as CSV."""
@@ -550,7 +573,7 @@ def test_a_list_question_renders_a_table_with_every_cited_paper(page: Any) -> No
     assert all(quotes)
     shot(page, "10-list-table")
 
-    table.locator("thead a", has_text="Paper").click()  # sort by title, A to Z
+    sort_by_title(page, table)
     ordered = [rows.nth(i).locator("td").nth(1).inner_text().strip() for i in range(rows.count())]
     assert ordered == sorted(ordered, key=str.lower)
     csv = page.evaluate("() => window.assistantListText(document.querySelector('#chat .list-answer:last-of-type'), 'csv')")

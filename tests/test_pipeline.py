@@ -318,6 +318,13 @@ def test_what_a_field_term_stands_for_comes_first(assistant: Assistant, question
     assert spelled in answer.answer.split("[1]")[0]
 
 
+def test_asking_for_the_best_method_is_answered_from_a_paper_on_the_subject(assistant: Assistant) -> None:
+    """"best" asks for a ranking: it put first a video-to-video editing paper whose abstract says "best"."""
+    answer = assistant.ask("What is the best method for text-to-video generation?")
+    first = assistant.index.papers[answer.citations[0].paper_id]
+    assert "text-to-video" in f"{first.title} {first.abstract}".lower()
+
+
 def test_a_compared_side_no_paper_is_about_is_said_and_quoted_from_a_mention(assistant: Assistant) -> None:
     """"Compare DPM-Solver and DDIM": no paper is about DDIM. The answer used to quote
     DPM-Solver alone and say nothing of DDIM."""

@@ -41,6 +41,9 @@ def test_content_words_drop_framing_and_function_words() -> None:
     assert content_words("Which paper quantizes a music diffusion model to 4-bit weights?") == [
         "quantizes", "music", "diffusion", "bit", "weights"]
     assert content_words("Is there a paper on it?") == []
+    # a question asking for the best or the main one asks for a ranking, not about "best"
+    assert content_words("What is the best method for text-to-video generation?") == ["text-to-video", "generation"]
+    assert content_words("What are the main challenges in RLHF?") == ["challenges", "rlhf"]
 
 
 def test_vocabulary_vectors_are_the_models_and_only_new_words_are_embedded_again(tmp_path: Path) -> None:
