@@ -23,6 +23,7 @@ class DenseScores:
     scores: dict[str, float]
     sentences: dict[str, list[tuple[int, float]]]
     paper_similarity: float
+    sentence_similarity: float = 0.0  # best sentence similarity of any paper
 
 
 class DenseRetriever:
@@ -65,7 +66,8 @@ class DenseRetriever:
             best = ranked[0][1] if ranked else 0.0
             second = ranked[1][1] if len(ranked) > 1 else best - 0.1
             scores[pid] = best + r.second_sentence_share * second + r.paper_unit_share * whole.get(pid, floor)
-        return DenseScores(scores, sent, max(whole.values(), default=0.0))
+        return DenseScores(scores, sent, max(whole.values(), default=0.0),
+                           max((ranked[0][1] for ranked in sent.values()), default=0.0))
 
     def paper_similarity(self, vector: np.ndarray) -> float:
         """Best whole-paper vector similarity, for rankings made without dense retrieval."""

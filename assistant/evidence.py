@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.citations import Source
-from assistant.focus import COMPARE, Pick, asks_for_list, asks_for_recent, focus, introduced, introducer, side_names, side_phrases
+from assistant.focus import (COMPARE, Pick, asks_for_list, asks_for_recent, focus, introduced, introducer,
+                             ranked_sentences, side_names)
 from assistant.rerank import question_parts
 from assistant.retrieve import Index, Ranking
 from assistant.words import WordSupport
@@ -31,6 +32,9 @@ class Evidence:
     # Sides of a comparison no paper of the corpus is named by ("DDIM" in "Compare
     # DPM-Solver and DDIM"): the answer quotes abstracts that mention them and says so.
     unnamed: tuple[str, ...] = ()
+    # The sources are every paper of a date range, not what a search found ("Which
+    # papers were published in 2024?"): each is cited, with its best sentence.
+    listing: bool = False
 
     @property
     def named(self) -> list[int]:
@@ -40,6 +44,8 @@ class Evidence:
     def focus(self, question: str) -> list[Pick]:
         """The sources that answer and their sentences, best first (assistant/focus.py);
         a list of the latest papers on a subject puts the newest first (undated last)."""
+        if self.listing:
+            return [Pick(s.n, ranked_sentences(question, s)[:1]) for s in self.sources if s.sentences]
         picks = focus(question, self.sources, self.judged, self.unnamed)
         if asks_for_recent(question) and asks_for_list(question, len(self.named)):
             dates = {s.n: s.paper.published or "" for s in self.sources}
@@ -92,12 +98,8 @@ def _part_similarities(index: Index, query: str, ranking: Ranking,
                        vectors: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
     """Each paper's best sentence similarity to each part of a comparison; none for
     other questions (only comparisons read them, assistant/focus.py)."""
-    sides = side_phrases(query)
-    if sides:
-        part_vectors = index.dense.encode(sides)
-    else:
-        parts = question_parts(query)
-        if len(parts) < 2 or not COMPARE.search(query):
-            return {}
-        part_vectors = ranking.part_vectors if ranking.part_vectors is not None else index.dense.encode(parts)
+    parts = question_parts(query)
+    if len(parts) < 2 or not COMPARE.search(query):
+        return {}
+    part_vectors = ranking.part_vectors if ranking.part_vectors is not None else index.dense.encode(parts)
     return {pid: (rows @ part_vectors.T).max(axis=0).tolist() for pid, rows in vectors.items() if len(rows)}

@@ -326,9 +326,9 @@ _LEAD_IN = re.compile(r"^(?:compare|contrast|how (?:do|does|did)|what (?:is|are)
 def side_phrases(question: str) -> list[str]:
     """A comparison's two sides as phrases: "ProDiff versus forward-backward decoding:
     how does each ..." -> ["ProDiff", "forward-backward decoding"], from the first
-    clause joining two things; none for other questions. Its clauses
-    (`rerank.question_parts`) would put both sides in one part and make the "how does
-    each ..." clause a side of its own, citing whatever paper matches it best."""
+    clause joining two things; none for other questions. Only a phrase a title holds
+    as written names a paper (`name_sides`): matched by similarity instead, "TimesNet
+    vs transformers for time series" cited a skeleton action-recognition transformer."""
     if not COMPARE.search(question):
         return []
     for clause in _CLAUSE.split(question):

@@ -87,7 +87,7 @@ class Citation(BaseModel):
 
 
 NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing",
-                     "follow_up", "not_in_paper", "spelling", "unnamed_side"]
+                     "follow_up", "not_in_paper", "spelling", "unnamed_side", "date_filter"]
 
 
 class Notice(BaseModel):
@@ -104,7 +104,8 @@ class Notice(BaseModel):
                              "about, and answered from it; not_in_paper: that paper's abstract does not mention what the "
                              "follow-up asks, and the answer says so; spelling: misspelt words were read as the "
                              "corpus words they were meant for (assistant/spelling.py); unnamed_side: a side of a "
-                             "comparison no paper of the corpus is about, quoted from abstracts that mention it.")
+                             "comparison no paper of the corpus is about, quoted from abstracts that mention it; date_filter: a "
+                             "year the question states (\"from 2023\") was read as a date filter.")
     message: str
 
 

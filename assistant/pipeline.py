@@ -32,9 +32,12 @@ from assistant.retrieve import (
     Index,
     Ranking,
     RetrieverName,
+    date_notice,
+    date_phrase,
     open_index,
 )
 from assistant.spelling import corrected, corrections, spelling_notice
+from assistant.words import content_words
 
 
 class QuestionError(ValueError):
@@ -183,6 +186,8 @@ class Lookup:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
+LISTING_MAX = 50  # papers a date-only question ("Which papers were published in 2024?") lists
+
 # A title lookup whose best sentence match is below this finds nothing (the
 # similarity of the old single-signal abstention threshold, evals/README.md).
 LOOKUP_MIN_SIMILARITY = 0.44
@@ -276,7 +281,9 @@ class Assistant:
         ids = [pid for pid, _ in papers]
         vectors = index.dense.sentence_vectors(ids)
         best = max((float((vectors[p] @ vector).max()) for p in ids if len(vectors[p])), default=0.0)
-        alone = max((h.dense for h in ranking.hits), default=0.0)
+        # what the question finds alone: the best sentence of the whole corpus, not of the
+        # ten hits (whose tenth place a small change of the keyword ranking can swap)
+        alone = max([h.dense for h in ranking.hits] + [ranking.sentence_top or 0.0], default=0.0)
         if not follows_up(text, alone, best):
             return Reading(False)
         if len(ids) > 1 and NARROWS.search(text):  # "Which of them learn delays?"
@@ -353,6 +360,11 @@ class Assistant:
         if fixes := corrections(text, index.words.frequencies):
             text = corrected(text, fixes)  # searched and answered as meant; the answer keeps the question as asked
             yield out.notice(Notice(kind="spelling", message=spelling_notice(fixes)))
+        if not (filters and (filters.date_from or filters.date_to)) and (dated := date_phrase(text)):
+            # the question's own date bound, unless the caller set one: searched without its words
+            filters = replace(dated.filters, source_file=filters.source_file if filters else None)
+            text = dated.rest
+            yield out.notice(Notice(kind="date_filter", message=date_notice(dated, index.papers.values())))
         measured = self.measure(index, text, history, retriever, top_k, filters)
         out.measured(measured)
         decision = decide(measured.signals, self.thresholds(), used_mode)
@@ -381,6 +393,8 @@ class Assistant:
         """Search (in the conversation), the evidence of the top papers, and the signals
         the decision reads. List questions and comparisons read more papers."""
         s = self.settings
+        if filters is not None and (filters.date_from or filters.date_to) and not content_words(text):
+            return self.dated_listing(index, text, filters)
         wide = asks_for_list(text) or bool(COMPARE.search(text))  # every paper that fits, or both sides
         top_k = top_k or (s.list_top_k if wide else s.top_k)
         query, ranking, vector, reading = self.search_in_conversation(index, text, history, retriever or s.retriever,
@@ -393,6 +407,19 @@ class Assistant:
                           follow_up_about=reading.about if reading.follow_up else None,
                           not_in_paper=declined[0] if declined else None)
         return Measured(ranking, replace(evidence, judged=signals.readable), signals, declined)
+
+    def dated_listing(self, index: Index, text: str, filters: Filters) -> Measured:
+        """"Which papers were published in 2024?": a question with a date and no subject
+        is answered by every paper dated within it, newest first (at most LISTING_MAX),
+        each with its contribution sentence; nothing to judge, so nothing is refused
+        but an empty range."""
+        papers = sorted((p for p in index.papers.values() if filters.accepts(p)),
+                        key=lambda p: p.published or "", reverse=True)[:LISTING_MAX]
+        hits = [Hit(paper_id=p.paper_id, title=p.title, score=0.0) for p in papers]
+        ranking = Ranking(hits=hits, query_vector=None)
+        evidence = replace(gather(index, ranking, text, len(hits)), listing=True, judged=True)
+        signals = Signals(answerability=1.0 if hits else 0.0, named=bool(hits), readable=True)
+        return Measured(ranking, evidence, signals)
 
     def thresholds(self) -> Thresholds:
         s = self.settings

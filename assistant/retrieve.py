@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -71,6 +71,54 @@ class Filters:
         return True
 
 
+_YEAR = r"((?:19|20)\d\d)"
+# "published in 2024", "from 2023", "since 2022", "after 2021", "before 2024", "between
+# 2022 and 2024", "from 2022 to 2024": a year after a word that makes it a date bound.
+# "at NeurIPS 2023" or "IMO 2022" name an event, not when a paper appeared.
+_YEAR_PHRASE = re.compile(
+    rf"(?:\b(?:published|released|written|appeared|came out|dated)\s+)?\b(?P<op>between|from|since|after|before|until|in|"
+    rf"during)\s+(?:the\s+year\s+)?{_YEAR}(?:\s*(?:and|to|-|–)\s*{_YEAR})?\b"
+    r"(?!\s+(?:benchmarks?|competitions?|challenges?|editions?|versions?|datasets?|olympiads?|problems?|shared))", re.I)
+
+
+@dataclass(frozen=True)
+class DatePhrase:
+    """A date bound a question states ("papers on diffusion from 2023"): the filter it
+    means, the question without it (what is searched), and the words as typed."""
+
+    filters: Filters
+    rest: str
+    said: str
+
+
+def date_phrase(question: str) -> DatePhrase | None:
+    """The first year phrase of a question as a date filter (`_YEAR_PHRASE`), or None."""
+    m = _YEAR_PHRASE.search(question)
+    if m is None:
+        return None
+    op, first, last = m.group("op").lower(), int(m.group(2)), m.group(3)
+    if last is not None:
+        low, high = (first, int(last)) if op in ("between", "from") else (None, None)
+    else:
+        low, high = {"since": (first, None), "after": (first + 1, None), "before": (None, first - 1),
+                     "until": (None, first)}.get(op, (first, first))
+    if low is None and high is None:
+        return None
+    filters = Filters(f"{low}-01-01" if low else None, f"{high}-12-31" if high else None)
+    rest = re.sub(r"\s+([?.!,])", r"\1", re.sub(r"\s{2,}", " ", question[:m.start()] + question[m.end():])).strip()
+    return DatePhrase(filters, rest, m.group(0).strip())
+
+
+def date_notice(dated: DatePhrase, papers: Iterable[Paper]) -> str:
+    """What a date read from the question does: only dated papers can pass it, and the
+    corpus's listings date few of them."""
+    papers = list(papers)
+    in_range = sum(dated.filters.accepts(p) for p in papers)
+    have = sum(bool(p.published) for p in papers)
+    return (f"Read “{dated.said}” as a date filter: {in_range} of the {len(papers)} papers are dated within it "
+            f"(the listings date {have}; undated papers are left out).")
+
+
 _DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 
 
@@ -96,6 +144,7 @@ class Ranking:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     paper_similarity: float | None = None  # best whole-paper vector similarity (None: dense was not run)
     keyword_top: float = 0.0  # best BM25 score of any paper, whichever retriever ranked
+    sentence_top: float | None = None  # best sentence similarity of any paper (None: dense was not run)
     sentence_vectors: Mapping[str, np.ndarray] = field(default_factory=dict)  # read for re-ranking by parts
     part_vectors: np.ndarray | None = None  # the question's parts (question_parts), when it has two or more
     word_support: Mapping[str, WordSupport] = field(default_factory=dict)  # of the papers re-ranked by it
@@ -163,6 +212,7 @@ class Index:
         return Ranking(hits=hits[:k], query_vector=vector, named=named, timings_ms=timings,
                        paper_similarity=dense.paper_similarity if dense else None,
                        keyword_top=max(keyword.values(), default=0.0),
+                       sentence_top=dense.sentence_similarity if dense else None,
                        sentence_vectors=vectors, part_vectors=part_vectors, word_support=support)
 
     def _embed(self, query: str) -> tuple[np.ndarray, np.ndarray | None]:

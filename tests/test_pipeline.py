@@ -325,6 +325,36 @@ def test_asking_for_the_best_method_is_answered_from_a_paper_on_the_subject(assi
     assert "text-to-video" in f"{first.title} {first.abstract}".lower()
 
 
+def test_a_question_with_only_a_date_lists_every_paper_dated_within_it(assistant: Assistant) -> None:
+    """"Which papers were published in 2024?" quoted one paper on the IMO, with a low-confidence notice."""
+    answer = assistant.ask("Which papers were published in 2024?")
+    dated = [p for p in assistant.index.papers.values() if (p.published or "").startswith("2024")]
+    assert answer.shape == "list" and not answer.abstained
+    assert sorted(c.paper_id for c in answer.citations) == sorted(p.paper_id for p in dated)
+    published = [assistant.index.papers[c.paper_id].published for c in answer.citations]
+    assert published == sorted(published, reverse=True)  # newest first
+    assert [n.kind for n in answer.notices] == ["date_filter"]
+    assert f"{len(dated)} of the 356 papers are dated within it" in answer.notices[0].message
+
+
+def test_a_date_in_a_question_filters_its_search(assistant: Assistant) -> None:
+    answer = assistant.ask("diffusion papers from 2023")
+    assert answer.citations
+    assert all(assistant.index.papers[c.paper_id].published.startswith("2023") for c in answer.citations)
+    assert any(n.kind == "date_filter" for n in answer.notices)
+
+
+def test_a_date_filter_the_caller_sets_wins_over_the_questions(assistant: Assistant) -> None:
+    answer = assistant.ask("diffusion papers from 2023", filters=Filters(date_from="2024-01-01", date_to="2024-12-31"))
+    assert all(assistant.index.papers[c.paper_id].published.startswith("2024") for c in answer.citations)
+    assert not any(n.kind == "date_filter" for n in answer.notices)
+
+
+def test_a_date_range_with_no_paper_on_the_subject_is_refused(assistant: Assistant) -> None:
+    answer = assistant.ask("papers on protein folding from 2024")
+    assert answer.abstained
+
+
 def test_a_compared_side_no_paper_is_about_is_said_and_quoted_from_a_mention(assistant: Assistant) -> None:
     """"Compare DPM-Solver and DDIM": no paper is about DDIM. The answer used to quote
     DPM-Solver alone and say nothing of DDIM."""
@@ -341,6 +371,13 @@ def test_a_side_named_by_a_phrase_in_a_title_is_cited(assistant: Assistant) -> N
     answer = assistant.ask("Forward-backward decoding versus ProDiff: which makes text-to-speech better?")
     assert sorted(c.title.split(":")[0].split(" for ")[0] for c in answer.citations) == [
         "Forward-Backward Decoding", "ProDiff"]
+
+
+def test_a_side_phrase_no_title_holds_cites_no_paper_off_the_subject(assistant: Assistant) -> None:
+    """Matched by similarity alone, "transformers for time series" cited a skeleton action-recognition transformer."""
+    answer = assistant.ask("TimesNet vs transformers for time series")
+    assert answer.citations
+    assert all("time series" in assistant.index.papers[c.paper_id].abstract.lower() for c in answer.citations)
 
 
 def test_a_compared_side_nothing_mentions_is_said_plainly(assistant: Assistant) -> None:

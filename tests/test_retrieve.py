@@ -15,7 +15,7 @@ import Stemmer
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.keyword import TOKEN_PATTERN, bm25_scores, with_compounds
 from assistant.rerank import RERANK_DEPTH, WORD_RERANK_DEPTH
-from assistant.retrieve import Index, open_index
+from assistant.retrieve import Index, date_phrase, open_index
 
 QUESTION_FILES = ["core.jsonl", "hard.jsonl", "heldout.jsonl"]
 
@@ -173,3 +173,27 @@ def test_stored_vectors_have_the_models_width(full_index: Settings) -> None:
     rows = index.dense.sentence_vectors([pid])[pid]
     assert rows.shape == (len(index.sentences[pid]), model_dim(full_index.embed_model_path))
     assert index.dense.width == rows.shape[1] == index.dense.embed_query("adaptive optimizers").shape[0]
+
+
+@pytest.mark.parametrize(("question", "bounds", "rest"), [
+    ("Which papers were published in 2024?", ("2024-01-01", "2024-12-31"), "Which papers were?"),
+    ("diffusion papers from 2023", ("2023-01-01", "2023-12-31"), "diffusion papers"),
+    ("What work on LLM reasoning came out since 2023?", ("2023-01-01", None), "What work on LLM reasoning?"),
+    ("papers on RL after 2021", ("2022-01-01", None), "papers on RL"),
+    ("papers on RL before 2022", (None, "2021-12-31"), "papers on RL"),
+    ("Which papers from 2022 to 2024 study video?", ("2022-01-01", "2024-12-31"), "Which papers study video?"),
+    ("quantization papers between 2021 and 2023", ("2021-01-01", "2023-12-31"), "quantization papers"),
+])
+def test_a_year_the_question_states_is_a_date_filter(question: str, bounds: tuple, rest: str) -> None:
+    dated = date_phrase(question)
+    assert dated is not None
+    assert (dated.filters.date_from, dated.filters.date_to) == bounds
+    assert dated.rest == rest
+
+
+@pytest.mark.parametrize("question", [
+    "Which paper won the best paper award at NeurIPS 2023?", "How do the IMO 2022 problems look in Lean?",
+    "Which model leads in 2024 benchmarks?", "What is AdamP?",
+])
+def test_a_year_naming_an_event_is_no_date_filter(question: str) -> None:
+    assert date_phrase(question) is None
