@@ -187,6 +187,11 @@ def stems(text: str) -> frozenset[str]:
     return frozenset(tokens[0]) if tokens else frozenset()
 
 
+def as_word(name: str, flags: int = 0) -> re.Pattern[str]:
+    """`name` as a word of its own: "Step-DPO" holds no DPO, "BDIA-DDIM" no DDIM."""
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flags)
+
+
 def defined_names(question: str) -> list[str]:
     """The names a "What is X?" / "What does X do?" question asks about: its
     capitalised words after the first, and a short word in lower case as the acronym
@@ -207,7 +212,7 @@ def defines(text: str, names: list[str]) -> bool:
         return bool(re.search(rf"(?<![\w-]){re.escape(name)}\s*\(|\(\s*{re.escape(name)}\b", text))
 
     def named(name: str) -> bool:
-        return bool(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text))
+        return bool(as_word(name).search(text))
 
     return any(named(name) and (bool(CLAIM.search(text)) or expanded(name)) for name in names)
 
@@ -353,7 +358,7 @@ def introduced(name: str, sources: Sequence[Source]) -> bool:
     it, as a name it defines (assistant/names.py) or followed by what it stands for
     ("Lion (EvoLved Sign Momentum)": no title names Lion). A claim sentence that only
     uses it ("we propose an adapter ... with DDIM inversion") does not count."""
-    word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.I)  # "Multi-student" titles Multi-Student
+    word = as_word(name, re.I)  # "Multi-student" titles Multi-Student
     coined = re.compile(rf"(?<![\w-]){re.escape(name)}\s*\(")
     return any(word.search(s.paper.title) or name in abstract_names(s.paper.abstract)
                or coined.search(s.paper.abstract) for s in sources)
@@ -361,7 +366,7 @@ def introduced(name: str, sources: Sequence[Source]) -> bool:
 
 def mentioning(name: str, sources: Sequence[Source]) -> list[int]:
     """The sources whose abstracts use `name` as a word of its own, in retrieval order."""
-    word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+    word = as_word(name)
     return [s.n for s in sources if any(word.search(t) for t in s.sentences)]
 
 
@@ -371,7 +376,7 @@ def introducer(name: str, titles: dict[int, str], sentences: dict[int, list[str]
     studies Lion; "Symbolic Discovery of Optimization Algorithms" introduces it), else
     whose abstract introduces or uses it; retrieval order breaks ties. None when no
     source, or more than two, use it (then it names no one paper)."""
-    word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+    word = as_word(name)
     using = [n for n in sorted(titles) if word.search(titles[n]) or any(word.search(t) for t in sentences[n])]
     if not using or len(using) > 2:
         return None
@@ -391,7 +396,7 @@ def name_sides(question: str, titles: dict[int, str], sentences: dict[int, list[
     which similarity alone puts below a paper on speculative Jacobi decoding)."""
     found = [introducer(name, titles, sentences) for name in compared_names(question)]
     for phrase in (p for p in side_phrases(question) if len(p.split()) > 1):  # one word: a name, as above
-        words = re.compile(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", re.I)
+        words = as_word(phrase, re.I)
         found.append(next((n for n in sorted(titles) if words.search(titles[n])), None))
     return list(dict.fromkeys(n for n in found if n is not None))
 
@@ -419,7 +424,7 @@ def ranked_sentences(question: str, source: Source, side: str | None = None) -> 
     ranks = sentence_scores(question, source.sentences, source.similarities)
     ranked = sorted(range(len(source.sentences)), key=lambda i: -ranks[i])
     if side is not None:
-        word = re.compile(rf"(?<![\w-]){re.escape(side)}(?![\w-])")
+        word = as_word(side)
         lead = next((i for i in ranked if word.search(source.sentences[i])), None)
     else:
         names = [] if source.named else defined_names(question)
