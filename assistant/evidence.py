@@ -79,10 +79,18 @@ def gather(index: Index, ranking: Ranking, query: str, top_k: int, vector: np.nd
     similarity = ranking.paper_similarity
     if similarity is None:  # keyword-only retrieval: one more Chroma query
         similarity = index.dense.paper_similarity(vector)
+    return Evidence(sources, similarity, ranking.keyword_top, unnamed=_unnamed_sides(index, query, sources))
+
+
+def _unnamed_sides(index: Index, query: str, sources: list[Source]) -> tuple[str, ...]:
+    """The sides of a comparison that no paper of the corpus is named by and no source
+    introduces (`Evidence.unnamed`); none for other questions."""
+    names = side_names(query)
+    if not names:
+        return ()
     titles, sentences = {s.n: s.paper.title for s in sources}, {s.n: s.sentences for s in sources}
-    unnamed = tuple(name for name in side_names(query) if not index.named_papers(name)
-                    and introducer(name, titles, sentences) is None and not introduced(name, sources))
-    return Evidence(sources, similarity, ranking.keyword_top, unnamed=unnamed)
+    return tuple(name for name in names if not index.named_papers(name)
+                 and introducer(name, titles, sentences) is None and not introduced(name, sources))
 
 
 def _word_support(index: Index, query: str, ranking: Ranking, paper_ids: list[str]) -> Mapping[str, WordSupport]:

@@ -360,7 +360,7 @@ class Assistant:
         if fixes := corrections(text, index.words.frequencies):
             text = corrected(text, fixes)  # searched and answered as meant; the answer keeps the question as asked
             yield out.notice(Notice(kind="spelling", message=spelling_notice(fixes)))
-        if not (filters and (filters.date_from or filters.date_to)) and (dated := date_phrase(text)):
+        if not (filters and filters.dated()) and (dated := date_phrase(text)):
             # the question's own date bound, unless the caller set one: searched without its words
             filters = replace(dated.filters, source_file=filters.source_file if filters else None)
             text = dated.rest
@@ -393,7 +393,7 @@ class Assistant:
         """Search (in the conversation), the evidence of the top papers, and the signals
         the decision reads. List questions and comparisons read more papers."""
         s = self.settings
-        if filters is not None and (filters.date_from or filters.date_to) and not content_words(text):
+        if filters is not None and filters.dated() and not content_words(text):
             return self.dated_listing(index, text, filters)
         wide = asks_for_list(text) or bool(COMPARE.search(text))  # every paper that fits, or both sides
         top_k = top_k or (s.list_top_k if wide else s.top_k)

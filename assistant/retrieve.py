@@ -54,12 +54,16 @@ class Filters:
         return cls(lower, upper, source) if (lower or upper or source) else None
 
     def active(self) -> bool:
-        return bool(self.date_from or self.date_to or self.source_file)
+        return self.dated() or bool(self.source_file)
+
+    def dated(self) -> bool:
+        """Whether a date bound is set (only papers whose listing gives a year pass it)."""
+        return bool(self.date_from or self.date_to)
 
     def accepts(self, paper: Paper) -> bool:
         if self.source_file and not any(self.source_file in o.file for o in paper.occurrences):
             return False
-        if self.date_from or self.date_to:
+        if self.dated():
             if not paper.published:
                 return False
             # a library may date a paper by year or month alone: compare at its precision
