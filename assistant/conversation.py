@@ -102,6 +102,21 @@ _ASKING_WORDS = frozenset(
 )
 _TRAILING = frozenset("model models method methods network networks".split())
 
+# Pointing at papers of the previous answer by place: "And the second one?", "Tell me
+# more about the last paper", "What does [2] use?", "Compare the first two". Without
+# a following noun the ordinal must end the phrase, so "the first token" points at nothing.
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+             "ninth": 9, "tenth": 10, "last": -1}
+_COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
+# "The first paper to use diffusion for video" asks for the earliest, not a place.
+_THING = (r"(?:one|ones|papers?|works?|methods?|approach(?:es)?|articles?|stud(?:y|ies)|results?|entr(?:y|ies))\b"
+          r"(?!\s+(?:to|that|which|who|where|ever)\b)")
+_ORDINAL = re.compile(r"\bthe\s+(" + "|".join(_ORDINALS) + r")(?:\s+(" + "|".join(_COUNTS) + r"))?"
+                      r"(?:\s+" + _THING + r"|(?=\s*(?:[?.!,;:]|$|\s+(?:and|or|in|on|from|about|mentioned|cited|"
+                      r"listed|you)\b)))", re.IGNORECASE)
+_CITED = re.compile(r"\[(\d{1,2})\]|(?:\b(?:paper|source|reference|citation|number|no\.)|#)\s*(\d{1,2})\b",
+                    re.IGNORECASE)
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -125,6 +140,49 @@ def discussed(history: Sequence[tuple[str, Answer]]) -> list[tuple[str, str]]:
     answer that cites anything cites, in citation order."""
     answer = _latest_citing(history)
     return [] if answer is None else list(dict.fromkeys((c.paper_id, c.title) for c in answer.citations if c.paper_id))
+
+
+def pointed_at(question: str, history: Sequence[tuple[str, Answer]]) -> list[str]:
+    """Ids of the papers the question points at by place in an earlier answer ("the
+    second one", "the last paper", "the first two") or by citation number ("[2]",
+    "paper 3"): in the latest answer that has that place (a place, in the latest
+    answer citing several papers), so "And the last one?" after a follow-up about
+    the second still means the list's last. Empty when it points at nothing, or at a
+    place no answer has."""
+    numbers = [int(m.group(1) or m.group(2)) for m in _CITED.finditer(question)]
+    places = [(_ORDINALS[m.group(1).lower()], _COUNTS.get((m.group(2) or "").lower(), 1))
+              for m in _ORDINAL.finditer(question)]
+    if not numbers and not places:
+        return []
+    for _, answer in reversed(history):
+        if numbers:
+            by_number = {c.n: c.paper_id for c in answer.citations if c.paper_id}
+            if all(n in by_number for n in numbers):
+                return list(dict.fromkeys(by_number[n] for n in numbers))
+            continue
+        papers = list(dict.fromkeys(c.paper_id for c in answer.citations if c.paper_id))
+        if len(papers) > 1 and (found := _at_places(places, papers)):  # a place needs a list
+            return found
+    return []
+
+
+def _at_places(places: list[tuple[int, int]], papers: list[str]) -> list[str]:
+    """The papers at these (place, count) of a list (place -1: the last), or none when
+    the list is too short for one of them."""
+    found: list[str] = []
+    for place, count in places:
+        if count > len(papers) or place > len(papers):
+            return []
+        if place == -1:
+            found += papers[-count:]
+        else:
+            found += papers[place - 1:place - 1 + count] if place == 1 else [papers[place - 1]]
+    return list(dict.fromkeys(found))
+
+
+def without_pointers(question: str) -> str:
+    """The question less its pointers ("the second one", "[2]"): what it asks of them."""
+    return _CITED.sub(" ", _ORDINAL.sub(" ", question))
 
 
 def listed(history: Sequence[tuple[str, Answer]]) -> bool:

@@ -19,7 +19,8 @@ from assistant.citations import Verified, strip_markers, verify
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.decide import LLMOutcome, Signals, Thresholds, after_llm, decide
 from assistant.conversation import (NARROWS, ONE_PAPER, Reading, discussed, follows_up, listed, missing_phrase,
-                                    narrowed, word_list_follows_up)
+                                    narrowed, pointed_at, without_pointers,
+                                    word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
 from assistant.focus import COMPARE, asks_for_list, asks_for_several, listing_note, mentioning, side_note
@@ -279,6 +280,8 @@ class Assistant:
         if not papers:
             return Reading(False)
         ids = [pid for pid, _ in papers]
+        if pointed := [pid for pid in pointed_at(text, turns) if pid in index.papers]:  # "And the second one?"
+            return self.reading(index, pointed)
         vectors = index.dense.sentence_vectors(ids)
         best = max((float((vectors[p] @ vector).max()) for p in ids if len(vectors[p])), default=0.0)
         # what the question finds alone: the best sentence of the whole corpus, not of the
@@ -291,6 +294,11 @@ class Assistant:
                 text, [index.papers[p] for p in ids])))))
         elif listed(turns) and ONE_PAPER.search(text) and not asks_for_several(text):
             ids = ids[:1]  # "What accuracy does it reach?" after a list: the paper it led with
+        return self.reading(index, ids)
+
+    @staticmethod
+    def reading(index: Index, ids: list[str]) -> Reading:
+        """A follow-up about these papers, named for the notice by the first one."""
         more = f" and {len(ids) - 1} more" if len(ids) > 1 else ""
         return Reading(True, ids, short_name(index.papers[ids[0]].title) + more)
 
@@ -309,7 +317,7 @@ class Assistant:
         under discussion mentions Y." for "Which of them ...?"), quoting the first
         paper's nearest sentence with its citation. None when it speaks of what is asked."""
         source = evidence.sources[0]
-        phrase = missing_phrase(text, source.support.per_word if source.support is not None else {})
+        phrase = missing_phrase(without_pointers(text), source.support.per_word if source.support is not None else {})
         if not phrase:
             return None
         sims = source.similarities or [0.0]

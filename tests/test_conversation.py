@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.conversation import discussed, missing_phrase, narrowed, word_list_follows_up
+from assistant.conversation import discussed, missing_phrase, narrowed, pointed_at, without_pointers, word_list_follows_up
 from assistant.models import Answer, Citation
 from assistant.pipeline import Assistant, Turn
 from evals.conversations import headline, load_conversations, run_conversations
@@ -129,6 +129,45 @@ def test_which_of_them_when_none_does_says_so_of_all_of_them(assistant: Assistan
     n = len({c.paper_id for c in first.citations})
     assert answer.answer.startswith(f"None of the {n} papers under discussion mentions cook pasta.")
     assert answer.has_notice("not_in_paper")
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("And the second one?", ["id-B"]),
+    ("Tell me more about the third paper", ["id-C"]),
+    ("What about the last one?", ["id-C"]),
+    ("Compare the first two", ["id-A", "id-B"]),
+    ("What does [2] use?", ["id-B"]),
+    ("Which dataset does paper 3 use?", ["id-C"]),
+    ("And the fifth one?", []),  # the list has three
+    ("What was the first paper to use diffusion for video?", []),  # the earliest, not a place
+    ("How does KV Prediction cut the time to first token?", []),
+])
+def test_a_paper_pointed_at_by_place_or_number_is_that_one_of_the_list(question: str, expected: list[str]) -> None:
+    history = [("Which papers ...?", _answer("A", "B", "C"))]
+    assert pointed_at(question, history) == expected
+
+
+def test_a_place_means_the_list_even_after_a_follow_up_about_one_of_it() -> None:
+    history = [("Which papers ...?", _answer("A", "B", "C")), ("And the second one?", _answer("B"))]
+    assert pointed_at("And the last one?", history) == ["id-C"]
+    assert pointed_at("What does [1] report?", history) == ["id-B"]  # the number the latest answer shows
+    assert without_pointers("Which dataset does the second one use?").split() == "Which dataset does use?".split()
+
+
+def test_the_second_one_after_a_list_answer_is_answered_from_the_second_paper(assistant: Assistant) -> None:
+    """"And the second one?" after a list was answered from the list's first paper, and
+    "What does [3] use?" from whichever paper matched the words best."""
+    first = assistant.ask("Which papers are about spiking neural networks?")
+    titles = list(dict.fromkeys(c.title for c in first.citations))
+    assert first.shape == "list" and len(titles) >= 3
+    history = [Turn(first.question, first)]
+    second = assistant.ask("And the second one?", history)
+    assert [c.title for c in second.citations] == [titles[1]] and second.has_notice("follow_up")
+    assert not second.has_notice("not_in_paper")
+    third = next(c.title for c in first.citations if c.n == 3)
+    assert {c.title for c in assistant.ask("What does [3] use?", history).citations} == {third}
+    last = assistant.ask("What about the last one?", [*history, Turn(second.question, second)])
+    assert [c.title for c in last.citations] == [titles[-1]]
 
 
 def test_a_named_paper_wins_over_the_conversation(assistant: Assistant) -> None:
