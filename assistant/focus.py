@@ -70,14 +70,17 @@ CAPITALISED = re.compile(r"\b[A-Z][\w-]*")
 ASKS_FOR_LINK = re.compile(r"\b(code|repo(sitory)?|github|link|url|website|project page|download|demo)\b", re.I)
 # Who wrote a paper, where, when: what the abstracts never say, and the listing rarely.
 ASKS_FOR_LISTING = re.compile(r"\bwho\s+(wrote|writes|authored|are the authors|made|created|developed|is behind|"
+                              r"proposed|introduced|invented|came up with|designed|"
                               r"are behind)\b|\bauthors?\s+(of|behind)\b|\b(which|what)\s+(lab|organi[sz]ation|"
                               r"company|university|institution|group)s?\s+(wrote|published|made|developed|released|"
                               r"is behind|are behind|authored)\b|\bwhen\s+(was|were|did)\b[^?]*\b(published|released|"
                               r"written|come out|appear(ed)?)\b|\bwhat\s+year\b|\bpublication date\b", re.I)
 # "Which papers ...", "What work ...", "Any papers on ...", "approaches to ...", "I'm looking
-# for papers on ...", "What has been done on ...", "Ways to ...", "How do people ...": every
-# paper that answers. "Is there work that ...?" is left out: the conversation set asks it
-# of one paper (conv-003, conv-010).
+# for papers on ...", "What has been done on ...", "Ways to ...", "How do people ...", "What
+# techniques ...", "an overview of ...", "Summarize the work on ...", "the literature on ...",
+# "What is known about ...": every paper that answers. "Is there work that ...?" is left
+# out: the conversation set asks it of one paper (conv-003, conv-010), and so is "work on"
+# without an article ("Does it also work on video?").
 COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 _COUNT = r"(\d{1,2}|" + "|".join(COUNTS) + ")"
 LIST = re.compile(r"\bwhat\s+(work|research)\b|\b(any|all)\s+(papers|works|studies)\b|"
@@ -85,11 +88,17 @@ LIST = re.compile(r"\bwhat\s+(work|research)\b|\b(any|all)\s+(papers|works|studi
                   r"\b(what|which)\s+(\w+\s+)?(approaches|methods|techniques|ways)\s+(to|for|of)\b|"
                   r"\b(looking for|show me|give me|point me to|suggest|recommend)\s+(some\s+|any\s+|a few\s+|the\s+|"
                   + _COUNT + r"\s+)?(papers|works|work|studies|research|articles)\b|\bwhat\s+has\s+been\s+done\b|"
-                  r"^\s*(ways|approaches|methods)\s+(to|for|of)\b|^\s*how\s+(do|did)\s+(people|researchers|others)\b", re.I)
+                  r"^\s*(ways|approaches|methods)\s+(to|for|of)\b|^\s*how\s+(do|did)\s+(people|researchers|others)\b|"
+                  r"\b(what|which)\s+(\w+\s+)?(techniques|strategies|solutions|options|algorithms)\b|"
+                  r"\b(overview|survey)\s+of\s+(?!the\b|this\b|that\b|its?\b)|"
+                  r"\bsummari[sz]e\s+(the\s+)?(work|research|literature|papers|studies)\b|\bliterature\s+(on|about|says?)\b|"
+                  r"\b(the|recent|prior|existing|related|previous|published|about)\s+(research|work)\s+(on|about|in|into)\b|"
+                  r"\bwhat\s+is\s+known\s+(about|on)\b|"
+                  r"\bwhat\s+has\s+been\s+(published|written|proposed)\b", re.I)
 # A short "How can X be done?" asks for the ways; a long one describes one paper's way
 # (the single-paper "How can ..." questions of core and hard have 18 words or more);
 # "How does X work?" asks about one thing.
-HOW = re.compile(r"^\s*how\s+(can|could|to|might|should|would)\b", re.I)
+HOW = re.compile(r"^\s*how\s+(can|could|to|might|should|would|(do|does|would|should)\s+(i|you|we|one))\b", re.I)
 # "Give me three papers on ...", "list 5 papers about ...": that many, no more.
 ASKED_COUNT = re.compile(r"\b" + _COUNT + r"\s+(\w+[\s-]+){0,2}?(papers|works|studies|articles)\b", re.I)
 HOW_MAX_WORDS = 14

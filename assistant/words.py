@@ -51,7 +51,7 @@ _FRAMING = set(
     "paper papers work works method methods approach approaches model models propose proposes proposed "
     "show shows use uses using used based new way ways study studies make makes made help helps let lets "
     "like kind idea ideas research researchers authors collection corpus article remember looking want "
-    "does did know tell "
+    "does did know tell literature say says overview summary summarize summarise "
     # asking for a ranking, not a subject: "What is the best method for text-to-video
     # generation?" put first a video-editing paper whose abstract says "best"
     "best better good top main key important popular notable latest recent interesting".split()

@@ -44,6 +44,8 @@ def test_content_words_drop_framing_and_function_words() -> None:
     # a question asking for the best or the main one asks for a ranking, not about "best"
     assert content_words("What is the best method for text-to-video generation?") == ["text-to-video", "generation"]
     assert content_words("What are the main challenges in RLHF?") == ["challenges", "rlhf"]
+    # asking for an overview frames the subject: "literature" and "say" cautioned a LoRA question
+    assert content_words("What does the literature say about LoRA?") == ["lora"]
 
 
 def test_vocabulary_vectors_are_the_models_and_only_new_words_are_embedded_again(tmp_path: Path) -> None:
