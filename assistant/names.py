@@ -48,7 +48,7 @@ def paper_names(paper: Paper) -> list[str]:
 
 
 # An acronym in parentheses: two or more capitals, maybe lower case or digits ("BFFG", "TempME", "TD-LoRA").
-_ACRONYM = re.compile(r"\(([A-Za-z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*)\)")
+ACRONYM = re.compile(r"\(([A-Za-z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*)\)")
 # A coined name: one to three capitalised words ("KV Prediction", "ZO-RankSGD").
 _NAME = r"([A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?:\s[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*){0,2})(?![\w-])"
 # Where an abstract introduces a name: "called X", "dubbed X", "we propose X, a ...".
@@ -111,7 +111,7 @@ def spelled_out(abstract: str) -> list[tuple[str, bool]]:
     Space Duality (SSD)"). Generic acronyms ("large language models (LLMs)") and
     two-letter ones are left out."""
     found: list[tuple[str, bool]] = []
-    for match in _ACRONYM.finditer(abstract):
+    for match in ACRONYM.finditer(abstract):
         acronym, before = match.group(1), abstract[:match.start()]
         if len(acronym) < 3 or {acronym.upper(), acronym.upper().removesuffix("S")} & GENERIC_ACRONYMS:
             continue

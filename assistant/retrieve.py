@@ -26,7 +26,7 @@ from assistant.dense import DenseRetriever, DenseScores
 from assistant.embed import model_words
 from assistant.index import Store
 from assistant.index_files import IndexFiles
-from assistant.keyword import KeywordIndex
+from assistant.keyword import Abbreviations, KeywordIndex
 from assistant.models import Hit, Paper
 from assistant.names import NameMatcher
 from assistant.rerank import RERANK_DEPTH, WORD_RERANK_DEPTH, question_parts
@@ -167,6 +167,7 @@ class Index:
         self.store = Store(config.store, create=False)
         self.dense = DenseRetriever(self.store, config.store, config.ranking, self.papers, self.sentences)
         self._names = NameMatcher(self.papers, model_words(config.store.embed_model_path))
+        self.abbreviations = Abbreviations(self.papers.values())
 
     @property
     def keyword(self) -> KeywordIndex:
@@ -201,7 +202,11 @@ class Index:
         # Keyword scores are computed for every retriever (about 1 ms): abstention reads
         # the best of them whichever ranking is used.
         t1 = time.perf_counter()
-        keyword = self.keyword_scores(query, pool)
+        keyword = own = self.keyword_scores(query, pool)
+        if (expanded := self.abbreviations.expand(query)) != query:
+            # ranked with both spellings of its acronyms; abstention reads the question's
+            # own words (the long forms' extra terms lifted near misses past it)
+            keyword = self.keyword_scores(expanded, pool)
         timings["keyword"] = (time.perf_counter() - t1) * 1000
         named = [pid for pid in self.named_papers(query) if pid in self.papers]
         fused = fuse(dense.scores if dense else {}, keyword, retriever, r.keyword_weight, r.rrf_k)
@@ -215,7 +220,7 @@ class Index:
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Ranking(hits=hits[:k], query_vector=vector, named=named, timings_ms=timings,
                        paper_similarity=dense.paper_similarity if dense else None,
-                       keyword_top=max(keyword.values(), default=0.0),
+                       keyword_top=max(own.values(), default=0.0),
                        sentence_top=dense.sentence_similarity if dense else None,
                        sentence_vectors=vectors, part_vectors=part_vectors, word_support=support)
 
