@@ -156,6 +156,19 @@ def test_follow_up_resolves_from_the_text_the_client_sends_back(client: OpenAI, 
         == follow.content
 
 
+def test_the_second_one_resolves_from_the_sources_the_client_sends_back(client: OpenAI) -> None:
+    """A chat client sends back only text: the Sources list's order and numbers are
+    enough for "And the second one?" and "What does [3] use?"."""
+    question = "Which papers are about spiking neural networks?"
+    first = client.chat.completions.create(model="assistant", messages=user(question)).choices[0].message
+    listed = list(dict.fromkeys(c["title"] for c in first.model_extra["citations"]))
+    third = next(c["title"] for c in first.model_extra["citations"] if c["n"] == 3)
+    for follow_up, expected in (("And the second one?", listed[1]), ("What does [3] use?", third)):
+        conversation = [*user(question), {"role": "assistant", "content": first.content}, *user(follow_up)]
+        answer = client.chat.completions.create(model="assistant", messages=conversation).choices[0].message
+        assert {c["title"] for c in answer.model_extra["citations"]} == {expected}
+
+
 def test_refusal_streams_its_text(client: OpenAI, http: httpx.Client) -> None:
     api = http.post("/api/ask", json={"question": OFF_TOPIC}).json()
     assert api["abstained"]
