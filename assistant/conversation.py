@@ -122,11 +122,13 @@ _CITED = re.compile(r"\[(\d{1,2})\]|(?:\b(?:paper|source|reference|citation|numb
 class Reading:
     """How a question is read in its conversation. `papers`: ids of the papers under
     discussion (the previous answer's cited papers, first cited first); `about`: the
-    first one's short name, for the notice."""
+    first one's short name, for the notice; `besides`: the question asks for papers
+    other than those, on their subject."""
 
     follow_up: bool
     papers: list[str] = field(default_factory=list)
     about: str = ""
+    besides: bool = False  # asks for other papers on their subject ("Are there other fast samplers?")
 
 
 def _latest_citing(history: Sequence[tuple[str, Answer]]) -> Answer | None:

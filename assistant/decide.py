@@ -36,6 +36,7 @@ class Signals:
     readable: bool = True  # in a language the embedding model reads (else never refused by a model that cannot read it)
     follow_up_about: str | None = None  # the paper a follow-up was read about
     not_in_paper: str | None = None  # "The abstract of X does not mention Y.": a follow-up its paper does not answer
+    besides: str | None = None  # the papers a question asking for others leaves out ("DPM-Solver and 2 more")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ def decide(signals: Signals, thresholds: Thresholds, mode: Literal["offline", "l
     notices = [] if judged else [Notice(kind="language", message=LANGUAGE_NOTICE)]
     if signals.follow_up_about:
         notices.append(Notice(kind="follow_up", message=f"Read as a follow-up about {signals.follow_up_about}."))
+    if signals.besides:
+        notices.append(Notice(kind="follow_up", message=f"Read as asking for papers besides {signals.besides}."))
     if judged and not signals.named and signals.answerability < thresholds.refuse:
         return Decision("refuse", notices)
     if signals.not_in_paper:

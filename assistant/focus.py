@@ -156,6 +156,21 @@ class Pick:
     sentences: list[int]
 
 
+# Asking for more papers like those under discussion: "Are there other fast samplers?",
+# "Any similar work?", "What else is there?", "Which alternatives exist?". A question about
+# the paper itself ("Does it beat other samplers?", "What else does it do?") is not.
+OTHERS = re.compile(r"^\s*(are there|is there|any|what|which|show|find|list|give|recommend|suggest|point me|"
+                    r"i'?m looking|looking)\b[^?]*\b(?<!each )(other|others|else|alternatives?|similar|related)\b",
+                    re.IGNORECASE)
+_ABOUT_IT = re.compile(r"\b(does|do|did|is|are|was|were|can|could|has|have)\s+(it|they|this|these|those)\b|"
+                       r"\b(than|beat|beats|outperform|outperforms)\s+(it|this|them)\b", re.IGNORECASE)
+
+
+def asks_for_others(question: str) -> bool:
+    """Whether a question asks for papers besides those under discussion (OTHERS)."""
+    return bool(OTHERS.search(question)) and not _ABOUT_IT.search(question)
+
+
 def asks_for_several(question: str, named: int = 0) -> bool:
     """"Which papers ...", comparisons, or two or more papers named."""
     return bool(PLURAL.search(question) or COMPARE.search(question) or named > 1 or asks_for_list(question))
@@ -167,7 +182,7 @@ def asks_for_list(question: str, named: int = 0) -> bool:
     if COMPARE.search(question) or named > 1:
         return False
     short_how = bool(HOW.search(question)) and len(question.split()) <= HOW_MAX_WORDS
-    return bool(PLURAL.search(question) or LIST.search(question) or short_how)
+    return bool(PLURAL.search(question) or LIST.search(question) or short_how) or asks_for_others(question)
 
 
 def asked_count(question: str) -> int | None:

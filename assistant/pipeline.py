@@ -23,10 +23,11 @@ from assistant.conversation import (NARROWS, ONE_PAPER, Reading, discussed, foll
                                     word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
-from assistant.focus import COMPARE, asks_for_list, asks_for_several, listing_note, mentioning, side_note
+from assistant.focus import COMPARE, asks_for_list, asks_for_others, asks_for_several, listing_note, mentioning, side_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
 from assistant.names import paper_names
+from assistant.text import title_rest
 from assistant.retrieve import (
     NAME_BONUS,
     Filters,
@@ -268,7 +269,21 @@ class Assistant:
         ranking = index.search(text, k=k, retriever=retriever, filters=filters)
         vector = question_vector(index, ranking, text)
         reading = self.read(index, text, history, ranking, vector)
+        if reading.besides:
+            return self.besides(index, text, reading, retriever, filters, k)
         return text, (self.pin(index, ranking, reading.papers) if reading.follow_up else ranking), vector, reading
+
+    def besides(self, index: Index, text: str, reading: Reading, retriever: RetrieverName, filters: Filters | None,
+                k: int) -> tuple[str, Ranking, np.ndarray, Reading]:
+        """"Are there other fast samplers?" after DPM-Solver: searched with the subject
+        of the papers under discussion (their titles less their own names, which would
+        name them), those papers left out."""
+        subject = " ".join(title_rest(index.papers[pid].title) for pid in reading.papers[:3])
+        query = f"{text} {subject}"
+        found = index.search(query, k=k + len(reading.papers), retriever=retriever, filters=filters)
+        ranking = replace(found, hits=[h for h in found.hits if h.paper_id not in reading.papers][:k],
+                          named=[pid for pid in found.named if pid not in reading.papers])
+        return query, ranking, question_vector(index, ranking, query), reading
 
     def read(self, index: Index, text: str, history: Sequence[Turn], ranking: Ranking, vector: np.ndarray) -> Reading:
         """Follow-up or a question of its own, from evidence (assistant/conversation.py);
@@ -280,6 +295,8 @@ class Assistant:
         if not papers:
             return Reading(False)
         ids = [pid for pid, _ in papers]
+        if asks_for_others(text):
+            return replace(self.reading(index, ids), follow_up=False, besides=True)
         if pointed := [pid for pid in pointed_at(text, turns) if pid in index.papers]:  # "And the second one?"
             return self.reading(index, pointed)
         vectors = index.dense.sentence_vectors(ids)
@@ -413,6 +430,7 @@ class Assistant:
         signals = Signals(answerability=self.answerability(evidence), named=named,
                           readable=named or self.readable(query, index),
                           follow_up_about=reading.about if reading.follow_up else None,
+                          besides=reading.about if reading.besides else None,
                           not_in_paper=declined[0] if declined else None)
         return Measured(ranking, replace(evidence, judged=signals.readable), signals, declined)
 

@@ -128,3 +128,11 @@ def title_head(title: str) -> str:
     """The part of a title before its first colon ("AdamP" of "AdamP: Slowing Down
     ..."), the paper's own name when short; the whole title when it has no colon."""
     return re.split(r":\s", title, maxsplit=1)[0].strip()
+
+
+def title_rest(title: str) -> str:
+    """The title less its head when it has one ("Slowing Down the Slowdown ..." of
+    "AdamP: Slowing Down ..."): what the paper is about, without its own name."""
+    parts = re.split(r":\s", title, maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else title
+

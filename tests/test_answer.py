@@ -31,6 +31,7 @@ from assistant.config import PROJECT_ROOT, Settings
 from assistant.focus import (
     NEAR_DUPLICATE,
     asks_for_list,
+    asks_for_others,
     asked_count,
     asks_for_several,
     choose_papers,
@@ -380,6 +381,19 @@ def test_nothing_is_cited_when_no_sentence_comes_near_the_question() -> None:
 
 
 # ---------------------------------------------------------------- list questions
+
+
+@pytest.mark.parametrize(("question", "others"), [
+    ("Are there other fast samplers?", True), ("Any similar work?", True), ("What else is there on this?", True),
+    ("Which alternatives exist?", True), ("Show me related papers", True),
+    ("Does it beat other samplers?", False), ("What else does it do?", False),
+    ("Which work trains a text-to-speech model so that its forward and backward decoders agree with each other?",
+     False),  # conv-024
+])
+def test_asking_for_other_papers_is_a_list_of_others(question: str, others: bool) -> None:
+    assert asks_for_others(question) == others
+    if others:
+        assert asks_for_list(question)
 
 
 @pytest.mark.parametrize("question", [

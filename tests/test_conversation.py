@@ -170,6 +170,22 @@ def test_the_second_one_after_a_list_answer_is_answered_from_the_second_paper(as
     assert [c.title for c in last.citations] == [titles[-1]]
 
 
+def test_asking_for_other_papers_lists_others_on_the_same_subject(assistant: Assistant) -> None:
+    """"Are there other fast samplers?" after DPM-Solver was answered from DPM-Solver
+    again; it now lists other sampling papers and leaves DPM-Solver out, saying so.
+    "Does it beat other samplers?" still asks about DPM-Solver."""
+    first = assistant.ask(DPM)
+    dpm = first.citations[0].title
+    others = assistant.ask("Are there other fast samplers?", [Turn(first.question, first)])
+    titles = {c.title for c in others.citations}
+    assert others.shape == "list" and len(titles) >= 2 and dpm not in titles
+    assert any("Sampling" in t for t in titles)
+    assert [n.message for n in others.notices if n.kind == "follow_up"] == [
+        "Read as asking for papers besides DPM-Solver."]
+    about = assistant.ask("Does it beat other samplers?", [Turn(first.question, first)])
+    assert [c.title for c in about.citations] == [dpm] and about.has_notice("follow_up")
+
+
 def test_a_named_paper_wins_over_the_conversation(assistant: Assistant) -> None:
     first = assistant.ask(DPM)
     other = assistant.ask("What is AdamP and what does it change?", [Turn(first.question, first)])

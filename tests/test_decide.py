@@ -39,6 +39,8 @@ T = Thresholds(refuse=0.3, caution=0.5)
      "llm", "answer", ["follow_up", "not_in_paper"], True, False),
     (Signals(0.4, follow_up_about="X", not_in_paper="no"), "offline", "answer",
      ["follow_up", "not_in_paper", "caution"], False, False),
+    # asking for papers besides those under discussion says so
+    (Signals(0.9, besides="DPM-Solver"), "llm", "answer", ["follow_up"], True, True),
 ])
 def test_decide(signals: Signals, mode: str, action: str, kinds: list[str], confident: bool, use_llm: bool) -> None:
     decision = decide(signals, T, mode)  # type: ignore[arg-type]
@@ -51,6 +53,8 @@ def test_the_notices_say_what_happened() -> None:
     notices = decide(Signals(0.4, readable=True, follow_up_about="AdamP"), T, "offline").notices
     assert [n.message for n in notices] == ["Read as a follow-up about AdamP.", CAUTION_NOTICE]
     assert decide(Signals(0.0, readable=False), T, "offline").notices[0].message == LANGUAGE_NOTICE
+    assert decide(Signals(0.9, besides="DPM-Solver"), T, "offline").notices[0].message == (
+        "Read as asking for papers besides DPM-Solver.")
 
 
 def test_a_caution_threshold_below_the_refusal_one_cautions_nobody() -> None:
