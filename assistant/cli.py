@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from assistant.models import Answer, Hit, Paper
     from assistant.pipeline import Assistant
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Research assistant over ML paper abstracts.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Research assistant over ML paper abstracts.",
+                  rich_markup_mode="markdown")
 
 
 def _load_corpus(settings: Settings) -> Corpus:

@@ -130,3 +130,15 @@ def test_a_list_answer_prints_a_page_of_papers_and_says_how_many_more(full_index
     assert sum(line.startswith("- **") for line in every.stdout.splitlines()) == 10 + more
     contract = json.loads(run("ask", question, "--json", settings=full_index, ASSISTANT_LIST_TOP_K="20").stdout)
     assert contract["shape"] == "list" and len(contract["citations"]) == 10 + more
+
+
+def test_help_reads_each_command_description_as_one_paragraph() -> None:
+    """Docstrings wrap at 88 columns; the help rewraps them to the terminal instead of
+    breaking "copy them into the corpus folder and / index them" mid-sentence."""
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0
+    assert "copy them into the corpus folder and index them (only new or changed papers are embedded)" in result.output
