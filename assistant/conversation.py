@@ -7,7 +7,9 @@ it is a follow-up about the paper under discussion (the previous answer's cited
 papers) when it needs the conversation:
 
 - it is thin: THIN_QUESTION content words or fewer, too little of its own for
-  retrieval to go on ("Which datasets did they use?", "And which model sizes?"); or
+  retrieval to go on ("Which datasets did they use?", "And which model sizes?"),
+  and it refers back or continues, or that paper comes within THIN_MARGIN of what
+  it finds alone ("Explain speculative decoding" after AdamP is thin but new); or
 - that paper matches it about as well as anything it finds alone: its best sentence
   within FOLLOW_UP_MARGIN of the alone search's best ("How does it compare with Adam
   in BF16 on LLaMA-1B?" after Stable-SPAM); or
@@ -72,6 +74,12 @@ FOLLOW_UP_MARGIN = 0.10
 # confidently; with a word referring back, it is about the paper under discussion.
 UNSURE_ALONE = 0.45
 REFERS_BACK = re.compile(r"\b(it|its|they|them|their|this|these|those)\b", re.IGNORECASE)
+# A thin question that neither refers back nor continues ("And which model sizes?")
+# is a follow-up only when the paper under discussion comes within this of what it
+# finds alone: "Explain speculative decoding" after AdamP (0.60 alone, 0.23 in AdamP)
+# is a new question however few its words.
+CONTINUES = re.compile(r"^\s*(and|also|what about|how about|then|so|but)\b", re.IGNORECASE)
+THIN_MARGIN = 0.2
 # Asking which of the papers under discussion do something: "Which of them learn
 # delays?", "Do any of these use ImageNet?", "Which one was trained on video?".
 NARROWS = re.compile(r"\b(which|what|any|how many)\s+(one|ones|of (them|these|those|the (papers|works|methods)))(?![\w-])",
@@ -216,7 +224,9 @@ def follows_up(question: str, alone_best: float, discussed_best: float) -> bool:
     """The evidence rule (module docstring): a thin question, or one the paper under
     discussion matches about as well as anything it finds alone, or one that refers
     back and finds nothing confidently alone."""
-    return (len(content_words(question)) <= THIN_QUESTION or discussed_best >= alone_best - FOLLOW_UP_MARGIN
+    refers = bool(REFERS_BACK.search(question) or CONTINUES.search(question))
+    thin = len(content_words(question)) <= THIN_QUESTION and (refers or discussed_best >= alone_best - THIN_MARGIN)
+    return (thin or discussed_best >= alone_best - FOLLOW_UP_MARGIN
             or (alone_best < UNSURE_ALONE and bool(REFERS_BACK.search(question))))
 
 

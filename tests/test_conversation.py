@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.conversation import discussed, missing_phrase, narrowed, pointed_at, without_pointers, word_list_follows_up
+from assistant.conversation import (discussed, follows_up, missing_phrase, narrowed, pointed_at, without_pointers,
+                                    word_list_follows_up)
 from assistant.models import Answer, Citation
 from assistant.pipeline import Assistant, Turn
 from evals.conversations import headline, load_conversations, run_conversations
@@ -184,6 +185,24 @@ def test_asking_for_other_papers_lists_others_on_the_same_subject(assistant: Ass
         "Read as asking for papers besides DPM-Solver."]
     about = assistant.ask("Does it beat other samplers?", [Turn(first.question, first)])
     assert [c.title for c in about.citations] == [dpm] and about.has_notice("follow_up")
+
+
+def test_a_thin_question_is_a_follow_up_when_it_refers_back_or_the_paper_comes_near() -> None:
+    """Figures from the conversation set and two hijacks (alone best, discussed best)."""
+    assert follows_up("Which datasets did they use?", 0.573, 0.338)  # refers back
+    assert follows_up("And which model sizes?", 0.457, 0.345)  # continues
+    assert follows_up("How long does a proof take?", 0.45, 0.328)  # the paper comes near
+    assert not follows_up("Explain speculative decoding", 0.596, 0.225)
+    assert not follows_up("Tell me about the first paper to use diffusion for video", 0.539, 0.317)
+
+
+def test_a_thin_new_topic_after_a_paper_is_its_own_question(assistant: Assistant) -> None:
+    """"Explain speculative decoding" after AdamP was answered as "The abstract of AdamP
+    does not mention speculative decoding"."""
+    first = assistant.ask("What is AdamP?")
+    answer = assistant.ask("Explain speculative decoding", [Turn(first.question, first)])
+    assert not answer.has_notice("follow_up") and not answer.has_notice("not_in_paper")
+    assert answer.citations and not any(c.title.startswith("AdamP") for c in answer.citations)
 
 
 def test_a_named_paper_wins_over_the_conversation(assistant: Assistant) -> None:
