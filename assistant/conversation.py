@@ -106,7 +106,9 @@ _ASKING_WORDS = frozenset(
     "change changes learned offer offers report reports reported claim claims claimed achieve achieves achieved "
     "obtain obtains obtained demonstrate demonstrates demonstrated describe describes described find finds found "
     "say says state states measure measured result results dataset datasets benchmark benchmarks experiment "
-    "experiments metric metrics baseline baselines finding findings gain gains improvement improvements".split()
+    "experiments metric metrics baseline baselines finding findings gain gains improvement improvements "
+    # a ranking asked of the papers ("Which of them needs the *least* training data?")
+    "least most fewest fewer less more".split()
 )
 _TRAILING = frozenset("model models method methods network networks".split())
 

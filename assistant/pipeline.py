@@ -23,7 +23,7 @@ from assistant.conversation import (NARROWS, ONE_PAPER, Reading, discussed, foll
                                     word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
-from assistant.focus import COMPARE, asks_for_list, asks_for_others, asks_for_several, listing_note, mentioning, side_note
+from assistant.focus import ASKS_FOR_LISTING, COMPARE, asks_for_list, asks_for_others, asks_for_several, listing_note, mentioning, side_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
 from assistant.names import paper_names
@@ -333,6 +333,8 @@ class Assistant:
         plain answer ("The abstract of X does not mention Y.", or "None of the 7 papers
         under discussion mentions Y." for "Which of them ...?"), quoting the first
         paper's nearest sentence with its citation. None when it speaks of what is asked."""
+        if ASKS_FOR_LISTING.search(text):  # "Who wrote it?": the listing notice says what the corpus holds
+            return None
         source = evidence.sources[0]
         phrase = missing_phrase(without_pointers(text), source.support.per_word if source.support is not None else {})
         if not phrase:

@@ -205,6 +205,24 @@ def test_a_thin_new_topic_after_a_paper_is_its_own_question(assistant: Assistant
     assert answer.citations and not any(c.title.startswith("AdamP") for c in answer.citations)
 
 
+def test_who_wrote_it_gets_the_listing_notice_not_a_does_not_mention(assistant: Assistant) -> None:
+    """"Who wrote it?" after TimesNet answered "The abstract of TimesNet does not
+    mention wrote." beside the listing notice that says what the corpus holds."""
+    first = assistant.ask("What is TimesNet?")
+    for question in ("Who wrote it?", "When was it published?"):
+        answer = assistant.ask(question, [Turn(first.question, first)])
+        assert answer.has_notice("listing") and not answer.has_notice("not_in_paper")
+        assert answer.citations[0].title.startswith("TimesNet") and "does not mention" not in answer.answer
+
+
+def test_which_of_them_needs_the_least_is_asked_of_what_follows(assistant: Assistant) -> None:
+    """"least" asks for a ranking: "None of the 7 papers under discussion mentions least
+    training data" was the answer, though the first says "only 100 samples"."""
+    first = assistant.ask("How can the context window of LLMs be extended?")
+    answer = assistant.ask("Which of them needs the least training data?", [Turn(first.question, first)])
+    assert not answer.has_notice("not_in_paper") and "100 samples" in answer.answer
+
+
 def test_a_named_paper_wins_over_the_conversation(assistant: Assistant) -> None:
     first = assistant.ask(DPM)
     other = assistant.ask("What is AdamP and what does it change?", [Turn(first.question, first)])
