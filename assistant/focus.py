@@ -171,6 +171,23 @@ def asks_for_others(question: str) -> bool:
     return bool(OTHERS.search(question)) and not _ABOUT_IT.search(question)
 
 
+# A question about the collection itself, not a subject in it: "How many papers are in the
+# corpus?", "What topics does the collection cover?", "What's in your library?". It needs
+# the collection's own word, so "How many papers use LoRA?" stays a question on LoRA.
+_COLLECTION = r"(corpus|collection|database|library|index|dataset of papers)"
+ABOUT_CORPUS = re.compile(
+    r"^\s*how\s+many\s+(papers|abstracts|documents|articles|works)\s+(are|is|does|do)\s+(there\s+)?"
+    r"(in\s+)?(the|this|your|you)\s+(" + _COLLECTION[1:-1] + r"|have|hold|know)\b[^,;]{0,20}\??\s*$|"
+    r"^\s*what\s+(topics|subjects|areas|fields|kinds? of papers)\s+(does|do|are|is)\s+(in\s+)?(the|this|your)\s+"
+    + _COLLECTION + r"\b|^\s*what('s|\s+is)\s+in\s+(the|this|your)\s+" + _COLLECTION + r"\b|"
+    r"^\s*what\s+(does|do)\s+(the|this|your)\s+" + _COLLECTION + r"\s+(cover|contain|hold|include)\b", re.I)
+
+
+def asks_about_corpus(question: str) -> bool:
+    """Whether the question asks about the collection itself (ABOUT_CORPUS)."""
+    return bool(ABOUT_CORPUS.search(question))
+
+
 def asks_for_several(question: str, named: int = 0) -> bool:
     """"Which papers ...", comparisons, or two or more papers named."""
     return bool(PLURAL.search(question) or COMPARE.search(question) or named > 1 or asks_for_list(question))

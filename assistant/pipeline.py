@@ -23,11 +23,12 @@ from assistant.conversation import (NARROWS, ONE_PAPER, Reading, discussed, foll
                                     word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
-from assistant.focus import ASKS_FOR_LISTING, COMPARE, asks_for_list, asks_for_others, asks_for_several, listing_note, mentioning, side_note
+from assistant.focus import ASKS_FOR_LISTING, COMPARE, asks_about_corpus, asks_for_list, asks_for_others, asks_for_several, listing_note, mentioning, side_note
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
 from assistant.names import paper_names
 from assistant.text import title_rest
+from assistant.topics import CorpusMap, read_cached
 from assistant.retrieve import (
     NAME_BONUS,
     Filters,
@@ -153,6 +154,12 @@ class _Output:
             yield Event("reset")
         yield Event("token", answer.answer)
         yield Event("answer", answer=answer)
+
+    def about_corpus(self, text: str) -> Iterator[Event]:
+        """The answer to a question about the collection itself: its figures, no sources."""
+        self.measured(Measured(Ranking(hits=[], query_vector=None), Evidence([]), Signals(answerability=1.0)))
+        yield Event("token", text)
+        yield Event("answer", answer=self.answer(text, False, "offline"))
 
     def final(self, verified: Verified, mode: Literal["offline", "llm"], index: Index) -> Iterator[Event]:
         """The verified answer, after what the listing says of its first paper when the
@@ -392,6 +399,9 @@ class Assistant:
             filters = replace(dated.filters, source_file=filters.source_file if filters else None)
             text = dated.rest
             yield out.notice(Notice(kind="date_filter", message=date_notice(dated, index.papers.values())))
+        if asks_about_corpus(text):  # "How many papers are in the corpus?"
+            yield from out.about_corpus(corpus_summary(index.papers, read_cached(self.settings, index.manifest)))
+            return
         measured = self.measure(index, text, history, retriever, top_k, filters)
         out.measured(measured)
         decision = decide(measured.signals, self.thresholds(), used_mode)
@@ -551,6 +561,22 @@ class Assistant:
             if scored and scored[0][0] >= 80 and (len(scored) < 2 or scored[0][0] - scored[1][0] >= 5 or scored[0][1] == scored[1][1]):
                 return scored[0][1]
         return None
+
+
+def corpus_summary(papers: dict[str, Paper], corpus_map: CorpusMap | None, topics: int = 6) -> str:
+    """What the collection holds, for a question about it: how many papers, from how
+    many files, the dates the listings give, and the largest topics of the corpus
+    map when it has been drawn (the Corpus map tab draws it)."""
+    files = {occurrence.file for p in papers.values() for occurrence in p.occurrences}
+    dated = sorted(p.published for p in papers.values() if p.published)
+    text = (f"The corpus holds {len(papers)} papers (titles and abstracts, from {len(files)} "
+            f"file{'s' if len(files) != 1 else ''}).")
+    if dated:
+        text += f" {len(dated)} of them carry a publication date, from {dated[0][:7]} to {dated[-1][:7]}."
+    if corpus_map is not None and corpus_map.topics:
+        largest = sorted(corpus_map.topics, key=lambda t: -t.size)[:topics]
+        text += " Its largest topics: " + "; ".join(f"{t.label} ({t.size} paper{'s' if t.size != 1 else ''})" for t in largest) + "."
+    return text + " Ask about a subject to find its papers, or browse them in the Papers and Corpus map tabs of the UI."
 
 
 def abstain_text(nearest: list[Hit]) -> str:

@@ -30,6 +30,7 @@ from assistant.citations import (
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.focus import (
     NEAR_DUPLICATE,
+    asks_about_corpus,
     asks_for_list,
     asks_for_others,
     asked_count,
@@ -381,6 +382,17 @@ def test_nothing_is_cited_when_no_sentence_comes_near_the_question() -> None:
 
 
 # ---------------------------------------------------------------- list questions
+
+
+@pytest.mark.parametrize(("question", "about"), [
+    ("How many papers are in the corpus?", True), ("How many papers do you have?", True),
+    ("What topics does the corpus cover?", True), ("What's in the collection?", True),
+    ("What does your library contain?", True),
+    ("How many papers use LoRA?", False), ("How many papers in the corpus are about diffusion?", False),
+    ("Which papers in the corpus use LoRA?", False), ("What topics does AdamP cover?", False),
+])
+def test_a_question_about_the_collection_itself_is_told_apart(question: str, about: bool) -> None:
+    assert asks_about_corpus(question) == about
 
 
 @pytest.mark.parametrize(("question", "others"), [

@@ -484,3 +484,31 @@ def test_a_lookup_reads_one_index_however_far_it_searches(assistant: Assistant, 
     found = assistant.lookup(query)
     assert found.paper is not None or found.candidates
     assert len(opened) == 1
+
+
+def test_a_question_about_the_corpus_itself_is_answered_with_its_figures(assistant: Assistant) -> None:
+    """"How many papers are in the corpus?" quoted mGPT's "trained on 60 languages";
+    "What topics does the corpus cover?" was refused. A question on a subject that
+    counts papers is still a question on that subject."""
+    n = len(assistant.index.papers)
+    for question in ("How many papers are in the corpus?", "What topics does the collection cover?"):
+        answer = assistant.ask(question)
+        assert not answer.abstained and not answer.citations
+        assert answer.answer.startswith(f"The corpus holds {n} papers")
+    assert assistant.ask("How many papers use LoRA?").citations
+
+
+def test_the_corpus_summary_names_the_largest_topics_of_the_map() -> None:
+    from assistant.models import Occurrence, Paper
+    from assistant.pipeline import corpus_summary
+    from assistant.topics import CorpusMap, Topic
+
+    papers = {f"p{i}": Paper(paper_id=f"p{i}", title="t", abstract="a", published=f"202{i}-03-01",
+                             occurrences=[Occurrence(file=f"f{i % 2}.txt", line=1)]) for i in range(3)}
+    topics = [Topic(0, "small topic", ["small"], 1, ["p0"], 0.0, 0.0),
+              Topic(1, "big topic", ["big"], 2, ["p1", "p2"], 0.0, 0.0)]
+    text = corpus_summary(papers, CorpusMap(points=[], topics=topics))
+    assert text.startswith("The corpus holds 3 papers (titles and abstracts, from 2 files).")
+    assert "3 of them carry a publication date, from 2020-03 to 2022-03." in text
+    assert "big topic (2 papers); small topic (1 paper)." in text
+    assert "topics" not in corpus_summary(papers, None)
