@@ -28,6 +28,7 @@ the pipeline answers it with a notice rather than let abstention refuse it.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from functools import cached_property
 import unicodedata
@@ -82,9 +83,17 @@ def looks_foreign(question: str) -> bool:
     return foreign > 0 and foreign >= sum(w in STOPWORDS for w in found)
 
 
+# Asking for papers rather than saying what they are about: "Recommend some papers on
+# RLHF" was refused for "recommend", which no RLHF abstract comes near. Only before
+# "papers" ("Which works suggest items to users?" is about recommender systems).
+_REQUEST = re.compile(r"\b(recommend|suggest|give|show|find|list|point)\s+(me\s+(to\s+)?)?((some|a few|any|the|good|"
+                      r"\d+|two|three|four|five|six|seven|eight|nine|ten)\s+)*(papers|works|studies|articles)\b",
+                      re.IGNORECASE)
+
+
 def content_words(question: str) -> list[str]:
     """The words a question is about, in order, once each."""
-    return [w for w in dict.fromkeys(words(question)) if w not in NOT_CONTENT and len(w) >= 3]
+    return [w for w in dict.fromkeys(words(_REQUEST.sub(" ", question))) if w not in NOT_CONTENT and len(w) >= 3]
 
 
 def _paper_text(paper: Paper) -> str:

@@ -512,3 +512,13 @@ def test_the_corpus_summary_names_the_largest_topics_of_the_map() -> None:
     assert "3 of them carry a publication date, from 2020-03 to 2022-03." in text
     assert "big topic (2 papers); small topic (1 paper)." in text
     assert "topics" not in corpus_summary(papers, None)
+
+
+def test_asking_for_recommendations_is_answered_like_which_papers(assistant: Assistant) -> None:
+    """"Recommend some papers on RLHF" was refused ("recommend" is near no RLHF
+    abstract) while "Which papers are about RLHF?" listed ReMax and RTO."""
+    asked = assistant.ask("Recommend some papers on RLHF")
+    plain = assistant.ask("Which papers are about RLHF?")
+    assert not asked.abstained and asked.shape == "list"
+    assert {c.paper_id for c in plain.citations} <= {c.paper_id for c in asked.citations}
+

@@ -46,6 +46,10 @@ def test_content_words_drop_framing_and_function_words() -> None:
     assert content_words("What are the main challenges in RLHF?") == ["challenges", "rlhf"]
     # asking for an overview frames the subject: "literature" and "say" cautioned a LoRA question
     assert content_words("What does the literature say about LoRA?") == ["lora"]
+    # asking for papers is no subject either, but suggesting items is ("Which works suggest items to users?")
+    assert content_words("Recommend some papers on RLHF") == ["rlhf"]
+    assert content_words("Give me three good papers on spiking networks") == ["spiking", "networks"]
+    assert content_words("Which works suggest items to users?") == ["suggest", "items", "users"]
 
 
 def test_vocabulary_vectors_are_the_models_and_only_new_words_are_embedded_again(tmp_path: Path) -> None:
