@@ -176,8 +176,9 @@ def asks_for_others(question: str) -> bool:
 # the collection's own word, so "How many papers use LoRA?" stays a question on LoRA.
 _COLLECTION = r"(corpus|collection|database|library|index|dataset of papers)"
 ABOUT_CORPUS = re.compile(
-    r"^\s*how\s+many\s+(papers|abstracts|documents|articles|works)\s+(are|is|does|do)\s+(there\s+)?"
-    r"(in\s+)?(the|this|your|you)\s+(" + _COLLECTION[1:-1] + r"|have|hold|know)\b[^,;]{0,20}\??\s*$|"
+    r"^\s*how\s+many\s+(papers|abstracts|documents|articles|works)(\s+(are|is|does|do))?(\s+there)?\s+"
+    r"(in\s+)?(the|this|your|you)\s+(" + _COLLECTION[1:-1] + r"|have|hold|know)"
+    r"(\s+(are|is|have|has|hold|holds|contain|contains|there))*\s*\??\s*$|"
     r"^\s*what\s+(topics|subjects|areas|fields|kinds? of papers)\s+(does|do|are|is)\s+(in\s+)?(the|this|your)\s+"
     + _COLLECTION + r"\b|^\s*what('s|\s+is)\s+in\s+(the|this|your)\s+" + _COLLECTION + r"\b|"
     r"^\s*what\s+(does|do)\s+(the|this|your)\s+" + _COLLECTION + r"\s+(cover|contain|hold|include)\b", re.I)

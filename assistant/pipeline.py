@@ -19,16 +19,14 @@ from assistant.citations import Verified, strip_markers, verify
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.decide import LLMOutcome, Signals, Thresholds, after_llm, decide
 from assistant.conversation import (NARROWS, ONE_PAPER, Reading, discussed, follows_up, listed, missing_phrase,
-                                    narrowed, pointed_at, without_pointers,
-                                    word_list_follows_up)
+                                    narrowed, pointed_at, without_pointers, word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
-from assistant.focus import ASKS_FOR_LISTING, COMPARE, asks_about_corpus, asks_for_list, asks_for_others, asks_for_several, listing_note, mentioning, side_note
+from assistant.focus import (ASKS_FOR_LISTING, COMPARE, asks_about_corpus, asks_for_list, asks_for_others,
+                             asks_for_several, listing_note, mentioning, side_note)
 from assistant.llm import LLMClient, LLMError
 from assistant.models import Answer, Hit, Notice, Paper
 from assistant.names import paper_names
-from assistant.text import title_rest
-from assistant.topics import CorpusMap, read_cached
 from assistant.retrieve import (
     NAME_BONUS,
     Filters,
@@ -40,6 +38,8 @@ from assistant.retrieve import (
     open_index,
 )
 from assistant.spelling import corrected, corrections, spelling_notice
+from assistant.text import title_rest
+from assistant.topics import CorpusMap, read_cached
 from assistant.words import content_words
 
 
@@ -399,8 +399,9 @@ class Assistant:
             filters = replace(dated.filters, source_file=filters.source_file if filters else None)
             text = dated.rest
             yield out.notice(Notice(kind="date_filter", message=date_notice(dated, index.papers.values())))
-        if asks_about_corpus(text):  # "How many papers are in the corpus?"
-            yield from out.about_corpus(corpus_summary(index.papers, read_cached(self.settings, index.manifest)))
+        if asks_about_corpus(text):  # "How many papers are in the corpus?" (in the date range, when it says one)
+            papers = {pid: p for pid, p in index.papers.items() if filters is None or filters.accepts(p)}
+            yield from out.about_corpus(corpus_summary(papers, read_cached(self.settings, index.manifest)))
             return
         measured = self.measure(index, text, history, retriever, top_k, filters)
         out.measured(measured)
@@ -575,8 +576,9 @@ def corpus_summary(papers: dict[str, Paper], corpus_map: CorpusMap | None, topic
         text += f" {len(dated)} of them carry a publication date, from {dated[0][:7]} to {dated[-1][:7]}."
     if corpus_map is not None and corpus_map.topics:
         largest = sorted(corpus_map.topics, key=lambda t: -t.size)[:topics]
-        text += " Its largest topics: " + "; ".join(f"{t.label} ({t.size} paper{'s' if t.size != 1 else ''})" for t in largest) + "."
-    return text + " Ask about a subject to find its papers, or browse them in the Papers and Corpus map tabs of the UI."
+        text += " Its largest topics: " + "; ".join(f"{t.label} ({t.size} paper{'s' if t.size != 1 else ''})"
+                                                      for t in largest) + "."
+    return text + " Ask about a subject to find its papers, or browse them in the UI's Papers and Corpus map tabs."
 
 
 def abstain_text(nearest: list[Hit]) -> str:

@@ -496,6 +496,9 @@ def test_a_question_about_the_corpus_itself_is_answered_with_its_figures(assista
         assert not answer.abstained and not answer.citations
         assert answer.answer.startswith(f"The corpus holds {n} papers")
     assert assistant.ask("How many papers use LoRA?").citations
+    dated = sum(1 for p in assistant.index.papers.values() if (p.published or "").startswith("2024"))
+    assert assistant.ask("How many papers in the corpus are from 2024?").answer.startswith(
+        f"The corpus holds {dated} papers")
 
 
 def test_the_corpus_summary_names_the_largest_topics_of_the_map() -> None:
