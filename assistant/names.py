@@ -7,14 +7,15 @@ method called KV Prediction", "we propose PassUntil, a ..."). A name counts only
 when it points at one paper: a name another paper also defines, or that several
 abstracts use (a shared baseline, a field's acronym), names none. A question that
 names a paper is answered from that paper even when its wording matches others
-better, and is never refused (assistant/decide.py).
+better, and is never refused (assistant/decide.py). The same spelled-out acronyms
+give the keyword query both spellings of each (`Abbreviations`).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 
 from assistant.models import Paper
 from assistant.text import title_head
@@ -234,3 +235,50 @@ class NameMatcher:
         hits = [(pid, len(name)) for pid, name, pattern in self.names if pattern.search(query)]
         hits.sort(key=lambda x: -x[1])
         return list(dict.fromkeys(pid for pid, _ in hits))
+
+
+_TYPED_ACRONYM = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*?)s?(?![\w-])")
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _singular(form: str) -> str:
+    """"large language models" and "large language model" are one long form."""
+    return re.sub(r"(?<=[a-z]{3})s$", "", form)
+
+
+class Abbreviations:
+    """The acronyms the abstracts spell out ("large language models (LLMs)", "Low-Rank
+    Adaptation (LoRA)"), each with its most common long form. A question's keyword
+    query gets the other spelling of each it uses: "LoRA" also searches "low rank
+    adaptation" (TriAdaptLoRA's abstract writes only that), "reinforcement learning
+    from human feedback" also searches "RLHF". The dense model reads either."""
+
+    def __init__(self, papers: Iterable[Paper]) -> None:
+        found: dict[str, dict[str, int]] = {}
+        for paper in papers:
+            for match in ACRONYM.finditer(paper.abstract):
+                acronym = re.sub(r"(?<=[A-Z0-9])s$", "", match.group(1))
+                spelled = long_form(paper.abstract[:match.start()], acronym)
+                if spelled:
+                    forms, form = found.setdefault(acronym, {}), _singular(_plain(spelled))
+                    forms[form] = forms.get(form, 0) + 1
+        # the reading at least two abstracts in three give: "RL" is reinforcement learning
+        # (19 of 20), "CM" a consistency model once and a causal mask once, so neither
+        self.long = {a: top for a, forms in found.items() if len(re.sub(r"[^A-Za-z]", "", a)) >= 2
+                     and 3 * forms[top := max(forms, key=lambda f: (forms[f], f))] >= 2 * sum(forms.values())}
+        self.short = {form: a for a, form in self.long.items()}
+
+    def expand(self, query: str) -> str:
+        """The query with the long form of each acronym it uses and the acronym of each
+        long form it spells out, appended once each."""
+        extra = [self.long[m.group(1)] for m in _TYPED_ACRONYM.finditer(query) if m.group(1) in self.long]
+        plain = f" {_plain(query)} "
+        spelled = [form for form in self.short if f" {form} " in plain]
+        # the longest form only: "reinforcement learning from human feedback" is RLHF, not also RL
+        extra += [self.short[f] for f in spelled if not any(f != g and f in g for g in spelled)
+                  and self.short[f] not in query]
+        extra = [e for e in dict.fromkeys(extra) if e not in plain]
+        return f"{query} {' '.join(extra)}" if extra else query

@@ -26,9 +26,9 @@ from assistant.dense import DenseRetriever, DenseScores
 from assistant.embed import model_words
 from assistant.index import Store
 from assistant.index_files import IndexFiles
-from assistant.keyword import Abbreviations, KeywordIndex
+from assistant.keyword import KeywordIndex
 from assistant.models import Hit, Paper
-from assistant.names import NameMatcher
+from assistant.names import Abbreviations, NameMatcher
 from assistant.rerank import RERANK_DEPTH, WORD_RERANK_DEPTH, question_parts
 from assistant.words import WordSupport, WordVectors
 

@@ -13,8 +13,9 @@ import pytest
 import Stemmer
 
 from assistant.config import PROJECT_ROOT, Settings
-from assistant.keyword import TOKEN_PATTERN, Abbreviations, bm25_scores, with_compounds
+from assistant.keyword import TOKEN_PATTERN, bm25_scores, with_compounds
 from assistant.models import Paper
+from assistant.names import Abbreviations
 from assistant.pipeline import Assistant
 from assistant.rerank import RERANK_DEPTH, WORD_RERANK_DEPTH
 from assistant.retrieve import Index, date_phrase, open_index
