@@ -120,8 +120,9 @@ OPENER_PENALTY = 0.2  # the first sentence, unless it states the contribution
 MIN_CHARS = 40  # shorter pieces are fragments ("Short one.") or headings
 
 # A paper whose best sentence is further from the question than this is never cited
-# unless the question names it: the abstention model refuses most such questions
-# first, and it does not judge questions it cannot read (another language).
+# unless the question names it, or a list question abstention has judged finds it
+# fitting (`choose_papers`): the abstention model refuses most such questions first,
+# and it does not judge questions it cannot read (another language).
 FLOOR = 0.3
 
 # Papers cited for a question that asks for several.
@@ -298,7 +299,10 @@ def choose_papers(question: str, best: dict[int, float], scores: dict[int, float
     if len(named) > 1:
         return sorted(named)
     if asks_for_list(question):
-        listed = fitting(order, best, support or {}, keyword or {})
+        # judged readable, the floor gives way to the fit: a paper all about "LoRA", a word
+        # the model reads poorly, has sentences far from "Which papers are about LoRA?"
+        pool = [order[0]] + [n for n in sorted(best) if n != order[0] and (judged or n in order)]
+        listed = fitting(pool, best, support or {}, keyword or {})
         if (wanted := asked_count(question)) is not None:  # as many as asked: the fitting ones first
             listed = sorted((listed + [n for n in order if n not in listed])[:wanted], key=order.index)
         return listed

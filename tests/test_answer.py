@@ -479,6 +479,10 @@ def test_a_list_judges_each_paper_on_its_own_with_no_cap() -> None:
     assert chosen == [1, 2, 3, 6, 7, 8]
     # A one-paper question keeps its one paper.
     assert choose_papers("Which paper quantizes diffusion models?", best, scores, [], support, keyword) == [1]
+    # Judged readable, a list keeps a paper whose sentences are far from the question
+    # when its words and terms fit ("LoRA", which MiniLM reads poorly, for TriAdaptLoRA)
+    assert choose_papers("Which papers quantize diffusion models?", best, scores, [], support, keyword,
+                         judged=True) == [1, 2, 3, 5, 6, 7, 8]
 
 
 def test_an_acronym_typed_in_lower_case_is_answered_by_the_sentence_that_spells_it_out() -> None:
