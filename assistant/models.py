@@ -87,7 +87,8 @@ class Citation(BaseModel):
 
 
 NoticeKind = Literal["stale_index", "language", "caution", "llm_fallback", "llm_unusable", "llm_insufficient", "listing",
-                     "follow_up", "not_in_paper", "spelling", "unnamed_side", "date_filter"]
+                     "follow_up", "not_in_paper", "spelling", "unnamed_side", "date_filter",
+                     "exclusion"]
 
 
 class Notice(BaseModel):
@@ -105,7 +106,8 @@ class Notice(BaseModel):
                              "follow-up asks, and the answer says so; spelling: misspelt words were read as the "
                              "corpus words they were meant for (assistant/spelling.py); unnamed_side: a side of a "
                              "comparison no paper of the corpus is about, quoted from abstracts that mention it; date_filter: a "
-                             "year the question states (\"from 2023\") was read as a date filter.")
+                             "year the question states (\"from 2023\") was read as a date filter; exclusion: "
+                             "\"papers that don't use X\" was read as leaving out the papers that mention X.")
     message: str
 
 

@@ -35,6 +35,9 @@ from assistant.retrieve import (
     RetrieverName,
     date_notice,
     date_phrase,
+    exclusion_notice,
+    exclusion_phrase,
+    mentions,
     open_index,
 )
 from assistant.spelling import corrected, corrections, spelling_notice
@@ -391,14 +394,7 @@ class Assistant:
         index = self.index
         if stale := index.files.stale_notice():
             yield out.notice(Notice(kind="stale_index", message=stale))
-        if fixes := corrections(text, index.words.frequencies):
-            text = corrected(text, fixes)  # searched and answered as meant; the answer keeps the question as asked
-            yield out.notice(Notice(kind="spelling", message=spelling_notice(fixes)))
-        if not (filters and filters.dated()) and (dated := date_phrase(text)):
-            # the question's own date bound, unless the caller set one: searched without its words
-            filters = replace(dated.filters, source_file=filters.source_file if filters else None)
-            text = dated.rest
-            yield out.notice(Notice(kind="date_filter", message=date_notice(dated, index.papers.values())))
+        text, filters = yield from self.read_question(index, text, filters, out)
         if asks_about_corpus(text):  # "How many papers are in the corpus?" (in the date range, when it says one)
             papers = {pid: p for pid, p in index.papers.items() if filters is None or filters.accepts(p)}
             yield from out.about_corpus(corpus_summary(papers, read_cached(self.settings, index.manifest)))
@@ -425,6 +421,25 @@ class Assistant:
             yield from out.refuse("offline", drafted=used_mode == "llm")
             return
         yield from out.final(verified, "offline", index)
+
+    @staticmethod
+    def read_question(index: Index, text: str, filters: Filters | None,
+                      out: _Output) -> Generator[Event, None, tuple[str, Filters | None]]:
+        """The question as meant, and the filters it states, each said in a notice:
+        misspelt words corrected (the answer keeps the question as asked), a year
+        phrase as a date filter unless the caller set one, "papers that don't use X" as
+        an exclusion; what is searched is the question without those words."""
+        if fixes := corrections(text, index.words.frequencies):
+            text = corrected(text, fixes)
+            yield out.notice(Notice(kind="spelling", message=spelling_notice(fixes)))
+        if not (filters and filters.dated()) and (dated := date_phrase(text)):
+            filters = replace(dated.filters, source_file=filters.source_file if filters else None)
+            text = dated.rest
+            yield out.notice(Notice(kind="date_filter", message=date_notice(dated, index.papers.values())))
+        if excluded := exclusion_phrase(text, lambda term: corpus_phrase(index, term)):
+            filters, text = replace(filters or Filters(), exclude=(excluded.what,)), excluded.rest
+            yield out.notice(Notice(kind="exclusion", message=exclusion_notice(excluded, index.papers.values())))
+        return text, filters
 
     def measure(self, index: Index, text: str, history: Sequence[Turn], retriever: RetrieverName | None,
                 top_k: int | None, filters: Filters | None) -> Measured:
@@ -562,6 +577,11 @@ class Assistant:
             if scored and scored[0][0] >= 80 and (len(scored) < 2 or scored[0][0] - scored[1][0] >= 5 or scored[0][1] == scored[1][1]):
                 return scored[0][1]
         return None
+
+
+def corpus_phrase(index: Index, term: str) -> bool:
+    """Whether at least two papers use a phrase: what an exclusion leaves out is one."""
+    return sum(1 for p in index.papers.values() if mentions(p, term)) >= 2
 
 
 def corpus_summary(papers: dict[str, Paper], corpus_map: CorpusMap | None, topics: int = 6) -> str:

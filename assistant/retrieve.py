@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,6 +42,7 @@ class Filters:
     date_from: str | None = None  # ISO date, inclusive; papers without a known year are excluded
     date_to: str | None = None
     source_file: str | None = None
+    exclude: tuple[str, ...] = ()  # papers whose title or abstract mention one of these are left out
 
     @classmethod
     def parse(cls, date_from: str | None = None, date_to: str | None = None,
@@ -54,7 +55,7 @@ class Filters:
         return cls(lower, upper, source) if (lower or upper or source) else None
 
     def active(self) -> bool:
-        return self.dated() or bool(self.source_file)
+        return self.dated() or bool(self.source_file) or bool(self.exclude)
 
     def dated(self) -> bool:
         """Whether a date bound is set (only papers whose listing gives a year pass it)."""
@@ -62,6 +63,8 @@ class Filters:
 
     def accepts(self, paper: Paper) -> bool:
         if self.source_file and not any(self.source_file in o.file for o in paper.occurrences):
+            return False
+        if self.exclude and any(mentions(paper, term) for term in self.exclude):
             return False
         if self.dated():
             if not paper.published:
@@ -121,6 +124,59 @@ def date_notice(dated: DatePhrase, papers: Iterable[Paper]) -> str:
     have = sum(bool(p.published) for p in papers)
     return (f"Read “{dated.said}” as a date filter: {in_range} of the {len(papers)} papers are dated within it "
             f"(the listings date {have}; undated papers are left out).")
+
+
+# "Which diffusion papers don't use transformers?": the papers that never mention the
+# thing, not those that use it most. The subject must be papers or methods, so a
+# question describing one method ("so that developers do not have to configure ...")
+# keeps its words; "instead of" and "rather than" describe, and are left alone, and so
+# do "need" and "require": a method that needs no training data says so in its abstract.
+_STOP_WHAT = r"(?:for|in|on|to|and|or|with|as|but|while|that|which|at|from|by|of)"
+_EXCLUSION = re.compile(
+    r"\b(?P<subject>papers|works|studies|methods|approaches|models|ones)\s+(?P<clause>(?:that\s+|which\s+)?"
+    r"(?P<neg>don't|do\s+not|doesn't|does\s+not|never)\s+(?:use|rely\s+on|involve|build\s+on)\s+"
+    r"(?:any\s+|a\s+|an\s+|the\s+)?)(?P<what>[\w-]+(?:\s+(?!" + _STOP_WHAT + r"\b)[\w-]+){0,2})", re.I)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A thing a question asks papers not to use: the term, the question without the
+    clause (what is searched), and the words as typed."""
+
+    what: str
+    rest: str
+    said: str
+
+
+def exclusion_phrase(question: str, known: Callable[[str], bool] = lambda term: True) -> Exclusion | None:
+    """"... papers that don't use transformers" as an exclusion (`_EXCLUSION`), or
+    None. The term is the longest run of up to three words after the verb that
+    `known` accepts (a phrase the corpus uses: "reinforcement learning", but
+    "attention" alone in "papers that do not use attention model long sequences")."""
+    m = _EXCLUSION.search(question)
+    if m is None:
+        return None
+    words = m.group("what").split()
+    what = next((" ".join(words[:n]) for n in range(len(words), 1, -1) if known(" ".join(words[:n]))), words[0])
+    end = m.start("what") + len(what)
+    said = question[m.start("neg"):end]
+    rest = re.sub(r"\s+([?.!,])", r"\1", re.sub(r"\s{2,}", " ", question[:m.start("clause")] + question[end:])).strip()
+    return Exclusion(what, rest, said)
+
+
+def mentions(paper: Paper, term: str) -> bool:
+    """Whether a paper's title or abstract uses a term, its plural or a compound of it
+    ("Transformer-based")."""
+    pattern = r"(?<![\w-])" + r"\s+".join(map(re.escape, term.split())).removesuffix("s") + r"s?(?![a-z])"
+    return re.search(pattern, f"{paper.title} {paper.abstract}", re.IGNORECASE) is not None
+
+
+def exclusion_notice(excluded: Exclusion, papers: Iterable[Paper]) -> str:
+    """What an exclusion read from the question does, and how many papers it leaves out."""
+    papers = list(papers)
+    out = sum(mentions(p, excluded.what) for p in papers)
+    return (f"Read “{excluded.said}” as leaving out the papers that mention “{excluded.what}”: "
+            f"{out} of the {len(papers)} do.")
 
 
 _DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")

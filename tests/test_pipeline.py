@@ -533,3 +533,14 @@ def test_a_list_on_an_acronym_keeps_the_paper_whose_sentences_the_model_reads_po
     titles = [c.title for c in assistant.ask("Which papers are about LoRA?").citations]
     assert any(t.startswith("ALLoRA") for t in titles) and any(t.startswith("TriAdaptLoRA") for t in titles)
 
+
+def test_papers_that_do_not_use_a_thing_leave_out_every_paper_mentioning_it(assistant: Assistant) -> None:
+    """"Which diffusion papers don't use transformers?" listed diffusion transformers:
+    the negation was read as one more word of the subject."""
+    from assistant.retrieve import mentions
+
+    answer = assistant.ask("Which diffusion papers don't use transformers?")
+    assert [n.kind for n in answer.notices] == ["exclusion"] and answer.citations
+    assert "leaving out the papers that mention “transformers”" in answer.notices[0].message
+    assert not any(mentions(assistant.index.papers[c.paper_id], "transformer") for c in answer.citations)
+

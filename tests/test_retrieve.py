@@ -18,7 +18,7 @@ from assistant.models import Paper
 from assistant.names import Abbreviations
 from assistant.pipeline import Assistant
 from assistant.rerank import RERANK_DEPTH, WORD_RERANK_DEPTH
-from assistant.retrieve import Index, date_phrase, open_index
+from assistant.retrieve import Filters, Index, date_phrase, exclusion_phrase, mentions, open_index
 
 QUESTION_FILES = ["core.jsonl", "hard.jsonl", "heldout.jsonl"]
 
@@ -239,4 +239,36 @@ def test_a_question_spelling_out_an_acronym_lists_the_paper_that_writes_it_short
     assert ranking.keyword_top == max(index.keyword_scores(question, index.config.ranking.dense_candidates).values())
     assert ranking.keyword_top < max(index.keyword_scores(index.abbreviations.expand(question),
                                                           index.config.ranking.dense_candidates).values())
+
+
+@pytest.mark.parametrize(("question", "what", "rest"), [
+    ("Which diffusion papers don't use transformers?", "transformers", "Which diffusion papers?"),
+    ("Which papers never use reinforcement learning for alignment?", "reinforcement learning",
+     "Which papers for alignment?"),
+    ("Which papers that do not use attention model long sequences?", "attention", "Which papers model long sequences?"),
+])
+def test_papers_that_do_not_use_a_thing_is_an_exclusion(question: str, what: str, rest: str) -> None:
+    known = {"reinforcement learning", "attention"}
+    found = exclusion_phrase(question, lambda term: term in known)
+    assert found is not None and (found.what, found.rest) == (what, rest)
+
+
+@pytest.mark.parametrize("question", [
+    # conv-002, hard-041, hard-048: negations that describe one method
+    "Is there a tool that automates distributed training of LLMs so that developers do not have to configure "
+    "model parallelism themselves?",
+    "Which works train networks whose units communicate through discrete pulses instead of continuous activations?",
+    "Which works change the content or style of an existing video, rather than generating a new one from scratch?",
+    # a method that needs no training data says "training data" in its abstract
+    "Which methods don't need any training data for quantization?",
+])
+def test_a_negation_that_describes_a_method_is_no_exclusion(question: str) -> None:
+    assert exclusion_phrase(question) is None
+
+
+def test_an_exclusion_leaves_out_the_papers_that_mention_the_thing() -> None:
+    unet = _paper(1, "A U-Net denoiser for image diffusion.")
+    dit = _paper(2, "We scale Transformer-based diffusion models.")
+    assert not mentions(unet, "transformers") and mentions(dit, "transformers") and mentions(dit, "transformer")
+    assert Filters(exclude=("transformers",)).accepts(unet) and not Filters(exclude=("transformers",)).accepts(dit)
 

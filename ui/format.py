@@ -20,7 +20,7 @@ from assistant.cite import from_listing, to_bibtex
 from assistant.text import split_sentences
 from assistant.models import Answer, Citation, Hit, Notice, Paper
 
-INFORMING = ("listing", "follow_up", "spelling", "date_filter")  # notice kinds shown as information, not as a warning
+INFORMING = ("listing", "follow_up", "spelling", "date_filter", "exclusion")  # notice kinds shown as information, not as a warning
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")
 
 
