@@ -159,9 +159,10 @@ class Pick:
 
 # Asking for more papers like those under discussion: "Are there other fast samplers?",
 # "Any similar work?", "What else is there?", "Which alternatives exist?". A question about
-# the paper itself ("Does it beat other samplers?", "What else does it do?") is not.
+# the paper itself ("Does it beat other samplers?", "What else does it do?") is not, nor
+# one on a subject of its own ("Which papers are related to diffusion quantization?").
 OTHERS = re.compile(r"^\s*(are there|is there|any|what|which|show|find|list|give|recommend|suggest|point me|"
-                    r"i'?m looking|looking)\b[^?]*\b(?<!each )(other|others|else|alternatives?|similar|related)\b",
+                    r"i'?m looking|looking)\b[^?]*\b(?<!each )(other|others|else|alternatives?|similar|related(?!\s+to\b))\b",
                     re.IGNORECASE)
 _ABOUT_IT = re.compile(r"\b(does|do|did|is|are|was|were|can|could|has|have)\s+(it|they|this|these|those)\b|"
                        r"\b(than|beat|beats|outperform|outperforms)\s+(it|this|them)\b", re.IGNORECASE)

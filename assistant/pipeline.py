@@ -18,8 +18,8 @@ from assistant.answer import NO_ANSWER, LLMAnswerer, OfflineAnswerer, UnusableAn
 from assistant.citations import Verified, strip_markers, verify
 from assistant.config import NO_ENDPOINT, Settings
 from assistant.decide import LLMOutcome, Signals, Thresholds, after_llm, decide
-from assistant.conversation import (NARROWS, ONE_PAPER, Reading, discussed, follows_up, listed, missing_phrase,
-                                    narrowed, pointed_at, without_pointers, word_list_follows_up)
+from assistant.conversation import (NARROWS, ONE_PAPER, THIN_QUESTION, Reading, discussed, follows_up, listed,
+                                    missing_phrase, narrowed, pointed_at, without_pointers, word_list_follows_up)
 from assistant.corpus import normalize_title
 from assistant.evidence import Evidence, gather, question_vector
 from assistant.focus import (ASKS_FOR_LISTING, COMPARE, asks_about_corpus, asks_for_list, asks_for_others,
@@ -285,11 +285,12 @@ class Assistant:
 
     def besides(self, index: Index, text: str, reading: Reading, retriever: RetrieverName, filters: Filters | None,
                 k: int) -> tuple[str, Ranking, np.ndarray, Reading]:
-        """"Are there other fast samplers?" after DPM-Solver: searched with the subject
-        of the papers under discussion (their titles less their own names, which would
-        name them), those papers left out."""
+        """"Are there other fast samplers?" after DPM-Solver: those papers left out, and a
+        question too thin to search alone searched with their subject (their titles less
+        their own names, which would name them); "Which other papers use Gaussian
+        splatting for relighting scenes?" has a subject of its own."""
         subject = " ".join(title_rest(index.papers[pid].title) for pid in reading.papers[:3])
-        query = f"{text} {subject}"
+        query = f"{text} {subject}" if len(content_words(text)) <= THIN_QUESTION else text
         found = index.search(query, k=k + len(reading.papers), retriever=retriever, filters=filters)
         ranking = replace(found, hits=[h for h in found.hits if h.paper_id not in reading.papers][:k],
                           named=[pid for pid in found.named if pid not in reading.papers])

@@ -399,6 +399,7 @@ def test_a_question_about_the_collection_itself_is_told_apart(question: str, abo
     ("Are there other fast samplers?", True), ("Any similar work?", True), ("What else is there on this?", True),
     ("Which alternatives exist?", True), ("Show me related papers", True),
     ("Does it beat other samplers?", False), ("What else does it do?", False),
+    ("Which papers are related to diffusion quantization?", False),
     ("Which work trains a text-to-speech model so that its forward and backward decoders agree with each other?",
      False),  # conv-024
 ])

@@ -185,6 +185,10 @@ def test_asking_for_other_papers_lists_others_on_the_same_subject(assistant: Ass
         "Read as asking for papers besides DPM-Solver."]
     about = assistant.ask("Does it beat other samplers?", [Turn(first.question, first)])
     assert [c.title for c in about.citations] == [dpm] and about.has_notice("follow_up")
+    # with a subject of its own, the question is searched as asked, DPM-Solver still left out
+    own = assistant.ask("Which other papers quantize diffusion models to low bit widths?", [Turn(first.question, first)])
+    assert dpm not in {c.title for c in own.citations}
+    assert any("Quantization" in c.title for c in own.citations)
 
 
 def test_a_thin_question_is_a_follow_up_when_it_refers_back_or_the_paper_comes_near() -> None:
