@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 
 from assistant.models import Paper
-from assistant.text import title_head
+from assistant.text import ALNUM, title_head, words
 
 # Acronyms that name a field or a device, not a paper ("... on a single GPU").
 GENERIC_ACRONYMS = {
@@ -241,7 +241,7 @@ _TYPED_ACRONYM = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*
 
 
 def _plain(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+    return " ".join(words(text, ALNUM))
 
 
 def _singular(form: str) -> str:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -112,8 +113,12 @@ def date_phrase(question: str) -> DatePhrase | None:
     if low is None and high is None:
         return None
     filters = Filters(f"{low}-01-01" if low else None, f"{high}-12-31" if high else None)
-    rest = re.sub(r"\s+([?.!,])", r"\1", re.sub(r"\s{2,}", " ", question[:m.start()] + question[m.end():])).strip()
-    return DatePhrase(filters, rest, m.group(0).strip())
+    return DatePhrase(filters, _without(question, m.start(), m.end()), m.group(0).strip())
+
+
+def _without(question: str, start: int, end: int) -> str:
+    """The question less the words it states a filter with: what is searched."""
+    return re.sub(r"\s+([?.!,])", r"\1", re.sub(r"\s{2,}", " ", question[:start] + question[end:])).strip()
 
 
 def date_notice(dated: DatePhrase, papers: Iterable[Paper]) -> str:
@@ -159,16 +164,19 @@ def exclusion_phrase(question: str, known: Callable[[str], bool] = lambda term: 
     words = m.group("what").split()
     what = next((" ".join(words[:n]) for n in range(len(words), 1, -1) if known(" ".join(words[:n]))), words[0])
     end = m.start("what") + len(what)
-    said = question[m.start("neg"):end]
-    rest = re.sub(r"\s+([?.!,])", r"\1", re.sub(r"\s{2,}", " ", question[:m.start("clause")] + question[end:])).strip()
-    return Exclusion(what, rest, said)
+    return Exclusion(what, _without(question, m.start("clause"), end), question[m.start("neg"):end])
 
 
 def mentions(paper: Paper, term: str) -> bool:
     """Whether a paper's title or abstract uses a term, its plural or a compound of it
     ("Transformer-based")."""
+    return _mention_pattern(term).search(f"{paper.title} {paper.abstract}") is not None
+
+
+@lru_cache(maxsize=256)  # an exclusion's term is read against every paper, several times per question
+def _mention_pattern(term: str) -> re.Pattern[str]:
     pattern = r"(?<![\w-])" + r"\s+".join(map(re.escape, term.split())).removesuffix("s") + r"s?(?![a-z])"
-    return re.search(pattern, f"{paper.title} {paper.abstract}", re.IGNORECASE) is not None
+    return re.compile(pattern, re.IGNORECASE)
 
 
 def exclusion_notice(excluded: Exclusion, papers: Iterable[Paper]) -> str:
